@@ -182,9 +182,9 @@ type Subscription struct {
 // LayerDecision reports how the server forwards one track to this subscriber.
 type LayerDecision struct {
 	TrackID   string `json:"trackId"`
-	Current   string `json:"current"`           // layer being forwarded now, or "" when paused
-	Target    string `json:"target"`            // layer the server is switching to
-	Bandwidth int    `json:"bandwidth"`         // the subscriber's estimated bandwidth, bit/s
-	Reason    string `json:"reason"`            // why: "requested", "bandwidth", "publisher", "paused"
-	Paused    bool   `json:"paused,omitempty"`  // nothing is forwarded
+	Current   string `json:"current"`          // layer being forwarded now, or "" when paused
+	Target    string `json:"target"`           // layer the server is switching to
+	Bandwidth int    `json:"bandwidth"`        // the subscriber's estimated bandwidth, bit/s
+	Reason    string `json:"reason"`           // why: "requested", "bandwidth", "publisher", "paused"
+	Paused    bool   `json:"paused,omitempty"` // nothing is forwarded
 }
