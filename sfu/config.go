@@ -1,0 +1,197 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/webrtc/v4"
+)
+
+// Config holds the media plane's network and feedback settings.
+type Config struct {
+	// Loopback restricts ICE to the "lo" interface with loopback candidates,
+	// no mDNS, UDP4 only, and remote candidates limited to 127.0.0.0/8. Tests
+	// and the load tool on one machine use it.
+	Loopback bool
+	// Interfaces, when set, are the only interface names ICE gathers on.
+	// Otherwise virtual interfaces of container runtimes are skipped.
+	Interfaces []string
+	// IncludeLoopback adds loopback candidates (off by default, as in pion).
+	IncludeLoopback bool
+	// AllowedCIDRs limits the remote candidates the server accepts and the
+	// addresses it answers ICE checks from; empty means all.
+	AllowedCIDRs []netip.Prefix
+	// MDNS gathers and resolves .local candidates.
+	MDNS bool
+	// UDPPort, when non-zero, carries all ICE traffic on one UDP port (ICE UDP mux).
+	UDPPort int
+	// PortMin and PortMax bound the ephemeral UDP ports when UDPPort is zero.
+	PortMin, PortMax uint16
+	// NAT1To1IPs are public addresses advertised as host candidates (NAT 1:1).
+	NAT1To1IPs []string
+	// KeyframeInterval is the least time between two keyframe requests the
+	// server sends upstream for one layer (default 500 ms).
+	KeyframeInterval time.Duration
+	// Logger receives the media plane's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Loopback {
+		c.Interfaces = []string{"lo"}
+		c.IncludeLoopback = true
+		c.MDNS = false
+		if len(c.AllowedCIDRs) == 0 {
+			c.AllowedCIDRs = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+		}
+	}
+	if c.KeyframeInterval <= 0 {
+		c.KeyframeInterval = 500 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// virtualInterfacePrefixes name the interfaces that container runtimes and
+// hypervisors create by the dozen; gathering on them burns CPU and yields
+// candidates nobody can reach.
+var virtualInterfacePrefixes = []string{"docker", "br-", "veth", "virbr", "cni", "flannel", "cali", "vxlan", "tun", "tap", "kube", "lxc", "lxd", "podman", "weave", "zt"}
+
+// AllowsInterface reports whether ICE gathers candidates on the named interface.
+func (c *Config) AllowsInterface(name string) bool {
+	if len(c.Interfaces) > 0 {
+		for _, n := range c.Interfaces {
+			if n == name {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range virtualInterfacePrefixes {
+		if strings.HasPrefix(name, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// AllowsAddr reports whether a remote address is inside the allowed networks.
+func (c *Config) AllowsAddr(ip netip.Addr) bool {
+	if len(c.AllowedCIDRs) == 0 {
+		return true
+	}
+	ip = ip.Unmap()
+	for _, p := range c.AllowedCIDRs {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseCIDRs parses a comma-separated list of networks; a bare address is a
+// single-host network.
+func ParseCIDRs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("parse network %q: %w", f, err)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("parse network %q: %w", f, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// newAPI builds the pion API: codecs, header extensions, and only the
+// interceptors the server needs. NACKs from subscribers are answered from the
+// Receiver's shared cache, so pion's NACK responder is not registered.
+func newAPI(cfg *Config, udpMux ice.UDPMux) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := registerCodecs(m); err != nil {
+		return nil, fmt.Errorf("register codecs: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	// NACK lost packets from publishers.
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("nack generator: %w", err)
+	}
+	ir.Add(gen)
+	// Receiver reports to publishers, sender reports to subscribers (lip sync).
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("receiver reports: %w", err)
+	}
+	sr, err := report.NewSenderInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("sender reports: %w", err)
+	}
+	ir.Add(rr)
+	ir.Add(sr)
+	// TWCC feedback to publishers so their browsers run their own congestion control.
+	twccGen, err := twcc.NewSenderInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("twcc feedback: %w", err)
+	}
+	ir.Add(twccGen)
+
+	se := webrtc.SettingEngine{}
+	se.SetInterfaceFilter(cfg.AllowsInterface)
+	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	if cfg.MDNS {
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeQueryAndGather)
+	} else {
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}
+	if cfg.Loopback {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	} else {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	}
+	if len(cfg.AllowedCIDRs) > 0 {
+		se.SetRemoteIPFilter(func(ip net.IP) bool {
+			a, ok := netip.AddrFromSlice(ip)
+			return ok && cfg.AllowsAddr(a)
+		})
+	}
+	if udpMux != nil {
+		se.SetICEUDPMux(udpMux)
+	} else if cfg.PortMin != 0 || cfg.PortMax != 0 {
+		if err := se.SetEphemeralUDPPortRange(cfg.PortMin, cfg.PortMax); err != nil {
+			return nil, fmt.Errorf("port range: %w", err)
+		}
+	}
+	if len(cfg.NAT1To1IPs) > 0 {
+		se.SetNAT1To1IPs(cfg.NAT1To1IPs, webrtc.ICECandidateTypeHost)
+	}
+	// Disconnected after 5 s of silence, failed after 15 s.
+	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// errNoCodec is returned when a subscriber cannot receive a track's codec.
+var errNoCodec = errors.New("subscriber does not support the codec")

@@ -1,0 +1,403 @@
+package sfu
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// noLayer marks a DownTrack that forwards nothing yet.
+const noLayer int8 = -1
+
+// historySize is how many sent packets a DownTrack remembers for NACKs. It
+// holds metadata only; the packets themselves live in the Receiver's cache.
+const historySize = 1024
+
+// sentPacket maps one outgoing sequence number back to its source packet.
+type sentPacket struct {
+	dstSeq    uint16
+	srcSeq    uint16
+	layer     int8
+	valid     bool
+	ts        uint32
+	pidOff    uint16
+	tl0Off    uint8
+	keyIdxOff uint8
+}
+
+// DownTrack forwards one published track to one subscriber. It implements
+// webrtc.TrackLocal, so pion hands it the negotiated SSRC, payload type and
+// writer, and it writes rewritten headers with the shared payload directly.
+type DownTrack struct {
+	recv       *Receiver
+	peer       *Peer
+	subscriber string
+
+	mu       sync.Mutex
+	bound    bool
+	closed   bool
+	writer   webrtc.TrackLocalWriter
+	ssrc     uint32
+	pt       uint8
+	sender   *webrtc.RTPSender
+	current  int8 // layer being forwarded, noLayer before the first keyframe
+	target   int8 // layer to switch to at its next keyframe
+	maxLayer int8 // the subscriber's cap
+	bwLayer  int8 // the bandwidth allocator's cap
+	paused   bool
+	rw       rewriter
+	vp8      vp8Munger
+	hdr      rtp.Header
+	buf      [maxPacketSize]byte // a private copy when the payload must change
+	rtxBuf   [maxPacketSize]byte
+	rtxPkt   rtp.Packet
+	history  [historySize]sentPacket
+
+	packets  atomic.Uint64
+	bytes    atomic.Uint64
+	switches atomic.Uint64
+	nacks    atomic.Uint64
+	resent   atomic.Uint64
+	plis     atomic.Uint64
+
+	onDecision func(*DownTrack) // the layer decision changed
+	done       chan struct{}
+}
+
+func newDownTrack(r *Receiver, p *Peer) *DownTrack {
+	d := &DownTrack{
+		recv:       r,
+		peer:       p,
+		subscriber: p.id,
+		current:    noLayer,
+		maxLayer:   maxLayers - 1,
+		bwLayer:    maxLayers - 1,
+		done:       make(chan struct{}),
+	}
+	d.rw.clockRate = r.codec.ClockRate
+	d.target = d.computeTargetLocked()
+	return d
+}
+
+// ID is the published track's id: the same for every subscriber.
+func (d *DownTrack) ID() string { return d.recv.id }
+
+// RID is empty: a subscriber always receives one stream per track.
+func (d *DownTrack) RID() string { return "" }
+
+// StreamID groups a publisher's tracks for lip sync.
+func (d *DownTrack) StreamID() string { return d.recv.streamID }
+
+// Kind is audio or video.
+func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.recv.kind }
+
+// Receiver is the published track this DownTrack forwards.
+func (d *DownTrack) Receiver() *Receiver { return d.recv }
+
+// Bind is called by pion when negotiation puts the track on the wire.
+func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	codec, ok := matchCodec(d.recv.codec, ctx.CodecParameters())
+	if !ok {
+		return webrtc.RTPCodecParameters{}, errNoCodec
+	}
+	d.mu.Lock()
+	d.writer = ctx.WriteStream()
+	d.ssrc = uint32(ctx.SSRC())
+	d.pt = uint8(codec.PayloadType)
+	d.bound = true
+	target := d.target
+	d.mu.Unlock()
+	if target >= 0 {
+		d.recv.requestKeyframe(target)
+	}
+	return codec, nil
+}
+
+// Unbind is called by pion when the track leaves the wire.
+func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.mu.Lock()
+	d.bound = false
+	d.mu.Unlock()
+	return nil
+}
+
+// writeRTP forwards a packet of the given layer. It runs on the Receiver's
+// reader goroutine, once per packet and subscriber, and never allocates.
+func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8Descriptor, now int64) {
+	d.mu.Lock()
+	if !d.bound || d.closed || d.paused {
+		d.mu.Unlock()
+		return
+	}
+	if layer != d.current {
+		if layer != d.target {
+			d.mu.Unlock()
+			return
+		}
+		// Only a keyframe can start a decoder, and only once the transport
+		// is up can the keyframe reach it; until then keep asking for one.
+		if !key || !d.peer.connected.Load() {
+			d.mu.Unlock()
+			d.recv.requestKeyframe(layer)
+			return
+		}
+		d.current = layer
+		d.rw.startSegment(p.SequenceNumber, p.Timestamp, now)
+		if d.recv.ck == codecVP8 {
+			d.vp8.startSegment(vd)
+		}
+		d.switches.Add(1)
+		metricLayerSwitches.Inc()
+		if d.onDecision != nil {
+			defer d.onDecision(d)
+		}
+	}
+	seq, ts, ok := d.rw.rewrite(p.SequenceNumber, p.Timestamp, now)
+	if !ok {
+		d.mu.Unlock()
+		return
+	}
+	payload := p.Payload
+	if d.recv.ck == codecVP8 {
+		if d.vp8.needsRewrite() {
+			n := copy(d.buf[:], payload)
+			payload = d.buf[:n]
+			d.vp8.rewrite(payload, vd)
+		}
+		d.vp8.sent(vd)
+	}
+	h := &d.history[seq%historySize]
+	*h = sentPacket{dstSeq: seq, srcSeq: p.SequenceNumber, layer: layer, valid: true, ts: ts,
+		pidOff: d.vp8.pidOff, tl0Off: d.vp8.tl0Off, keyIdxOff: d.vp8.keyIdxOff}
+	d.fillHeader(&p.Header, seq, ts)
+	n, err := d.writer.WriteRTP(&d.hdr, payload)
+	d.mu.Unlock()
+	if err == nil && n > 0 {
+		d.packets.Add(1)
+		d.bytes.Add(uint64(n))
+	}
+}
+
+// fillHeader sets the outgoing header from a source header. Extensions are
+// dropped: their ids belong to the publisher's negotiation, not ours.
+func (d *DownTrack) fillHeader(src *rtp.Header, seq uint16, ts uint32) {
+	h := &d.hdr
+	h.Version = 2
+	h.Padding = src.Padding
+	h.PaddingSize = src.PaddingSize
+	h.Marker = src.Marker
+	h.PayloadType = d.pt
+	h.SequenceNumber = seq
+	h.Timestamp = ts
+	h.SSRC = d.ssrc
+	h.CSRC = h.CSRC[:0]
+	h.Extension = false
+	h.Extensions = h.Extensions[:0]
+}
+
+// retransmit answers a NACK for one outgoing sequence number from the
+// Receiver's cache.
+func (d *DownTrack) retransmit(seq uint16) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.bound || d.closed {
+		return false
+	}
+	sp := d.history[seq%historySize]
+	if !sp.valid || sp.dstSeq != seq {
+		return false
+	}
+	l := d.recv.layer(sp.layer)
+	if l == nil {
+		return false
+	}
+	n := l.cache.get(sp.srcSeq, d.rtxBuf[:])
+	if n == 0 {
+		return false
+	}
+	if err := d.rtxPkt.Unmarshal(d.rtxBuf[:n]); err != nil {
+		return false
+	}
+	payload := d.rtxPkt.Payload
+	if d.recv.ck == codecVP8 && (sp.pidOff != 0 || sp.tl0Off != 0 || sp.keyIdxOff != 0) {
+		vd, ok := parseVP8(payload)
+		if !ok {
+			return false
+		}
+		m := vp8Munger{pidOff: sp.pidOff, tl0Off: sp.tl0Off, keyIdxOff: sp.keyIdxOff}
+		m.rewrite(payload, &vd)
+	}
+	d.fillHeader(&d.rtxPkt.Header, seq, sp.ts)
+	if _, err := d.writer.WriteRTP(&d.hdr, payload); err != nil {
+		return false
+	}
+	return true
+}
+
+// readRTCP handles the subscriber's feedback for this track until the
+// sender stops: keyframe requests go upstream (throttled), NACKs are
+// answered from the cache.
+func (d *DownTrack) readRTCP(s *webrtc.RTPSender) {
+	defer close(d.done)
+	buf := make([]byte, maxPacketSize)
+	for {
+		n, _, err := s.Read(buf)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
+				d.peer.log.Debug("read rtcp", "track", d.recv.id, "err", err)
+			}
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		for _, pkt := range pkts {
+			switch p := pkt.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				d.plis.Add(1)
+				metricPLIsReceived.Inc()
+				d.mu.Lock()
+				l := d.current
+				if l == noLayer {
+					l = d.target
+				}
+				d.mu.Unlock()
+				if l >= 0 {
+					d.recv.requestKeyframe(l)
+				}
+			case *rtcp.TransportLayerNack:
+				for _, pair := range p.Nacks {
+					for _, seq := range pair.PacketList() {
+						d.nacks.Add(1)
+						metricNACKsReceived.Inc()
+						if d.retransmit(seq) {
+							d.resent.Add(1)
+							metricNACKsAnswered.Inc()
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// computeTargetLocked picks the layer to forward: the lowest of what the
+// subscriber asked for, what its bandwidth allows, and what the publisher
+// sends now.
+func (d *DownTrack) computeTargetLocked() int8 {
+	if d.recv.kind == webrtc.RTPCodecTypeAudio {
+		return 0
+	}
+	want := d.maxLayer
+	if d.bwLayer < want {
+		want = d.bwLayer
+	}
+	return d.recv.bestLayerAtMost(want)
+}
+
+// updateTarget re-evaluates the target after an input changed and asks for a
+// keyframe of the new target when a switch is needed.
+func (d *DownTrack) updateTarget() {
+	d.mu.Lock()
+	t := d.computeTargetLocked()
+	changed := t != d.target
+	d.target = t
+	need := t >= 0 && t != d.current && d.bound && !d.paused
+	d.mu.Unlock()
+	if need {
+		d.recv.requestKeyframe(t)
+	}
+	if changed && d.onDecision != nil {
+		d.onDecision(d)
+	}
+}
+
+// SetMaxLayer caps the layer the subscriber receives (0 low .. 2 high).
+func (d *DownTrack) SetMaxLayer(l int) {
+	if l < 0 {
+		l = 0
+	}
+	if l >= maxLayers {
+		l = maxLayers - 1
+	}
+	d.mu.Lock()
+	d.maxLayer = int8(l)
+	d.mu.Unlock()
+	d.updateTarget()
+}
+
+// SetPaused stops or resumes forwarding. A resumed track restarts at a
+// keyframe and continues the sequence numbers where they stopped.
+func (d *DownTrack) SetPaused(p bool) {
+	d.mu.Lock()
+	changed := d.paused != p
+	d.paused = p
+	if p {
+		d.current = noLayer
+	}
+	d.mu.Unlock()
+	if changed {
+		d.updateTarget()
+		if d.onDecision != nil {
+			d.onDecision(d)
+		}
+	}
+}
+
+// Decision describes how a track is forwarded to its subscriber right now.
+type Decision struct {
+	TrackID string
+	Current int // -1 when nothing is forwarded
+	Target  int
+	Paused  bool
+	Reason  string
+}
+
+// Decision reports the current forwarding decision.
+func (d *DownTrack) Decision() Decision {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	reason := "requested"
+	switch {
+	case d.paused:
+		reason = "paused"
+	case d.bwLayer < d.maxLayer && d.target == d.bwLayer:
+		reason = "bandwidth"
+	case d.target < d.maxLayer && d.target < d.bwLayer:
+		reason = "publisher"
+	}
+	return Decision{TrackID: d.recv.id, Current: int(d.current), Target: int(d.target), Paused: d.paused, Reason: reason}
+}
+
+// Stats are a DownTrack's counters.
+type Stats struct {
+	Packets, Bytes, Switches, NACKs, Resent, PLIs uint64
+}
+
+// Stats returns the DownTrack's counters.
+func (d *DownTrack) Stats() Stats {
+	return Stats{Packets: d.packets.Load(), Bytes: d.bytes.Load(), Switches: d.switches.Load(),
+		NACKs: d.nacks.Load(), Resent: d.resent.Load(), PLIs: d.plis.Load()}
+}
+
+// close stops forwarding; pion's sender shutdown ends readRTCP.
+func (d *DownTrack) close() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+}
+
+// waitDone waits for the RTCP reader to end, at most timeout.
+func (d *DownTrack) waitDone(timeout time.Duration) {
+	select {
+	case <-d.done:
+	case <-time.After(timeout):
+	}
+}

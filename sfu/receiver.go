@@ -1,0 +1,418 @@
+package sfu
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// maxLayers is the most simulcast layers a track may have.
+const maxLayers = 3
+
+// Cache sizes in packets: a few seconds of video at top bitrate, which
+// covers any NACK round trip worth answering.
+const (
+	videoCacheSize = 1024
+	audioCacheSize = 256
+)
+
+// layerStale is how long a layer may stay silent before subscribers fall
+// back to a lower one.
+const layerStale = 1500 * time.Millisecond
+
+// recvLayer is one simulcast layer (or the only stream) of a published track.
+type recvLayer struct {
+	idx        int8
+	rid        string
+	track      *webrtc.TrackRemote
+	ssrc       uint32
+	cache      *packetCache
+	lastKeyReq atomic.Int64 // unix nanos of the last PLI sent upstream
+	lastPacket atomic.Int64 // unix nanos of the last packet received
+	packets    atomic.Uint64
+	bytes      atomic.Uint64
+	width      atomic.Uint32 // from the last VP8 keyframe
+	height     atomic.Uint32
+}
+
+// Receiver is one published track: it reads each of its layers once,
+// caches every packet once, and fans packets out to the DownTracks
+// subscribed to it.
+type Receiver struct {
+	id        string
+	publisher string
+	streamID  string
+	msid      string // the publisher's own track id
+	source    string
+	kind      webrtc.RTPCodecType
+	codec     webrtc.RTPCodecParameters
+	ck        codecKind
+	peer      *Peer
+	simulcast bool
+	keyEvery  time.Duration
+
+	mu      sync.Mutex
+	layers  [maxLayers]atomic.Pointer[recvLayer]
+	rids    []string
+	dtMu    sync.Mutex                   // serializes changes to downTracks
+	downs   atomic.Pointer[[]*DownTrack] // copy-on-write: the reader takes no lock
+	closed  atomic.Bool
+	wg      sync.WaitGroup
+	done    chan struct{}
+	onClose []func()
+
+	audioLevel atomic.Int32 // last audio level (dBov, 0 loudest .. 127 silent), -1 unknown
+	levelExtID uint8
+}
+
+// ID is the server-assigned track id, the same for every subscriber.
+func (r *Receiver) ID() string { return r.id }
+
+// Publisher is the id of the peer that publishes the track.
+func (r *Receiver) Publisher() string { return r.publisher }
+
+// Kind is audio or video.
+func (r *Receiver) Kind() webrtc.RTPCodecType { return r.kind }
+
+// Codec is the publisher's codec.
+func (r *Receiver) Codec() webrtc.RTPCodecParameters { return r.codec }
+
+// Source is camera, microphone, screen or screen_audio.
+func (r *Receiver) Source() string { return r.source }
+
+// StreamID is the msid stream id subscribers see (the publisher's id).
+func (r *Receiver) StreamID() string { return r.streamID }
+
+// Done is closed when the track has ended and every reader has stopped.
+func (r *Receiver) Done() <-chan struct{} { return r.done }
+
+// OnClose registers f to run once when the track ends.
+func (r *Receiver) OnClose(f func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onClose = append(r.onClose, f)
+}
+
+// Layers returns the names of the layers received so far, lowest first.
+func (r *Receiver) Layers() []string {
+	var out []string
+	for i := range r.layers {
+		if r.layers[i].Load() != nil {
+			out = append(out, layerNames[i])
+		}
+	}
+	return out
+}
+
+// layerNames are the protocol's names for layer indices.
+var layerNames = [maxLayers]string{"low", "medium", "high"}
+
+// LayerName returns the protocol name of a layer index, "" for none.
+func LayerName(i int) string {
+	if i < 0 || i >= maxLayers {
+		return ""
+	}
+	return layerNames[i]
+}
+
+// LayerIndex parses a protocol layer name; "" means the top layer.
+func LayerIndex(name string) (int, bool) {
+	if name == "" {
+		return maxLayers - 1, true
+	}
+	for i, n := range layerNames {
+		if n == name {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// layerIndexOfRID orders RIDs lowest quality first. Browsers use l/m/h or
+// q/h/f; note "h" is the top of one scheme and the middle of the other.
+func layerIndexOfRID(rid string, all []string) int8 {
+	if rid == "" {
+		return 0
+	}
+	qhf := slices.Contains(all, "q") || slices.Contains(all, "f")
+	switch {
+	case qhf && rid == "q", !qhf && rid == "l":
+		return 0
+	case qhf && rid == "h", !qhf && rid == "m":
+		return 1
+	case qhf && rid == "f", !qhf && rid == "h":
+		return 2
+	}
+	// Unknown names: the order the SDP lists them in, lowest first.
+	if i := slices.Index(all, rid); i >= 0 && i < maxLayers {
+		return int8(i)
+	}
+	return 0
+}
+
+func (r *Receiver) layer(i int8) *recvLayer {
+	if i < 0 || i >= maxLayers {
+		return nil
+	}
+	return r.layers[i].Load()
+}
+
+// addLayer starts reading one layer of the track.
+func (r *Receiver) addLayer(track *webrtc.TrackRemote) {
+	r.mu.Lock()
+	idx := layerIndexOfRID(track.RID(), r.rids)
+	if r.layers[idx].Load() != nil || r.closed.Load() {
+		r.mu.Unlock()
+		return
+	}
+	size := videoCacheSize
+	if r.kind == webrtc.RTPCodecTypeAudio {
+		size = audioCacheSize
+	}
+	l := &recvLayer{idx: idx, rid: track.RID(), track: track, ssrc: uint32(track.SSRC()), cache: newPacketCache(size)}
+	l.lastPacket.Store(time.Now().UnixNano())
+	r.layers[idx].Store(l)
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go r.readLoop(l)
+	r.retarget()
+}
+
+// readLoop reads one layer until it ends: one read per packet, one copy into
+// the cache, then a write to every subscribed DownTrack.
+func (r *Receiver) readLoop(l *recvLayer) {
+	defer r.layerEnded(l)
+	buf := make([]byte, maxPacketSize)
+	var pkt rtp.Packet
+	for {
+		n, _, err := l.track.Read(buf)
+		if err != nil {
+			return
+		}
+		if err := pkt.Unmarshal(buf[:n]); err != nil {
+			continue
+		}
+		now := time.Now().UnixNano()
+		l.lastPacket.Store(now)
+		l.packets.Add(1)
+		l.bytes.Add(uint64(n))
+		l.cache.store(pkt.SequenceNumber, buf[:n])
+
+		var vd vp8Descriptor
+		key := false
+		if r.kind == webrtc.RTPCodecTypeVideo {
+			if r.ck == codecVP8 {
+				vd, _ = parseVP8(pkt.Payload)
+				key = vd.keyframe
+				if key && vd.width != 0 {
+					l.width.Store(uint32(vd.width))
+					l.height.Store(uint32(vd.height))
+				}
+			} else {
+				key = isKeyframeStart(r.ck, pkt.Payload)
+			}
+		} else if r.levelExtID != 0 {
+			if ext := pkt.GetExtension(r.levelExtID); len(ext) > 0 {
+				r.audioLevel.Store(int32(ext[0] & 0x7f))
+			}
+		}
+		forwarded := 0
+		if downs := r.downs.Load(); downs != nil {
+			for _, d := range *downs {
+				d.writeRTP(l.idx, &pkt, key, &vd, now)
+			}
+			forwarded = len(*downs)
+		}
+		metricPacketsIn.Inc()
+		metricBytesIn.Add(float64(n))
+		if forwarded > 0 {
+			metricPacketsOut.Add(float64(forwarded))
+			metricBytesOut.Add(float64(forwarded * n))
+		}
+	}
+}
+
+// layerEnded runs when a layer's reader stops; the track ends with its
+// last layer.
+func (r *Receiver) layerEnded(l *recvLayer) {
+	r.wg.Done()
+	r.mu.Lock()
+	if r.layers[l.idx].Load() == l {
+		r.layers[l.idx].Store(nil)
+	}
+	remaining := 0
+	for i := range r.layers {
+		if r.layers[i].Load() != nil {
+			remaining++
+		}
+	}
+	r.mu.Unlock()
+	if remaining == 0 {
+		r.close()
+		return
+	}
+	r.retarget()
+}
+
+// close ends the track: subscribers are told through OnClose callbacks.
+func (r *Receiver) close() {
+	if !r.closed.CompareAndSwap(false, true) {
+		return
+	}
+	metricPublishedTracks.Dec()
+	go func() {
+		r.wg.Wait()
+		r.mu.Lock()
+		fs := r.onClose
+		r.onClose = nil
+		r.mu.Unlock()
+		for _, f := range fs {
+			f()
+		}
+		close(r.done)
+	}()
+}
+
+// addDownTrack subscribes d; the reader sees it from its next packet.
+func (r *Receiver) addDownTrack(d *DownTrack) {
+	r.dtMu.Lock()
+	defer r.dtMu.Unlock()
+	var next []*DownTrack
+	if cur := r.downs.Load(); cur != nil {
+		next = append(next, *cur...)
+	}
+	next = append(next, d)
+	r.downs.Store(&next)
+	metricForwardedTracks.Inc()
+}
+
+// removeDownTrack unsubscribes d.
+func (r *Receiver) removeDownTrack(d *DownTrack) {
+	r.dtMu.Lock()
+	defer r.dtMu.Unlock()
+	cur := r.downs.Load()
+	if cur == nil {
+		return
+	}
+	i := slices.Index(*cur, d)
+	if i < 0 {
+		return
+	}
+	next := make([]*DownTrack, 0, len(*cur)-1)
+	next = append(next, (*cur)[:i]...)
+	next = append(next, (*cur)[i+1:]...)
+	r.downs.Store(&next)
+	metricForwardedTracks.Dec()
+}
+
+// DownTracks returns the current subscribers' DownTracks.
+func (r *Receiver) DownTracks() []*DownTrack {
+	if cur := r.downs.Load(); cur != nil {
+		return *cur
+	}
+	return nil
+}
+
+// bestLayerAtMost returns the highest live layer not above want, or the
+// lowest live layer when none is at or below want; noLayer when none.
+func (r *Receiver) bestLayerAtMost(want int8) int8 {
+	now := time.Now().UnixNano()
+	lowest := noLayer
+	for i := int8(maxLayers - 1); i >= 0; i-- {
+		l := r.layers[i].Load()
+		if l == nil || (r.simulcast && now-l.lastPacket.Load() > int64(layerStale)) {
+			continue
+		}
+		if i <= want {
+			return i
+		}
+		lowest = i
+	}
+	return lowest
+}
+
+// retarget re-evaluates every subscriber's target layer (a layer appeared,
+// ended or went silent).
+func (r *Receiver) retarget() {
+	for _, d := range r.DownTracks() {
+		d.updateTarget()
+	}
+}
+
+// requestKeyframe asks the publisher for a keyframe of one layer, at most
+// once per keyframe interval however many subscribers ask.
+func (r *Receiver) requestKeyframe(layer int8) {
+	l := r.layer(layer)
+	if l == nil || r.kind != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := l.lastKeyReq.Load()
+	if now-last < int64(r.keyEvery) || !l.lastKeyReq.CompareAndSwap(last, now) {
+		return
+	}
+	metricPLIsSent.Inc()
+	_ = r.peer.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
+}
+
+// watchLayers notices layers that stop arriving (a publisher whose uplink
+// shrank drops its top layer) and moves subscribers down at once.
+func (r *Receiver) watchLayers() {
+	defer r.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	alive := [maxLayers]bool{}
+	for {
+		select {
+		case <-t.C:
+		case <-r.peer.closed:
+			return
+		}
+		if r.closed.Load() {
+			return
+		}
+		now := time.Now().UnixNano()
+		changed := false
+		for i := range r.layers {
+			l := r.layers[i].Load()
+			a := l != nil && now-l.lastPacket.Load() <= int64(layerStale)
+			if a != alive[i] {
+				alive[i] = a
+				changed = true
+			}
+		}
+		if changed {
+			r.retarget()
+		}
+	}
+}
+
+// AudioLevel returns the last audio level the publisher reported (0 loudest
+// .. 127 silence), or -1 when unknown.
+func (r *Receiver) AudioLevel() int { return int(r.audioLevel.Load()) }
+
+// LayerStats describes one received layer.
+type LayerStats struct {
+	Layer         string
+	RID           string
+	Packets       uint64
+	Bytes         uint64
+	Width, Height int
+}
+
+// LayerStats returns per-layer counters.
+func (r *Receiver) LayerStats() []LayerStats {
+	var out []LayerStats
+	for i := range r.layers {
+		if l := r.layers[i].Load(); l != nil {
+			out = append(out, LayerStats{Layer: layerNames[i], RID: l.rid, Packets: l.packets.Load(), Bytes: l.bytes.Load(),
+				Width: int(l.width.Load()), Height: int(l.height.Load())})
+		}
+	}
+	return out
+}
