@@ -67,19 +67,19 @@ type Peer struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
-	mu             sync.Mutex
-	needNeg        bool
-	offerInFlight  bool
-	negTimer       *time.Timer
-	offerTimer     *time.Timer
-	sdpSent        bool // the first local SDP is on the wire: candidates may follow
-	heldLocal      []*webrtc.ICECandidateInit
-	gatherDone     bool
-	heldRemote     []webrtc.ICECandidateInit
-	sources        map[string]string // publisher's msid track id -> source
-	receivers      map[*webrtc.RTPReceiver]*Receiver
-	downs          map[*DownTrack]*webrtc.RTPSender
-	published      int
+	mu            sync.Mutex
+	needNeg       bool
+	offerInFlight bool
+	negTimer      *time.Timer
+	offerTimer    *time.Timer
+	sdpSent       bool // the first local SDP is on the wire: candidates may follow
+	heldLocal     []*webrtc.ICECandidateInit
+	gatherDone    bool
+	heldRemote    []webrtc.ICECandidateInit
+	sources       map[string]string // publisher's msid track id -> source
+	receivers     map[*webrtc.RTPReceiver]*Receiver
+	downs         map[*DownTrack]*webrtc.RTPSender
+	published     int
 }
 
 // Engine builds Peers that share one pion API (codecs, interceptors, ICE
