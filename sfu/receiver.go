@@ -197,43 +197,48 @@ func (r *Receiver) readLoop(l *recvLayer) {
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
 		}
-		now := time.Now().UnixNano()
-		l.lastPacket.Store(now)
-		l.packets.Add(1)
-		l.bytes.Add(uint64(n))
-		l.cache.store(pkt.SequenceNumber, buf[:n])
+		r.handlePacket(l, buf[:n], &pkt, time.Now().UnixNano())
+	}
+}
 
-		var vd vp8Descriptor
-		key := false
-		if r.kind == webrtc.RTPCodecTypeVideo {
-			if r.ck == codecVP8 {
-				vd, _ = parseVP8(pkt.Payload)
-				key = vd.keyframe
-				if key && vd.width != 0 {
-					l.width.Store(uint32(vd.width))
-					l.height.Store(uint32(vd.height))
-				}
-			} else {
-				key = isKeyframeStart(r.ck, pkt.Payload)
+// handlePacket caches one packet of a layer and forwards it to every
+// subscribed DownTrack. It allocates nothing.
+func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now int64) {
+	l.lastPacket.Store(now)
+	l.packets.Add(1)
+	l.bytes.Add(uint64(len(raw)))
+	l.cache.store(pkt.SequenceNumber, raw)
+
+	var vd vp8Descriptor
+	key := false
+	if r.kind == webrtc.RTPCodecTypeVideo {
+		if r.ck == codecVP8 {
+			vd, _ = parseVP8(pkt.Payload)
+			key = vd.keyframe
+			if key && vd.width != 0 {
+				l.width.Store(uint32(vd.width))
+				l.height.Store(uint32(vd.height))
 			}
-		} else if r.levelExtID != 0 {
-			if ext := pkt.GetExtension(r.levelExtID); len(ext) > 0 {
-				r.audioLevel.Store(int32(ext[0] & 0x7f))
-			}
+		} else {
+			key = isKeyframeStart(r.ck, pkt.Payload)
 		}
-		forwarded := 0
-		if downs := r.downs.Load(); downs != nil {
-			for _, d := range *downs {
-				d.writeRTP(l.idx, &pkt, key, &vd, now)
-			}
-			forwarded = len(*downs)
+	} else if r.levelExtID != 0 {
+		if ext := pkt.GetExtension(r.levelExtID); len(ext) > 0 {
+			r.audioLevel.Store(int32(ext[0] & 0x7f))
 		}
-		metricPacketsIn.Inc()
-		metricBytesIn.Add(float64(n))
-		if forwarded > 0 {
-			metricPacketsOut.Add(float64(forwarded))
-			metricBytesOut.Add(float64(forwarded * n))
+	}
+	forwarded := 0
+	if downs := r.downs.Load(); downs != nil {
+		for _, d := range *downs {
+			d.writeRTP(l.idx, pkt, key, &vd, now)
 		}
+		forwarded = len(*downs)
+	}
+	metricPacketsIn.Inc()
+	metricBytesIn.Add(float64(len(raw)))
+	if forwarded > 0 {
+		metricPacketsOut.Add(float64(forwarded))
+		metricBytesOut.Add(float64(forwarded * len(raw)))
 	}
 }
 
@@ -415,4 +420,21 @@ func (r *Receiver) LayerStats() []LayerStats {
 		}
 	}
 	return out
+}
+
+// LayerForSize returns the highest layer whose resolution fits within
+// maxW x maxH (0 means no limit), judged from the keyframes seen so far.
+// Layers of unknown size are assumed to fit; when none fits, the lowest.
+func (r *Receiver) LayerForSize(maxW, maxH int) int {
+	for i := maxLayers - 1; i >= 0; i-- {
+		l := r.layers[i].Load()
+		if l == nil {
+			continue
+		}
+		w, h := int(l.width.Load()), int(l.height.Load())
+		if (maxW == 0 || w <= maxW) && (maxH == 0 || h <= maxH) {
+			return i
+		}
+	}
+	return 0
 }

@@ -1,0 +1,170 @@
+package sfu
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// countingWriter stands in for pion's SRTP writer: it records what a
+// subscriber would receive.
+type countingWriter struct {
+	packets int
+	lastSeq uint16
+	lastTS  uint32
+	seqs    []uint16
+	keep    bool
+}
+
+func (w *countingWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
+	w.packets++
+	w.lastSeq, w.lastTS = h.SequenceNumber, h.Timestamp
+	if w.keep {
+		w.seqs = append(w.seqs, h.SequenceNumber)
+	}
+	return h.MarshalSize() + len(p), nil
+}
+func (w *countingWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// newTestReceiver builds a VP8 Receiver with the given layers and n bound
+// DownTracks writing to countingWriters, without any PeerConnection.
+func newTestReceiver(layers, n int) (*Receiver, []*DownTrack, []*countingWriter) {
+	pub := &Peer{id: "pub", closed: make(chan struct{})}
+	r := &Receiver{id: "T1", publisher: "pub", kind: webrtc.RTPCodecTypeVideo, ck: codecVP8,
+		codec: webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}},
+		peer:  pub, simulcast: layers > 1, done: make(chan struct{})}
+	for i := 0; i < layers; i++ {
+		l := &recvLayer{idx: int8(i), cache: newPacketCache(videoCacheSize)}
+		l.lastPacket.Store(1 << 62) // always fresh
+		l.lastKeyReq.Store(1 << 62) // no PLIs: there is no PeerConnection
+		r.layers[i].Store(l)
+	}
+	var downs []*DownTrack
+	var writers []*countingWriter
+	for i := 0; i < n; i++ {
+		sub := &Peer{id: fmt.Sprintf("sub%d", i), closed: make(chan struct{})}
+		sub.connected.Store(true)
+		d := newDownTrack(r, sub)
+		w := &countingWriter{}
+		d.writer, d.ssrc, d.pt, d.bound = w, uint32(1000+i), 96, true
+		r.addDownTrack(d)
+		downs = append(downs, d)
+		writers = append(writers, w)
+	}
+	return r, downs, writers
+}
+
+// feed sends count packets of one layer, a keyframe every keyEvery frames.
+type feeder struct {
+	seq [maxLayers]uint16
+	ts  [maxLayers]uint32
+	pid [maxLayers]uint16
+}
+
+func (f *feeder) send(r *Receiver, layer int, key bool, now int64) {
+	payload := vp8Packet(f.pid[layer], uint8(f.pid[layer]), 0, true, key, uint16(320<<layer), uint16(180<<layer))
+	payload = append(payload, make([]byte, 1000)...)
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: f.seq[layer], Timestamp: f.ts[layer], SSRC: uint32(layer + 1), Marker: true}, Payload: payload}
+	raw, _ := pkt.Marshal()
+	r.handlePacket(r.layers[layer].Load(), raw, &pkt, now)
+	f.seq[layer]++
+	f.ts[layer] += 3000
+	f.pid[layer]++
+}
+
+func TestForwardWaitsForKeyframeAndSwitchesSeamlessly(t *testing.T) {
+	r, downs, ws := newTestReceiver(3, 1)
+	d, w := downs[0], ws[0]
+	w.keep = true
+	f := &feeder{}
+	f.seq = [3]uint16{100, 30000, 65500}
+	// Layer liveness is judged against the wall clock.
+	now := time.Now().UnixNano()
+	step := func(key [3]bool) {
+		now += 33e6
+		for l := 0; l < 3; l++ {
+			f.send(r, l, key[l], now)
+		}
+	}
+	step([3]bool{}) // no keyframe: nothing may be forwarded
+	if w.packets != 0 {
+		t.Fatalf("forwarded %d packets before any keyframe", w.packets)
+	}
+	step([3]bool{false, false, true})
+	if d.current != 2 || w.packets != 1 {
+		t.Fatalf("did not start on the top layer's keyframe: layer %d packets %d", d.current, w.packets)
+	}
+	for i := 0; i < 5; i++ {
+		step([3]bool{})
+	}
+	d.SetMaxLayer(0)
+	step([3]bool{})
+	if d.current != 2 {
+		t.Fatal("switched before a keyframe of the new layer")
+	}
+	step([3]bool{true, false, false})
+	if d.current != 0 {
+		t.Fatalf("not on low layer after its keyframe: %d", d.current)
+	}
+	d.SetPaused(true)
+	step([3]bool{true, true, true})
+	before := w.packets
+	d.SetPaused(false)
+	step([3]bool{true, false, false})
+	if w.packets != before+1 {
+		t.Fatal("resume did not restart at the keyframe")
+	}
+	for i := 1; i < len(w.seqs); i++ {
+		if w.seqs[i] != w.seqs[i-1]+1 {
+			t.Fatalf("sequence gap at %d: %v", i, w.seqs)
+		}
+	}
+}
+
+func TestRetransmitFromSharedCache(t *testing.T) {
+	r, downs, ws := newTestReceiver(1, 2)
+	f := &feeder{}
+	f.send(r, 0, true, 1)
+	for i := 0; i < 9; i++ {
+		f.send(r, 0, false, int64(i+2))
+	}
+	before := ws[1].packets
+	if !downs[1].retransmit(ws[1].lastSeq - 3) {
+		t.Fatal("NACKed packet not resent")
+	}
+	if ws[1].packets != before+1 || ws[1].lastSeq != ws[1].lastSeq {
+		t.Fatal("resend not written")
+	}
+	if downs[1].retransmit(ws[1].lastSeq + 100) {
+		t.Fatal("never-sent packet resent")
+	}
+}
+
+// BenchmarkForward measures one incoming packet rewritten for N
+// subscribers: the per-packet hot path, without SRTP and sockets.
+func BenchmarkForward(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			r, _, _ := newTestReceiver(1, n)
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SSRC: 1}, Payload: vp8Packet(1, 1, 0, true, true, 320, 180)}
+			pkt.Payload = append(pkt.Payload, make([]byte, 1100)...)
+			raw, _ := pkt.Marshal()
+			l := r.layers[0].Load()
+			r.handlePacket(l, raw, &pkt, 1) // the keyframe that starts everyone
+			pkt.Payload = vp8Packet(2, 1, 0, true, false, 0, 0)
+			pkt.Payload = append(pkt.Payload, make([]byte, 1100)...)
+			raw, _ = pkt.Marshal()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				pkt.SequenceNumber++
+				pkt.Timestamp += 3000
+				r.handlePacket(l, raw, &pkt, int64(i+2))
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/subscriber")
+		})
+	}
+}
