@@ -11,6 +11,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
@@ -129,7 +131,8 @@ func ParseCIDRs(s string) ([]netip.Prefix, error) {
 // newAPI builds the pion API: codecs, header extensions, and only the
 // interceptors the server needs. NACKs from subscribers are answered from the
 // Receiver's shared cache, so pion's NACK responder is not registered.
-func newAPI(cfg *Config, udpMux ice.UDPMux) (*webrtc.API, error) {
+// onEstimator receives each new PeerConnection's bandwidth estimator.
+func newAPI(cfg *Config, udpMux ice.UDPMux, onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := registerCodecs(m); err != nil {
 		return nil, fmt.Errorf("register codecs: %w", err)
@@ -158,6 +161,26 @@ func newAPI(cfg *Config, udpMux ice.UDPMux) (*webrtc.API, error) {
 		return nil, fmt.Errorf("twcc feedback: %w", err)
 	}
 	ir.Add(twccGen)
+	// Per-subscriber send-side bandwidth estimation from the subscriber's
+	// own TWCC feedback (GCC). No pacer: the forwarding path must not queue
+	// or copy packets; layer choice keeps the rate within the estimate.
+	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(initialEstimate),
+			gcc.SendSideBWEMinBitrate(minEstimate), gcc.SendSideBWEMaxBitrate(maxEstimate),
+			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("congestion control: %w", err)
+	}
+	ccf.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { onEstimator(e) })
+	ir.Add(ccf)
+	// Transport-wide sequence numbers on forwarded packets, added after (so
+	// outside) the estimator, which must see them.
+	twccExt, err := twcc.NewHeaderExtensionInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("twcc header extension: %w", err)
+	}
+	ir.Add(twccExt)
 
 	se := webrtc.SettingEngine{}
 	se.SetInterfaceFilter(cfg.AllowsInterface)
@@ -192,6 +215,14 @@ func newAPI(cfg *Config, udpMux ice.UDPMux) (*webrtc.API, error) {
 	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
+
+// Bandwidth estimate bounds, bit/s. The estimate starts high enough for a
+// camera's middle layer and lets layers climb as feedback confirms room.
+const (
+	initialEstimate = 1_000_000
+	minEstimate     = 50_000
+	maxEstimate     = 20_000_000
+)
 
 // errNoCodec is returned when a subscriber cannot receive a track's codec.
 var errNoCodec = errors.New("subscriber does not support the codec")

@@ -135,6 +135,13 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8Descrip
 		d.mu.Unlock()
 		return
 	}
+	if d.target == noLayer {
+		// Paused for bandwidth (or nothing to send): resuming restarts at
+		// a keyframe and continues the numbering.
+		d.current = noLayer
+		d.mu.Unlock()
+		return
+	}
 	if layer != d.current {
 		if layer != d.target {
 			d.mu.Unlock()
@@ -272,6 +279,10 @@ func (d *DownTrack) readRTCP(s *webrtc.RTPSender) {
 				if l >= 0 {
 					d.recv.requestKeyframe(l)
 				}
+			case *rtcp.TransportLayerCC:
+				d.peer.alloc.twcc.Store(true)
+			case *rtcp.ReceiverEstimatedMaximumBitrate:
+				d.peer.alloc.remb.Store(int64(p.Bitrate))
 			case *rtcp.TransportLayerNack:
 				for _, pair := range p.Nacks {
 					for _, seq := range pair.PacketList() {
@@ -294,6 +305,9 @@ func (d *DownTrack) readRTCP(s *webrtc.RTPSender) {
 func (d *DownTrack) computeTargetLocked() int8 {
 	if d.recv.kind == webrtc.RTPCodecTypeAudio {
 		return 0
+	}
+	if d.bwLayer == noLayer {
+		return noLayer
 	}
 	want := d.maxLayer
 	if d.bwLayer < want {
@@ -353,11 +367,12 @@ func (d *DownTrack) SetPaused(p bool) {
 
 // Decision describes how a track is forwarded to its subscriber right now.
 type Decision struct {
-	TrackID string
-	Current int // -1 when nothing is forwarded
-	Target  int
-	Paused  bool
-	Reason  string
+	TrackID   string
+	Current   int // -1 when nothing is forwarded
+	Target    int
+	Paused    bool
+	Reason    string // requested, bandwidth, publisher or paused
+	Bandwidth int64  // the subscriber's estimated bandwidth, bit/s (0 unknown)
 }
 
 // Decision reports the current forwarding decision.
@@ -368,12 +383,16 @@ func (d *DownTrack) Decision() Decision {
 	switch {
 	case d.paused:
 		reason = "paused"
-	case d.bwLayer < d.maxLayer && d.target == d.bwLayer:
+	case d.bwLayer < d.maxLayer && d.target <= d.bwLayer:
 		reason = "bandwidth"
-	case d.target < d.maxLayer && d.target < d.bwLayer:
+	case d.target < d.maxLayer:
 		reason = "publisher"
 	}
-	return Decision{TrackID: d.recv.id, Current: int(d.current), Target: int(d.target), Paused: d.paused, Reason: reason}
+	var bw int64
+	if d.peer.alloc != nil {
+		bw = d.peer.alloc.estimate.Load()
+	}
+	return Decision{TrackID: d.recv.id, Current: int(d.current), Target: int(d.target), Paused: d.paused, Reason: reason, Bandwidth: bw}
 }
 
 // Stats are a DownTrack's counters.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -80,6 +81,8 @@ type Peer struct {
 	receivers     map[*webrtc.RTPReceiver]*Receiver
 	downs         map[*DownTrack]*webrtc.RTPSender
 	published     int
+	alloc         *allocator
+	wg            sync.WaitGroup // goroutines the peer owns
 }
 
 // Engine builds Peers that share one pion API (codecs, interceptors, ICE
@@ -88,6 +91,11 @@ type Engine struct {
 	cfg    Config
 	api    *webrtc.API
 	closer func() error
+
+	// newPC serializes PeerConnection creation so the estimator that pion
+	// builds inside NewPeerConnection can be handed to the right Peer.
+	newPC     sync.Mutex
+	estimator cc.BandwidthEstimator
 }
 
 // NewEngine prepares the media plane.
@@ -104,7 +112,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		mux = m
 		e.closer = m.Close
 	}
-	api, err := newAPI(&e.cfg, mux)
+	api, err := newAPI(&e.cfg, mux, func(est cc.BandwidthEstimator) { e.estimator = est })
 	if err != nil {
 		if e.closer != nil {
 			_ = e.closer()
@@ -135,10 +143,15 @@ func NewID(prefix string) string {
 
 // NewPeer creates a participant's PeerConnection.
 func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
+	e.newPC.Lock()
+	e.estimator = nil
 	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 	})
+	est := e.estimator
+	e.estimator = nil
+	e.newPC.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("create peer connection: %w", err)
 	}
@@ -153,6 +166,12 @@ func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
 		receivers: map[*webrtc.RTPReceiver]*Receiver{},
 		downs:     map[*DownTrack]*webrtc.RTPSender{},
 	}
+	peer.alloc = newAllocator(peer, est)
+	peer.wg.Add(1)
+	go func() {
+		defer peer.wg.Done()
+		peer.alloc.run()
+	}()
 	metricPeers.Inc()
 	pc.OnICECandidate(peer.onLocalCandidate)
 	pc.OnTrack(peer.onTrack)
@@ -604,6 +623,8 @@ func (p *Peer) onTrack(track *webrtc.TrackRemote, rtpRecv *webrtc.RTPReceiver) {
 			}
 		}
 		r.simulcast = len(r.rids) > 1
+		r.wg.Add(1)
+		go r.monitor()
 		if track.Kind() == webrtc.RTPCodecTypeAudio {
 			for _, e := range rtpRecv.GetParameters().HeaderExtensions {
 				if e.URI == audioLevelURI {
@@ -614,10 +635,6 @@ func (p *Peer) onTrack(track *webrtc.TrackRemote, rtpRecv *webrtc.RTPReceiver) {
 		p.receivers[rtpRecv] = r
 		p.published++
 		metricPublishedTracks.Inc()
-		if r.simulcast {
-			r.wg.Add(1)
-			go r.watchLayers()
-		}
 	}
 	p.mu.Unlock()
 	r.addLayer(track)
@@ -678,6 +695,7 @@ func (p *Peer) Close() error {
 				p.log.Warn("track did not end in time", "participant", p.id, "track", r.id)
 			}
 		}
+		p.wg.Wait()
 		metricPeers.Dec()
 	})
 	return err

@@ -38,6 +38,8 @@ type recvLayer struct {
 	bytes      atomic.Uint64
 	width      atomic.Uint32 // from the last VP8 keyframe
 	height     atomic.Uint32
+	bitrate    atomic.Int64 // smoothed bit/s, updated by monitor
+	lastBytes  uint64       // monitor's previous sample
 }
 
 // Receiver is one published track: it reads each of its layers once,
@@ -365,11 +367,15 @@ func (r *Receiver) requestKeyframe(layer int8) {
 	_ = r.peer.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
 }
 
-// watchLayers notices layers that stop arriving (a publisher whose uplink
-// shrank drops its top layer) and moves subscribers down at once.
-func (r *Receiver) watchLayers() {
+// monitorEvery is how often layer rates and liveness are sampled.
+const monitorEvery = 250 * time.Millisecond
+
+// monitor measures each layer's bitrate and notices layers that stop
+// arriving (a publisher whose uplink shrank drops its top layer), moving
+// subscribers down at once.
+func (r *Receiver) monitor() {
 	defer r.wg.Done()
-	t := time.NewTicker(250 * time.Millisecond)
+	t := time.NewTicker(monitorEvery)
 	defer t.Stop()
 	alive := [maxLayers]bool{}
 	for {
@@ -385,6 +391,16 @@ func (r *Receiver) watchLayers() {
 		changed := false
 		for i := range r.layers {
 			l := r.layers[i].Load()
+			if l != nil {
+				b := l.bytes.Load()
+				sample := int64(b-l.lastBytes) * 8 * int64(time.Second/monitorEvery)
+				l.lastBytes = b
+				if prev := l.bitrate.Load(); prev == 0 {
+					l.bitrate.Store(sample)
+				} else {
+					l.bitrate.Store((prev*3 + sample) / 4)
+				}
+			}
 			a := l != nil && now-l.lastPacket.Load() <= int64(layerStale)
 			if a != alive[i] {
 				alive[i] = a
