@@ -69,6 +69,8 @@ type Receiver struct {
 	onClose []func()
 
 	audioLevel atomic.Int32 // last audio level (dBov, 0 loudest .. 127 silent), -1 unknown
+	loudness   atomic.Int64 // sum of (127 - level) since the last TakeLoudness
+	levelCount atomic.Int64 // packets summed into loudness
 	levelExtID uint8
 }
 
@@ -226,7 +228,10 @@ func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now i
 		}
 	} else if r.levelExtID != 0 {
 		if ext := pkt.GetExtension(r.levelExtID); len(ext) > 0 {
-			r.audioLevel.Store(int32(ext[0] & 0x7f))
+			lvl := int32(ext[0] & 0x7f)
+			r.audioLevel.Store(lvl)
+			r.loudness.Add(int64(127 - lvl))
+			r.levelCount.Add(1)
 		}
 	}
 	forwarded := 0
@@ -416,6 +421,17 @@ func (r *Receiver) monitor() {
 // AudioLevel returns the last audio level the publisher reported (0 loudest
 // .. 127 silence), or -1 when unknown.
 func (r *Receiver) AudioLevel() int { return int(r.audioLevel.Load()) }
+
+// TakeLoudness returns the mean loudness (0 silence .. 127 loudest) of the
+// audio packets since the previous call, and resets the window.
+func (r *Receiver) TakeLoudness() int {
+	n := r.levelCount.Swap(0)
+	sum := r.loudness.Swap(0)
+	if n <= 0 {
+		return 0
+	}
+	return int(sum / n)
+}
 
 // LayerStats describes one received layer.
 type LayerStats struct {
