@@ -1,0 +1,174 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/sfu"
+	"github.com/confab-sfu/confab/signal"
+)
+
+// flagOutput receives -h output.
+var flagOutput io.Writer = os.Stderr
+
+// config is everything the server binary can be told. Every flag has an
+// environment equivalent: -ice-udp-port is CONFAB_ICE_UDP_PORT. Flags win.
+type config struct {
+	listen          string
+	iceInterfaces   string
+	iceLoopback     bool
+	iceAllowedCIDRs string
+	iceMDNS         bool
+	iceUDPPort      int
+	icePortMin      int
+	icePortMax      int
+	publicIPs       string
+	stun            string
+	maxParticipants int
+	maxRooms        int
+	maxTracks       int
+	keyframeEvery   time.Duration
+	logLevel        string
+	logFormat       string
+	pprof           bool
+	shutdownTimeout time.Duration
+	allowedOrigins  string
+
+	allowed []netip.Prefix
+}
+
+func newFlagSet(c *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("confab", flag.ContinueOnError)
+	fs.StringVar(&c.listen, "listen", "localhost:8080", "HTTP listen address host:port (port 0 picks a free port)")
+	fs.StringVar(&c.iceInterfaces, "ice-interfaces", "", "comma-separated network interfaces ICE may use (default: all but container/VM bridges)")
+	fs.BoolVar(&c.iceLoopback, "ice-loopback", false, "offer loopback (127.0.0.1) ICE candidates")
+	fs.StringVar(&c.iceAllowedCIDRs, "ice-allowed-cidrs", "", "comma-separated networks remote ICE candidates must be in; others are dropped (default: any)")
+	fs.BoolVar(&c.iceMDNS, "ice-mdns", false, "gather and resolve mDNS (.local) candidates")
+	fs.IntVar(&c.iceUDPPort, "ice-udp-port", 0, "carry all ICE/media traffic on this single UDP port (0: one port per peer)")
+	fs.IntVar(&c.icePortMin, "ice-port-min", 0, "lowest UDP port for media when -ice-udp-port is 0")
+	fs.IntVar(&c.icePortMax, "ice-port-max", 0, "highest UDP port for media when -ice-udp-port is 0")
+	fs.StringVar(&c.publicIPs, "public-ip", "", "comma-separated public IPs to advertise (1:1 NAT)")
+	fs.StringVar(&c.stun, "stun", "", "comma-separated STUN URLs handed to clients, e.g. stun:stun.example.org:3478")
+	fs.IntVar(&c.maxParticipants, "max-participants", 100, "most participants in one room")
+	fs.IntVar(&c.maxRooms, "max-rooms", 1000, "most rooms on this server")
+	fs.IntVar(&c.maxTracks, "max-tracks", 8, "most tracks one participant may publish")
+	fs.DurationVar(&c.keyframeEvery, "keyframe-interval", 500*time.Millisecond, "least time between keyframe requests to a publisher, per layer")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&c.pprof, "pprof", false, "serve /debug/pprof")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for participants to leave")
+	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated Origin host patterns allowed to open the WebSocket (default: same host)")
+	return fs
+}
+
+// envName maps a flag name to its environment variable.
+func envName(flagName string) string {
+	return "CONFAB_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads flags, falling back to CONFAB_* environment variables
+// for flags not given on the command line.
+func parseConfig(args []string, getenv func(string) string) (*config, error) {
+	c := &config{}
+	fs := newFlagSet(c)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			fs.SetOutput(flagOutput)
+			fmt.Fprintln(flagOutput, "Usage: confab [flags]\nEvery flag can also be set as an environment variable: -ice-udp-port is CONFAB_ICE_UDP_PORT.")
+			fs.PrintDefaults()
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || envErr != nil {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	allowed, err := sfu.ParseCIDRs(c.iceAllowedCIDRs)
+	if err != nil {
+		return nil, fmt.Errorf("-ice-allowed-cidrs: %w", err)
+	}
+	c.allowed = allowed
+	if c.iceUDPPort < 0 || c.iceUDPPort > 65535 {
+		return nil, fmt.Errorf("-ice-udp-port %d out of range", c.iceUDPPort)
+	}
+	if c.icePortMin < 0 || c.icePortMax > 65535 || c.icePortMin > c.icePortMax {
+		return nil, fmt.Errorf("-ice-port-min %d / -ice-port-max %d: not a valid range", c.icePortMin, c.icePortMax)
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return nil, fmt.Errorf("-log-format %q: want text or json", c.logFormat)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: %w", c.logLevel, err)
+	}
+	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (c *config) roomConfig(logger *slog.Logger) room.Config {
+	rc := room.Config{
+		SFU: sfu.Config{
+			Interfaces:       splitList(c.iceInterfaces),
+			IncludeLoopback:  c.iceLoopback,
+			AllowedCIDRs:     c.allowed,
+			MDNS:             c.iceMDNS,
+			UDPPort:          c.iceUDPPort,
+			PortMin:          uint16(c.icePortMin),
+			PortMax:          uint16(c.icePortMax),
+			NAT1To1IPs:       splitList(c.publicIPs),
+			KeyframeInterval: c.keyframeEvery,
+			Logger:           logger,
+		},
+		MaxParticipants:         c.maxParticipants,
+		MaxRooms:                c.maxRooms,
+		MaxTracksPerParticipant: c.maxTracks,
+		Logger:                  logger,
+		Conn:                    signal.ConnOptions{OriginPatterns: splitList(c.allowedOrigins), Logger: logger},
+	}
+	if stun := splitList(c.stun); len(stun) > 0 {
+		rc.ICEServers = []signal.ICEServer{{URLs: stun}}
+	}
+	return rc
+}
+
+func newLogger(c *config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.logLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestParseConfigFlagsEnvAndErrors(t *testing.T) {
+	env := map[string]string{
+		"CONFAB_ICE_UDP_PORT":      "50000",
+		"CONFAB_LISTEN":            "127.0.0.1:9999",
+		"CONFAB_ICE_ALLOWED_CIDRS": "127.0.0.0/8, ::1",
+		"CONFAB_MAX_PARTICIPANTS":  "7",
+	}
+	c, err := parseConfig([]string{"-listen", "127.0.0.1:0", "-ice-loopback"}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.listen != "127.0.0.1:0" {
+		t.Errorf("flag must win over env: listen %q", c.listen)
+	}
+	if c.iceUDPPort != 50000 || c.maxParticipants != 7 || !c.iceLoopback {
+		t.Errorf("env not applied: %+v", c)
+	}
+	if len(c.allowed) != 2 || !c.allowed[0].Contains(netip.MustParseAddr("127.1.2.3")) || !c.allowed[1].Contains(netip.MustParseAddr("::1")) {
+		t.Errorf("allowed cidrs: %v", c.allowed)
+	}
+	rc := c.roomConfig(nil)
+	if rc.MaxParticipants != 7 || rc.SFU.UDPPort != 50000 || !rc.SFU.IncludeLoopback {
+		t.Errorf("room config: %+v", rc)
+	}
+
+	bad := [][]string{
+		{"-ice-udp-port", "70000"},
+		{"-ice-allowed-cidrs", "not-a-network"},
+		{"-log-format", "xml"},
+		{"-log-level", "loud"},
+		{"-ice-port-min", "6000", "-ice-port-max", "5000"},
+		{"stray-argument"},
+		{"-no-such-flag"},
+	}
+	for _, args := range bad {
+		if _, err := parseConfig(args, func(string) string { return "" }); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+	if _, err := parseConfig(nil, func(k string) string {
+		if k == "CONFAB_MAX_ROOMS" {
+			return "many"
+		}
+		return ""
+	}); err == nil || !strings.Contains(err.Error(), "CONFAB_MAX_ROOMS") {
+		t.Errorf("bad env value: %v", err)
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	addr := &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 4321}
+	for listen, want := range map[string]string{
+		":0":             "http://localhost:4321/",
+		"0.0.0.0:0":      "http://localhost:4321/",
+		"127.0.0.1:0":    "http://127.0.0.1:4321/",
+		"localhost:8080": "http://localhost:4321/",
+	} {
+		if got := baseURL(addr, listen); got != want {
+			t.Errorf("%s: got %s want %s", listen, got, want)
+		}
+	}
+}

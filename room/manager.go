@@ -1,0 +1,262 @@
+// Package room is the conference: rooms by name, their participants, and
+// the binding of each participant's signaling connection to its sfu.Peer.
+// Room events reach only that room's members.
+package room
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/confab-sfu/confab/sfu"
+	"github.com/confab-sfu/confab/signal"
+	"github.com/prometheus/client_golang/prometheus"
+	"nhooyr.io/websocket"
+)
+
+// Config holds the conference limits and the media plane settings.
+type Config struct {
+	// SFU configures the media plane when Engine is nil.
+	SFU sfu.Config
+	// Engine is a media plane to share; NewManager creates one from SFU when nil.
+	Engine *sfu.Engine
+	// MaxParticipants per room (default 100).
+	MaxParticipants int
+	// MaxRooms on this server (default 1000).
+	MaxRooms int
+	// MaxTracksPerParticipant limits what one participant publishes (default 8).
+	MaxTracksPerParticipant int
+	// ICEServers are handed to clients in welcome.
+	ICEServers []signal.ICEServer
+	// Conn configures each signaling WebSocket.
+	Conn signal.ConnOptions
+	// JoinTimeout closes sockets that do not join in time (default 10 s).
+	JoinTimeout time.Duration
+	// LayersInterval is the least time between two layer reports to one
+	// participant (default 500 ms).
+	LayersInterval time.Duration
+	Logger         *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxParticipants <= 0 {
+		c.MaxParticipants = 100
+	}
+	if c.MaxRooms <= 0 {
+		c.MaxRooms = 1000
+	}
+	if c.MaxTracksPerParticipant <= 0 {
+		c.MaxTracksPerParticipant = 8
+	}
+	if c.JoinTimeout <= 0 {
+		c.JoinTimeout = 10 * time.Second
+	}
+	if c.LayersInterval <= 0 {
+		c.LayersInterval = 500 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Conn.Logger == nil {
+		c.Conn.Logger = c.Logger
+	}
+}
+
+// Errors of joining.
+var (
+	ErrRoomFull     = errors.New("room is full")
+	ErrTooManyRooms = errors.New("too many rooms")
+	ErrShutdown     = errors.New("server is shutting down")
+)
+
+var roomNameRE = regexp.MustCompile(`^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}$`)
+
+// ValidRoomName reports whether name may name a room: 1-64 characters of
+// A-Z a-z 0-9 - _ . not starting with a dot.
+func ValidRoomName(name string) bool { return roomNameRE.MatchString(name) }
+
+// Manager owns the rooms of one server.
+type Manager struct {
+	cfg     Config
+	engine  *sfu.Engine
+	ownsEng bool
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	rooms    map[string]*Room
+	closing  bool
+	sessions sync.WaitGroup
+	conns    map[*session]struct{}
+}
+
+var (
+	metricRooms = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "confab_rooms", Help: "Rooms with at least one participant."})
+	metricParticipants = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "confab_participants", Help: "Joined participants."})
+	metricJoins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "confab_joins_total", Help: "Join attempts by outcome."}, []string{"result"})
+	metricSignalErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "confab_signal_errors_total", Help: "Signaling errors sent to clients, by code."}, []string{"code"})
+)
+
+func init() {
+	prometheus.MustRegister(metricRooms, metricParticipants, metricJoins, metricSignalErrors)
+}
+
+// NewManager creates a Manager and, unless cfg.Engine is set, its media plane.
+func NewManager(cfg Config) (*Manager, error) {
+	cfg.setDefaults()
+	m := &Manager{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, rooms: map[string]*Room{}, conns: map[*session]struct{}{}}
+	if m.engine == nil {
+		if cfg.SFU.Logger == nil {
+			cfg.SFU.Logger = cfg.Logger
+		}
+		e, err := sfu.NewEngine(cfg.SFU)
+		if err != nil {
+			return nil, fmt.Errorf("start media plane: %w", err)
+		}
+		m.engine = e
+		m.ownsEng = true
+	}
+	return m, nil
+}
+
+// ServeWS upgrades a request to a signaling WebSocket and serves one
+// participant on it until it leaves or the connection ends.
+func (m *Manager) ServeWS(w http.ResponseWriter, r *http.Request) {
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	m.sessions.Add(1)
+	m.mu.Unlock()
+	defer m.sessions.Done()
+	conn, err := signal.Accept(w, r, m.cfg.Conn)
+	if err != nil {
+		m.log.Debug("websocket upgrade", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	s := newSession(m, conn)
+	m.mu.Lock()
+	m.conns[s] = struct{}{}
+	m.mu.Unlock()
+	s.serve(r.Context())
+	m.mu.Lock()
+	delete(m.conns, s)
+	m.mu.Unlock()
+}
+
+// join puts p into the named room, creating it if needed.
+func (m *Manager) join(name string, p *participant) (*Room, error) {
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		return nil, ErrShutdown
+	}
+	r, ok := m.rooms[name]
+	if !ok {
+		if len(m.rooms) >= m.cfg.MaxRooms {
+			m.mu.Unlock()
+			return nil, ErrTooManyRooms
+		}
+		r = newRoom(m, name)
+		m.rooms[name] = r
+		metricRooms.Inc()
+	}
+	// The room is reserved under the manager lock so that it cannot be
+	// removed as empty between lookup and join.
+	if err := r.add(p); err != nil {
+		if r.empty() {
+			delete(m.rooms, name)
+			metricRooms.Dec()
+			r.close()
+		}
+		m.mu.Unlock()
+		return nil, err
+	}
+	m.mu.Unlock()
+	return r, nil
+}
+
+// removeIfEmpty drops a room whose last participant left.
+func (m *Manager) removeIfEmpty(r *Room) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rooms[r.name] == r && r.empty() {
+		delete(m.rooms, r.name)
+		metricRooms.Dec()
+		r.close()
+		m.log.Info("room closed", "room", r.name)
+	}
+}
+
+// Room returns the named room, or nil.
+func (m *Manager) Room(name string) *Room {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rooms[name]
+}
+
+// Counts returns the number of rooms and participants.
+func (m *Manager) Counts() (rooms, participants int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.rooms {
+		participants += r.size()
+	}
+	return len(m.rooms), participants
+}
+
+// Engine is the media plane the rooms use.
+func (m *Manager) Engine() *sfu.Engine { return m.engine }
+
+// Close tells every participant the server is going away, waits (bounded
+// by ctx) for their sessions to end, and releases the media plane.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	m.closing = true
+	sessions := make([]*session, 0, len(m.conns))
+	for s := range m.conns {
+		sessions = append(sessions, s)
+	}
+	m.mu.Unlock()
+	for _, s := range sessions {
+		s.shutdown()
+	}
+	done := make(chan struct{})
+	go func() {
+		m.sessions.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("drain sessions: %w", ctx.Err())
+	}
+	m.mu.Lock()
+	for name, r := range m.rooms {
+		// Sessions that outlived the drain deadline: stop their rooms anyway.
+		delete(m.rooms, name)
+		metricRooms.Dec()
+		r.close()
+	}
+	m.mu.Unlock()
+	if m.ownsEng {
+		if cerr := m.engine.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// closeCodeShutdown is sent to participants when the server stops.
+const closeCodeShutdown = websocket.StatusGoingAway

@@ -1,0 +1,342 @@
+package room
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/confab-sfu/confab/sfu"
+	"github.com/confab-sfu/confab/signal"
+	"github.com/pion/webrtc/v4"
+	"nhooyr.io/websocket"
+)
+
+// participant is a joined member: its signaling connection and its Peer.
+type participant struct {
+	id   string
+	name string
+	conn *signal.Conn
+	peer *sfu.Peer
+	room *Room
+
+	mu          sync.Mutex
+	layersTimer *time.Timer
+	lastLayers  time.Time
+}
+
+// send queues a message; a client too slow to read is disconnected by the
+// connection itself, never waited for.
+func (p *participant) send(m *signal.Message) {
+	_ = p.conn.Send(m)
+}
+
+func (p *participant) subscribe(r *sfu.Receiver) {
+	if _, err := p.peer.Subscribe(r); err != nil && !errors.Is(err, sfu.ErrClosed) {
+		p.room.mgr.log.Warn("subscribe", "room", p.room.name, "participant", p.id, "track", r.ID(), "err", err)
+	}
+}
+
+func (p *participant) unsubscribe(r *sfu.Receiver) { p.peer.Unsubscribe(r) }
+
+// decisionChanged schedules a layers report, at most one per interval.
+func (p *participant) decisionChanged(*sfu.DownTrack) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.layersTimer != nil {
+		return
+	}
+	wait := p.room.mgr.cfg.LayersInterval - time.Since(p.lastLayers)
+	if wait < 0 {
+		wait = 0
+	}
+	p.layersTimer = time.AfterFunc(wait, p.sendLayers)
+}
+
+func (p *participant) sendLayers() {
+	p.mu.Lock()
+	p.layersTimer = nil
+	p.lastLayers = time.Now()
+	p.mu.Unlock()
+	downs := p.peer.DownTracks()
+	decisions := make([]signal.LayerDecision, 0, len(downs))
+	for _, d := range downs {
+		if d.Receiver().Kind() != webrtc.RTPCodecTypeVideo {
+			continue
+		}
+		dec := d.Decision()
+		decisions = append(decisions, signal.LayerDecision{
+			TrackID: dec.TrackID, Current: sfu.LayerName(dec.Current), Target: sfu.LayerName(dec.Target),
+			Reason: dec.Reason, Paused: dec.Paused,
+		})
+	}
+	if len(decisions) > 0 {
+		p.send(&signal.Message{Type: signal.TypeLayers, Decisions: decisions})
+	}
+}
+
+func (p *participant) stopTimers() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.layersTimer != nil {
+		p.layersTimer.Stop()
+		p.layersTimer = nil
+	}
+}
+
+// session serves one signaling WebSocket: before join it is a bare
+// connection, after join it drives one participant.
+type session struct {
+	mgr  *Manager
+	conn *signal.Conn
+	p    *participant
+	bye  sync.Once
+}
+
+func newSession(m *Manager, c *signal.Conn) *session { return &session{mgr: m, conn: c} }
+
+// serve reads messages until the connection ends, then cleans up.
+func (s *session) serve(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer s.leave()
+	joinTimer := time.AfterFunc(s.mgr.cfg.JoinTimeout, func() {
+		s.closeWith(websocket.StatusPolicyViolation, "join timeout", "")
+	})
+	defer joinTimer.Stop()
+	for {
+		m, err := s.conn.Read(ctx)
+		if err != nil {
+			return
+		}
+		if verr := m.Validate(); verr != nil {
+			s.fail(m.ID, verr)
+			continue
+		}
+		if m.Type == signal.TypeLeave {
+			s.closeWith(websocket.StatusNormalClosure, "left", "")
+			return
+		}
+		if m.Type == signal.TypeJoin {
+			if s.handleJoin(m) {
+				joinTimer.Stop()
+			}
+			continue
+		}
+		if s.p == nil {
+			s.fail(m.ID, signal.Errorf(signal.CodeNotJoined, "%s before join", m.Type))
+			continue
+		}
+		s.handle(m)
+	}
+}
+
+// fail answers a request with an error; the connection stays open.
+func (s *session) fail(id string, e *signal.Error) {
+	metricSignalErrors.WithLabelValues(e.Code).Inc()
+	_ = s.conn.SendError(id, e)
+}
+
+// closeWith says bye (when code is given) and closes the connection.
+func (s *session) closeWith(status websocket.StatusCode, reason, code string) {
+	s.bye.Do(func() {
+		msg := &signal.Message{Type: signal.TypeBye, Message: reason}
+		if code != "" {
+			msg.Code = code
+		}
+		_ = s.conn.Send(msg)
+		s.conn.Close(status, reason)
+	})
+}
+
+// shutdown is the server going away.
+func (s *session) shutdown() {
+	s.closeWith(closeCodeShutdown, "server is shutting down", signal.CodeShuttingDown)
+}
+
+func (s *session) handleJoin(m *signal.Message) bool {
+	if s.p != nil {
+		s.fail(m.ID, signal.Errorf(signal.CodeAlreadyJoined, "already joined room %q", s.p.room.name))
+		return false
+	}
+	if !ValidRoomName(m.Room) {
+		metricJoins.WithLabelValues("invalid_room").Inc()
+		s.fail(m.ID, signal.Errorf(signal.CodeInvalidRoom, "room names are 1-64 characters of A-Z a-z 0-9 - _ . not starting with a dot"))
+		return false
+	}
+	p := &participant{id: sfu.NewID("P"), name: strings.TrimSpace(m.Name), conn: s.conn}
+	r, err := s.mgr.join(m.Room, p)
+	if err != nil {
+		code := signal.CodeInternal
+		switch {
+		case errors.Is(err, ErrRoomFull):
+			code = signal.CodeRoomFull
+		case errors.Is(err, ErrTooManyRooms):
+			code = signal.CodeTooManyRooms
+		case errors.Is(err, ErrShutdown):
+			code = signal.CodeShuttingDown
+		}
+		metricJoins.WithLabelValues(code).Inc()
+		s.fail(m.ID, signal.Errorf(code, "%v", err))
+		return false
+	}
+	p.room = r
+	peer, err := s.mgr.engine.NewPeer(sfu.PeerParams{
+		ID:     p.id,
+		Logger: s.mgr.log.With("room", r.name, "participant", p.id),
+		OnOffer: func(sdp string, mids map[string]string) {
+			p.send(&signal.Message{Type: signal.TypeOffer, SDP: sdp, Mids: mids})
+		},
+		OnCandidate: func(c *webrtc.ICECandidateInit) {
+			if c == nil {
+				p.send(&signal.Message{Type: signal.TypeEndOfCandidates})
+				return
+			}
+			p.send(&signal.Message{Type: signal.TypeCandidate, Candidate: &signal.Candidate{
+				Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}})
+		},
+		OnTrack:    func(recv *sfu.Receiver) { r.publish(p, recv) },
+		OnDecision: p.decisionChanged,
+		OnFailed: func(err error) {
+			s.mgr.log.Info("connection failed", "room", r.name, "participant", p.id, "err", err)
+			s.closeWith(websocket.StatusNormalClosure, "media connection failed", "")
+		},
+		MaxTracks: s.mgr.cfg.MaxTracksPerParticipant,
+	})
+	if err != nil {
+		r.remove(p)
+		s.mgr.removeIfEmpty(r)
+		metricJoins.WithLabelValues(signal.CodeInternal).Inc()
+		s.fail(m.ID, signal.Errorf(signal.CodeInternal, "create peer connection: %v", err))
+		return false
+	}
+	p.peer = peer
+	s.p = p
+	metricJoins.WithLabelValues("ok").Inc()
+	metricParticipants.Inc()
+	s.mgr.log.Info("joined", "room", r.name, "participant", p.id, "name", p.name, "remote", s.conn.RemoteAddr())
+	r.welcome(p, m.ID, s.mgr.cfg.ICEServers)
+	return true
+}
+
+// handle serves the messages of a joined participant.
+func (s *session) handle(m *signal.Message) {
+	p := s.p
+	switch m.Type {
+	case signal.TypeOffer:
+		sources := map[string]string{}
+		for _, t := range m.Tracks {
+			if t.ID != "" && t.Source != "" {
+				sources[t.ID] = t.Source
+			}
+		}
+		err := p.peer.HandleOffer(m.SDP, sources, func(answer string) {
+			p.send(&signal.Message{Type: signal.TypeAnswer, ID: m.ID, SDP: answer})
+		})
+		if err != nil {
+			s.fail(m.ID, offerError(err))
+		}
+	case signal.TypeAnswer:
+		if err := p.peer.HandleAnswer(m.SDP); err != nil {
+			if errors.Is(err, sfu.ErrNoOffer) {
+				s.fail(m.ID, signal.Errorf(signal.CodeInvalidState, "answer without an outstanding offer"))
+			} else {
+				s.fail(m.ID, signal.Errorf(signal.CodeInvalidSDP, "%v", err))
+			}
+		}
+	case signal.TypeCandidate:
+		c := m.Candidate
+		if err := p.peer.AddCandidate(webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid,
+			SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}); err != nil {
+			s.fail(m.ID, signal.Errorf(signal.CodeInvalidCandidate, "%v", err))
+		}
+	case signal.TypeEndOfCandidates:
+		// pion needs no signal for it; nothing to do.
+	case signal.TypeSubscribe:
+		s.handleSubscribe(m)
+	case signal.TypeMute:
+		if !p.room.setMuted(p, m.TrackID, *m.Muted) {
+			s.fail(m.ID, signal.Errorf(signal.CodeUnknownTrack, "no track %q of yours", m.TrackID))
+			return
+		}
+		s.ok(m.ID)
+	case signal.TypeChat:
+		p.room.broadcast(&signal.Message{Type: signal.TypeChat, From: p.id, Name: p.name, Text: m.Text}, p.id)
+		s.ok(m.ID)
+	default:
+		s.fail(m.ID, signal.Errorf(signal.CodeUnknownType, "unknown type %q", m.Type))
+	}
+}
+
+func (s *session) ok(id string) {
+	if id != "" {
+		_ = s.conn.Send(&signal.Message{Type: signal.TypeOK, ID: id})
+	}
+}
+
+// handleSubscribe applies per-track layer caps and pauses.
+func (s *session) handleSubscribe(m *signal.Message) {
+	p := s.p
+	downs := make([]*sfu.DownTrack, len(m.Subscriptions))
+	for i, sub := range m.Subscriptions {
+		d := p.peer.DownTrack(sub.TrackID)
+		if d == nil {
+			s.fail(m.ID, signal.Errorf(signal.CodeUnknownTrack, "not subscribed to track %q", sub.TrackID))
+			return
+		}
+		downs[i] = d
+	}
+	for i, sub := range m.Subscriptions {
+		d := downs[i]
+		layer, _ := sfu.LayerIndex(sub.MaxLayer)
+		if sub.MaxWidth > 0 || sub.MaxHeight > 0 {
+			if l := d.Receiver().LayerForSize(sub.MaxWidth, sub.MaxHeight); l < layer {
+				layer = l
+			}
+		}
+		d.SetMaxLayer(layer)
+		d.SetPaused(sub.Paused)
+	}
+	s.ok(m.ID)
+	p.decisionChanged(nil)
+}
+
+// offerError maps the Peer's errors to protocol codes.
+func offerError(err error) *signal.Error {
+	switch {
+	case errors.Is(err, sfu.ErrGlare):
+		return signal.Errorf(signal.CodeGlare, "the server's offer is outstanding; apply it and offer again")
+	case errors.Is(err, sfu.ErrPublishDenied):
+		return signal.Errorf(signal.CodeForbidden, "you may not publish in this room")
+	case errors.Is(err, sfu.ErrTooManyTracks):
+		return signal.Errorf(signal.CodeTooManyTracks, "%v", err)
+	case errors.Is(err, sfu.ErrInvalidSDP):
+		return signal.Errorf(signal.CodeInvalidSDP, "%v", err)
+	case errors.Is(err, sfu.ErrClosed):
+		return signal.Errorf(signal.CodeInvalidState, "the connection is closing")
+	}
+	return signal.Errorf(signal.CodeInternal, "%v", err)
+}
+
+// leave cleans up after the connection ends: the participant leaves its
+// room, its Peer closes (its tracks end for everyone), and an empty room
+// goes away.
+func (s *session) leave() {
+	s.conn.Close(websocket.StatusNormalClosure, "")
+	p := s.p
+	if p == nil {
+		return
+	}
+	p.room.remove(p)
+	p.stopTimers()
+	// Outside the room lock: closing waits for the peer's tracks to end,
+	// and ending a track takes the room lock to unpublish it.
+	if err := p.peer.Close(); err != nil {
+		s.mgr.log.Debug("close peer", "participant", p.id, "err", err)
+	}
+	p.stopTimers()
+	metricParticipants.Dec()
+	s.mgr.log.Info("left", "room", p.room.name, "participant", p.id)
+	s.mgr.removeIfEmpty(p.room)
+}
