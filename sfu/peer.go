@@ -73,9 +73,9 @@ type Peer struct {
 	offerInFlight bool
 	negTimer      *time.Timer
 	offerTimer    *time.Timer
-	sdpSent       bool // the first local SDP is on the wire: candidates may follow
+	candMu        sync.Mutex // guards sdpSent and heldLocal; pion calls in with mu held
+	sdpSent       bool       // the first local SDP is on the wire: candidates may follow
 	heldLocal     []*webrtc.ICECandidateInit
-	gatherDone    bool
 	heldRemote    []webrtc.ICECandidateInit
 	sources       map[string]string // publisher's msid track id -> source
 	receivers     map[*webrtc.RTPReceiver]*Receiver
@@ -193,16 +193,13 @@ func (p *Peer) onConnectionState(s webrtc.PeerConnectionState) {
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
 		if p.connected.CompareAndSwap(false, true) {
-			// Keyframes sent before DTLS finished never arrived.
-			p.mu.Lock()
-			downs := make([]*DownTrack, 0, len(p.downs))
-			for d := range p.downs {
-				downs = append(downs, d)
-			}
-			p.mu.Unlock()
-			for _, d := range downs {
-				d.updateTarget()
-			}
+			// Keyframes sent before DTLS finished never arrived: ask again.
+			// On its own goroutine, as pion may call this with p.mu held.
+			go func() {
+				for _, d := range p.DownTracks() {
+					d.updateTarget()
+				}
+			}()
 		}
 	case webrtc.PeerConnectionStateFailed:
 		p.connected.Store(false)
@@ -221,16 +218,15 @@ func (p *Peer) onLocalCandidate(c *webrtc.ICECandidate) {
 		ci := c.ToJSON()
 		init = &ci
 	}
-	p.mu.Lock()
-	if init == nil {
-		p.gatherDone = true
-	}
+	// pion may call this from inside SetLocalDescription, while p.mu is
+	// held: only candMu may be taken here.
+	p.candMu.Lock()
 	if !p.sdpSent {
 		p.heldLocal = append(p.heldLocal, init)
-		p.mu.Unlock()
+		p.candMu.Unlock()
 		return
 	}
-	p.mu.Unlock()
+	p.candMu.Unlock()
 	if p.params.OnCandidate != nil {
 		p.params.OnCandidate(init)
 	}
@@ -240,6 +236,8 @@ func (p *Peer) onLocalCandidate(c *webrtc.ICECandidate) {
 // p.mu held, right after the SDP was handed to the signaling connection,
 // whose queue keeps the order.
 func (p *Peer) sdpOnWireLocked() {
+	p.candMu.Lock()
+	defer p.candMu.Unlock()
 	if p.sdpSent {
 		return
 	}
@@ -263,8 +261,10 @@ func (p *Peer) HandleOffer(offer string, sources map[string]string, reply func(a
 		return ErrClosed
 	}
 	if p.offerInFlight || p.pc.SignalingState() != webrtc.SignalingStateStable {
+		p.log.Debug("client offer ignored: server offer outstanding", "participant", p.id)
 		return ErrGlare
 	}
+	p.log.Debug("client offer", "participant", p.id)
 	parsed := &sdp.SessionDescription{}
 	if err := parsed.UnmarshalString(offer); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidSDP, err)
@@ -350,6 +350,7 @@ func (p *Peer) HandleAnswer(answer string) error {
 		return fmt.Errorf("%w: apply answer: %v", ErrInvalidSDP, err)
 	}
 	p.offerInFlight = false
+	p.log.Debug("client answered", "participant", p.id)
 	if p.offerTimer != nil {
 		p.offerTimer.Stop()
 		p.offerTimer = nil
@@ -557,6 +558,7 @@ func (p *Peer) negotiate() {
 	}
 	p.offerInFlight = true
 	local := p.pc.LocalDescription().SDP
+	p.log.Debug("server offer", "participant", p.id, "tracks", len(p.downs))
 	p.offerTimer = time.AfterFunc(offerAnswerWindow, p.offerTimedOut)
 	if p.params.OnOffer != nil {
 		p.params.OnOffer(local, p.currentMidsLocked())

@@ -214,7 +214,7 @@ func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now i
 	l.cache.store(pkt.SequenceNumber, raw)
 
 	var vd vp8Descriptor
-	key := false
+	key := true // any audio packet can start a stream
 	if r.kind == webrtc.RTPCodecTypeVideo {
 		if r.ck == codecVP8 {
 			vd, _ = parseVP8(pkt.Payload)
