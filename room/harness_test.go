@@ -98,6 +98,7 @@ type received struct {
 	publisher string
 	kind      string
 	source    string
+	codec     string
 	payloads  [][]byte
 	seqs      []uint16
 	ended     bool
@@ -113,7 +114,7 @@ func newRecorder() *recorder { return &recorder{tracks: map[string]*received{}} 
 
 func (r *recorder) onTrack(rt *loadtest.RemoteTrack) {
 	r.mu.Lock()
-	rc := &received{publisher: rt.Info.Participant, kind: rt.Info.Kind, source: rt.Info.Source}
+	rc := &received{publisher: rt.Info.Participant, kind: rt.Info.Kind, source: rt.Info.Source, codec: rt.Track.Codec().MimeType}
 	r.tracks[rt.Info.ID] = rc
 	r.mu.Unlock()
 	r.wg.Add(1)
@@ -170,9 +171,13 @@ type source struct {
 func newSource(t *testing.T, kind, name string) *source {
 	t.Helper()
 	var codec webrtc.RTPCodecCapability
-	if kind == "audio" {
+	switch kind {
+	case "audio":
 		codec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
-	} else {
+	case "h264":
+		codec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}
+	default:
 		codec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	}
 	tr, err := webrtc.NewTrackLocalStaticRTP(codec, name+"-"+kind, name+"-stream")
@@ -188,6 +193,14 @@ func (s *source) payload(i int) []byte {
 	tag := []byte(fmt.Sprintf("%s/%s/%06d/", s.name, s.kind, i))
 	if s.kind == "audio" {
 		return append(tag, make([]byte, 60)...)
+	}
+	if s.kind == "h264" {
+		// A single NAL unit: an IDR slice every 10th frame, else non-IDR.
+		nal := byte(0x41)
+		if i%10 == 0 {
+			nal = 0x65
+		}
+		return append(append([]byte{nal}, tag...), make([]byte, 300)...)
 	}
 	pid := uint16(i) & 0x7fff
 	p := []byte{0x90, 0x80, 0x80 | byte(pid>>8), byte(pid)}
@@ -208,7 +221,7 @@ func (s *source) run(ctx context.Context) {
 		defer tick.Stop()
 		ts := uint32(0)
 		step := uint32(960)
-		if s.kind == "video" {
+		if s.kind != "audio" {
 			step = 1800
 		}
 		for i := 0; ; i++ {

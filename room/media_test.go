@@ -8,6 +8,7 @@ import (
 
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/signal"
+	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 )
 
@@ -113,8 +114,9 @@ func TestLateJoinerScreenShareAndLeave(t *testing.T) {
 		return checkTracks(c, 20, map[string][]*source{a.ID(): aSrc})
 	})
 
-	// A screen share added mid-call reaches everyone through renegotiation.
-	screen := newSource(t, "video", "bob-screen")
+	// A screen share added mid-call reaches everyone through renegotiation;
+	// it is H.264, so the second codec is forwarded too.
+	screen := newSource(t, "h264", "bob-screen")
 	if _, err := b.Publish(ctx, signal.SourceScreen, screen.track); err != nil {
 		t.Fatalf("publish screen: %v", err)
 	}
@@ -124,6 +126,9 @@ func TestLateJoinerScreenShareAndLeave(t *testing.T) {
 		eventually(t, 20*time.Second, "screen share arrives", func() (bool, string) {
 			for _, rc := range p.rec.snapshot() {
 				if rc.publisher == b.ID() && rc.source == signal.SourceScreen && len(rc.payloads) >= 20 {
+					if rc.codec != webrtc.MimeTypeH264 {
+						return false, "screen share arrived as " + rc.codec
+					}
 					for _, pl := range rc.payloads {
 						if !screen.wasSent(pl) {
 							return false, "screen payload corrupted"
