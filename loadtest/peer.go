@@ -16,6 +16,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
@@ -431,8 +433,11 @@ func (p *Peer) Publish(ctx context.Context, source string, tracks ...webrtc.Trac
 		p.sources[tracks[0].ID()] = source
 		gen := p.offerGen
 		p.mu.Unlock()
-		p.wg.Add(1)
-		go p.readSenderRTCP(t.Sender(), tracks[0].ID())
+		// Each simulcast layer has its own RTCP stream (its own SSRC).
+		for _, tr := range tracks {
+			p.wg.Add(1)
+			go p.readSenderRTCP(t.Sender(), tracks[0].ID(), tr.RID(), len(tracks) > 1)
+		}
 		res <- result{sender: t.Sender(), gen: gen}
 		p.offer()
 	})
@@ -495,10 +500,16 @@ func (p *Peer) waitOffer(ctx context.Context, gen int) error {
 
 // readSenderRTCP keeps the sender's interceptors fed and reports keyframe
 // requests.
-func (p *Peer) readSenderRTCP(s *webrtc.RTPSender, trackID string) {
+func (p *Peer) readSenderRTCP(s *webrtc.RTPSender, trackID, rid string, simulcast bool) {
 	defer p.wg.Done()
 	for {
-		pkts, _, err := s.ReadRTCP()
+		var pkts []rtcp.Packet
+		var err error
+		if simulcast {
+			pkts, _, err = s.ReadSimulcastRTCP(rid)
+		} else {
+			pkts, _, err = s.ReadRTCP()
+		}
 		if err != nil {
 			return
 		}
@@ -595,4 +606,41 @@ func (p *Peer) Leave() error {
 		<-p.done
 	})
 	return err
+}
+
+// Stamper puts the mid and rid header extensions on simulcast packets.
+// Browsers add them themselves; pion does not, and without them an SFU
+// cannot tell the layers apart.
+type Stamper struct {
+	midID, ridID uint8
+	mid          []byte
+}
+
+// NewStamper reads the negotiated extension ids and the media section of a
+// published sender (call it after Publish returned).
+func (p *Peer) NewStamper(s *webrtc.RTPSender) (*Stamper, error) {
+	st := &Stamper{}
+	for _, e := range s.GetParameters().HeaderExtensions {
+		switch e.URI {
+		case sdp.SDESMidURI:
+			st.midID = uint8(e.ID)
+		case sdp.SDESRTPStreamIDURI:
+			st.ridID = uint8(e.ID)
+		}
+	}
+	for _, t := range p.pc.GetTransceivers() {
+		if t.Sender() == s {
+			st.mid = []byte(t.Mid())
+		}
+	}
+	if st.midID == 0 || st.ridID == 0 || len(st.mid) == 0 {
+		return nil, errors.New("simulcast header extensions were not negotiated")
+	}
+	return st, nil
+}
+
+// Stamp sets the extensions on h for the layer rid.
+func (st *Stamper) Stamp(h *rtp.Header, rid string) {
+	_ = h.SetExtension(st.midID, st.mid)
+	_ = h.SetExtension(st.ridID, []byte(rid))
 }

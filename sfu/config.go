@@ -217,9 +217,10 @@ func newAPI(cfg *Config, udpMux ice.UDPMux, onEstimator func(cc.BandwidthEstimat
 }
 
 // Bandwidth estimate bounds, bit/s. The estimate starts high enough for a
-// camera's middle layer and lets layers climb as feedback confirms room.
+// 720p camera's top layer, so a subscriber with room starts on it; GCC
+// lowers it within a second or two where the link is narrower.
 const (
-	initialEstimate = 1_000_000
+	initialEstimate = 2_500_000
 	minEstimate     = 50_000
 	maxEstimate     = 20_000_000
 )

@@ -1,0 +1,279 @@
+package room_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/confab-sfu/confab/loadtest"
+	"github.com/confab-sfu/confab/signal"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// layerSpec is one simulcast layer of the synthetic camera.
+type layerSpec struct {
+	rid           string
+	width, height uint16
+	bitrate       int // bit/s
+}
+
+// cameraLayers resemble a browser's 720p simulcast.
+var cameraLayers = []layerSpec{
+	{"l", 320, 180, 150_000},
+	{"m", 640, 360, 500_000},
+	{"h", 1280, 720, 1_500_000},
+}
+
+// simulcastCamera publishes three VP8-shaped layers at 30 frames per
+// second. Keyframes come every 3 s, or on the next frame after a PLI, and
+// carry the layer's resolution so a subscriber can tell layers apart.
+type simulcastCamera struct {
+	tracks    []*webrtc.TrackLocalStaticRTP
+	keyWanted [3]atomic.Bool
+	stamp     *loadtest.Stamper
+	plis      atomic.Int64
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+func newSimulcastCamera(t *testing.T, name string) *simulcastCamera {
+	t.Helper()
+	c := &simulcastCamera{stop: make(chan struct{}), done: make(chan struct{})}
+	for _, l := range cameraLayers {
+		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000},
+			name+"-cam", name+"-stream", webrtc.WithRTPStreamID(l.rid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.tracks = append(c.tracks, tr)
+	}
+	return c
+}
+
+func (c *simulcastCamera) trackLocals() []webrtc.TrackLocal {
+	out := make([]webrtc.TrackLocal, len(c.tracks))
+	for i, t := range c.tracks {
+		out[i] = t
+	}
+	return out
+}
+
+// onKeyframeRequest is the publisher's PLI handler: all layers send a
+// keyframe next (a browser does the same).
+func (c *simulcastCamera) onKeyframeRequest(string) {
+	c.plis.Add(1)
+	for i := range c.keyWanted {
+		c.keyWanted[i].Store(true)
+	}
+}
+
+func (c *simulcastCamera) run(ctx context.Context) {
+	go func() {
+		defer close(c.done)
+		tick := time.NewTicker(time.Second / 30)
+		defer tick.Stop()
+		var seq [3]uint16
+		for frame := 0; ; frame++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.stop:
+				return
+			case <-tick.C:
+			}
+			ts := uint32(frame * 3000)
+			for i, l := range cameraLayers {
+				key := frame%90 == 0 || c.keyWanted[i].Swap(false)
+				size := l.bitrate / 8 / 30
+				for off := 0; off < size; off += 1100 {
+					n := min(1100, size-off)
+					p := vp8Payload(uint16(frame), key && off == 0, off == 0, l.width, l.height, n)
+					pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: ts, Marker: off+1100 >= size}, Payload: p}
+					c.stamp.Stamp(&pkt.Header, l.rid)
+					_ = c.tracks[i].WriteRTP(pkt)
+					seq[i]++
+				}
+			}
+		}
+	}()
+}
+
+func (c *simulcastCamera) halt() {
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+		<-c.done
+	}
+}
+
+// vp8Payload builds a packet of n bytes: descriptor with a 15-bit picture
+// id; the first packet of a keyframe carries the frame header with the size.
+func vp8Payload(pid uint16, key, start bool, w, h uint16, n int) []byte {
+	b0 := byte(0x80)
+	if start {
+		b0 |= 0x10
+	}
+	p := make([]byte, 0, n+16)
+	p = append(p, b0, 0x80, 0x80|byte(pid>>8&0x7f), byte(pid))
+	if start {
+		if key {
+			p = append(p, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, byte(w), byte(w>>8), byte(h), byte(h>>8))
+		} else {
+			p = append(p, 0x01, 0x00, 0x00)
+		}
+	}
+	for len(p) < n {
+		p = append(p, 0xab)
+	}
+	return p
+}
+
+// videoLog records what a subscriber received of one video track.
+type videoLog struct {
+	mu      sync.Mutex
+	seqs    []uint16
+	tss     []uint32
+	at      []time.Time
+	keys    []keyRecord
+	pids    []uint16
+	packets int
+}
+
+type keyRecord struct {
+	at    time.Time
+	width uint16
+}
+
+func (v *videoLog) read(rt *loadtest.RemoteTrack) {
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	for {
+		n, _, err := rt.Track.Read(buf)
+		if err != nil {
+			return
+		}
+		if pkt.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		now := time.Now()
+		v.mu.Lock()
+		v.packets++
+		v.seqs = append(v.seqs, pkt.SequenceNumber)
+		v.tss = append(v.tss, pkt.Timestamp)
+		v.at = append(v.at, now)
+		p := pkt.Payload
+		if len(p) >= 4 {
+			v.pids = append(v.pids, uint16(p[2]&0x7f)<<8|uint16(p[3]))
+		}
+		if len(p) >= 14 && p[0]&0x10 != 0 && p[4]&0x01 == 0 && p[7] == 0x9d {
+			v.keys = append(v.keys, keyRecord{at: now, width: uint16(p[10]) | uint16(p[11])<<8})
+		}
+		v.mu.Unlock()
+	}
+}
+
+// lastWidth is the resolution of the latest keyframe received.
+func (v *videoLog) lastWidth() uint16 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.keys) == 0 {
+		return 0
+	}
+	return v.keys[len(v.keys)-1].width
+}
+
+// lossSince returns the fraction of sequence numbers missing among those
+// received after t (gaps inside the received range count as lost).
+func (v *videoLog) lossSince(t time.Time) (loss float64, received int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	seen := map[uint16]bool{}
+	var first, last uint16
+	have := false
+	for i, s := range v.seqs {
+		if v.at[i].Before(t) {
+			continue
+		}
+		if !have {
+			first, last, have = s, s, true
+		}
+		if s-first < 0x8000 && s-last < 0x8000 {
+			last = s
+		}
+		seen[s] = true
+	}
+	if !have {
+		return 1, 0
+	}
+	span := int(last-first) + 1
+	return 1 - float64(len(seen))/float64(span), len(seen)
+}
+
+// subscriber joins with an optional impaired downlink and logs its video.
+type subscriber struct {
+	*testPeer
+	link  *link
+	video *videoLog
+}
+
+func joinSubscriber(t *testing.T, ctx context.Context, url, roomName, name string, l *link) *subscriber {
+	t.Helper()
+	opts := loadtest.APIOptions{Loopback: true}
+	if l != nil {
+		n, err := newImpairedNet(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Net = n
+	}
+	api, err := loadtest.NewAPI(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &subscriber{link: l, video: &videoLog{}}
+	p, err := loadtest.Join(ctx, loadtest.PeerOptions{URL: url, Room: roomName, Name: name, API: api, OnTrack: func(rt *loadtest.RemoteTrack) {
+		if rt.Info.Kind == "video" {
+			go s.video.read(rt)
+		}
+	}})
+	if err != nil {
+		t.Fatalf("%s joins: %v", name, err)
+	}
+	t.Cleanup(func() { _ = p.Leave() })
+	s.testPeer = &testPeer{Peer: p, rec: newRecorder()}
+	go s.collect()
+	return s
+}
+
+// decision returns the latest layer decision the server reported for a
+// track ("" before any).
+func (s *subscriber) decision(trackID string) signal.LayerDecision {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.events) - 1; i >= 0; i-- {
+		m := s.events[i]
+		if m.Type != signal.TypeLayers {
+			continue
+		}
+		for _, d := range m.Decisions {
+			if d.TrackID == trackID {
+				return d
+			}
+		}
+	}
+	return signal.LayerDecision{}
+}
+
+// videoTrackID returns the id of the one video track the subscriber knows.
+func (s *subscriber) videoTrackID() string {
+	for _, t := range s.Tracks() {
+		if t.Kind == "video" {
+			return t.ID
+		}
+	}
+	return ""
+}

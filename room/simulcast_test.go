@@ -1,0 +1,124 @@
+package room_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/confab-sfu/confab/loadtest"
+	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/signal"
+)
+
+// startLecture starts a server and a simulcast publisher and returns them.
+func startSimulcastPublisher(t *testing.T, ctx context.Context, url, roomName string) (*testPeer, *simulcastCamera) {
+	t.Helper()
+	cam := newSimulcastCamera(t, "presenter")
+	api, err := loadtest.NewAPI(loadtest.APIOptions{Loopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loadtest.Join(ctx, loadtest.PeerOptions{URL: url, Room: roomName, Name: "presenter", API: api, OnKeyframeRequest: cam.onKeyframeRequest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Leave() })
+	sender, err := p.Publish(ctx, signal.SourceCamera, cam.trackLocals()...)
+	if err != nil {
+		t.Fatalf("publish simulcast: %v", err)
+	}
+	if cam.stamp, err = p.NewStamper(sender); err != nil {
+		t.Fatal(err)
+	}
+	cam.run(ctx)
+	t.Cleanup(cam.halt)
+	tp := &testPeer{Peer: p, rec: newRecorder()}
+	go tp.collect()
+	return tp, cam
+}
+
+func subscribe(t *testing.T, ctx context.Context, s *subscriber, sub signal.Subscription) {
+	t.Helper()
+	if _, err := s.Client().Request(ctx, &signal.Message{Type: signal.TypeSubscribe, Subscriptions: []signal.Subscription{sub}}); err != nil {
+		t.Fatalf("subscribe %+v: %v", sub, err)
+	}
+}
+
+func waitWidth(t *testing.T, s *subscriber, width uint16, within time.Duration, what string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	eventually(t, within, what, func() (bool, string) {
+		w := s.video.lastWidth()
+		return w == width, fmt.Sprintf("receiving width %d, want %d", w, width)
+	})
+	return time.Since(start)
+}
+
+func TestSimulcastForcedSwitchesStayContinuous(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, url := startServer(t, room.Config{})
+	startSimulcastPublisher(t, ctx, url, "switches")
+	s := joinSubscriber(t, ctx, url, "switches", "viewer", nil)
+	eventually(t, 10*time.Second, "video track known", func() (bool, string) { return s.videoTrackID() != "", "" })
+	id := s.videoTrackID()
+
+	waitWidth(t, s, 1280, 10*time.Second, "start on the top layer")
+	steps := []struct {
+		sub   signal.Subscription
+		width uint16
+	}{
+		{signal.Subscription{TrackID: id, MaxLayer: signal.LayerLow}, 320},
+		{signal.Subscription{TrackID: id, MaxLayer: signal.LayerHigh}, 1280},
+		{signal.Subscription{TrackID: id, MaxLayer: signal.LayerMedium}, 640},
+		{signal.Subscription{TrackID: id, MaxWidth: 400, MaxHeight: 300}, 320},
+		{signal.Subscription{TrackID: id, MaxLayer: signal.LayerHigh}, 1280},
+	}
+	for _, st := range steps {
+		subscribe(t, ctx, s, st.sub)
+		d := waitWidth(t, s, st.width, 5*time.Second, fmt.Sprintf("switch to %+v", st.sub))
+		if st.width > 320 && d > time.Second {
+			t.Errorf("keyframe of the higher layer took %v after the switch, want < 1s", d)
+		}
+		t.Logf("switch to width %d took %v", st.width, d.Round(time.Millisecond))
+		time.Sleep(300 * time.Millisecond)
+	}
+	// Pause: nothing arrives. Resume: the stream continues.
+	subscribe(t, ctx, s, signal.Subscription{TrackID: id, Paused: true})
+	time.Sleep(300 * time.Millisecond)
+	s.video.mu.Lock()
+	before := s.video.packets
+	s.video.mu.Unlock()
+	time.Sleep(500 * time.Millisecond)
+	s.video.mu.Lock()
+	during := s.video.packets - before
+	s.video.mu.Unlock()
+	if during > 0 {
+		t.Errorf("%d packets arrived while paused", during)
+	}
+	subscribe(t, ctx, s, signal.Subscription{TrackID: id})
+	eventually(t, 5*time.Second, "resume", func() (bool, string) {
+		s.video.mu.Lock()
+		defer s.video.mu.Unlock()
+		return s.video.packets > before+60, "no packets after resume"
+	})
+
+	// One continuous stream across every switch, pause and resume.
+	s.video.mu.Lock()
+	defer s.video.mu.Unlock()
+	for i := 1; i < len(s.video.seqs); i++ {
+		if s.video.seqs[i] != s.video.seqs[i-1]+1 {
+			t.Fatalf("sequence jumps from %d to %d at packet %d", s.video.seqs[i-1], s.video.seqs[i], i)
+		}
+		if d := int32(s.video.tss[i] - s.video.tss[i-1]); d < 0 {
+			t.Fatalf("timestamp goes back by %d at packet %d", -d, i)
+		}
+	}
+	for i := 1; i < len(s.video.pids); i++ {
+		if d := (s.video.pids[i] - s.video.pids[i-1]) & 0x7fff; d > 1 {
+			t.Fatalf("picture id jumps from %d to %d at packet %d", s.video.pids[i-1], s.video.pids[i], i)
+		}
+	}
+	t.Logf("%d packets, %d keyframes, one continuous stream", len(s.video.seqs), len(s.video.keys))
+}
