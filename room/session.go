@@ -68,7 +68,7 @@ func (p *participant) sendLayers() {
 		dec := d.Decision()
 		decisions = append(decisions, signal.LayerDecision{
 			TrackID: dec.TrackID, Current: sfu.LayerName(dec.Current), Target: sfu.LayerName(dec.Target),
-			Reason: dec.Reason, Paused: dec.Paused,
+			Reason: dec.Reason, Paused: dec.Paused, Bandwidth: int(dec.Bandwidth),
 		})
 	}
 	if len(decisions) > 0 {

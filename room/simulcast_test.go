@@ -122,3 +122,7 @@ func TestSimulcastForcedSwitchesStayContinuous(t *testing.T) {
 	}
 	t.Logf("%d packets, %d keyframes, one continuous stream", len(s.video.seqs), len(s.video.keys))
 }
+
+func signalSub(trackID, maxLayer string) signal.Subscription {
+	return signal.Subscription{TrackID: trackID, MaxLayer: maxLayer}
+}

@@ -11,7 +11,7 @@ import (
 )
 
 // allocateEvery is how often a subscriber's bandwidth is re-shared.
-const allocateEvery = 500 * time.Millisecond
+const allocateEvery = 250 * time.Millisecond
 
 // audioReserve is what an audio track is assumed to need before its rate
 // is measured, bit/s.
@@ -24,13 +24,40 @@ var defaultLayerRates = [maxLayers]int64{150_000, 500_000, 1_500_000}
 // allocator shares one subscriber's estimated downstream bandwidth among the
 // tracks forwarded to it: audio first, then screen shares, then cameras;
 // every video gets its lowest layer before any gets a better one, and video
-// that cannot fit is paused rather than letting everything freeze.
+// that cannot fit is paused rather than letting everything freeze (except
+// the first video, which keeps its lowest layer). When something is held
+// back, the allocator probes for more room (probe.go).
 type allocator struct {
 	peer     *Peer
 	est      cc.BandwidthEstimator // send-side GCC from this subscriber's TWCC
 	twcc     atomic.Bool           // the subscriber sends TWCC feedback
 	remb     atomic.Int64          // the subscriber's last REMB, bit/s
 	estimate atomic.Int64          // the estimate last used, bit/s (0: unknown)
+
+	// TWCC packet counts since the allocator last looked: a fast loss signal.
+	fbTotal, fbReceived atomic.Int64
+
+	// Owned by the allocator goroutine.
+	probe   prober
+	lastGCC int64
+	planned int64 // bit/s of what the last allocation forwards
+	desired int64 // bit/s if every track got what its subscriber asked for
+}
+
+// feedback counts one TWCC report's packets.
+func (a *allocator) feedback(total, received int) {
+	a.fbTotal.Add(int64(total))
+	a.fbReceived.Add(int64(received))
+}
+
+// takeLoss returns the loss ratio reported since the previous call.
+func (a *allocator) takeLoss() (float64, bool) {
+	total := a.fbTotal.Swap(0)
+	recv := a.fbReceived.Swap(0)
+	if total <= 0 {
+		return 0, false
+	}
+	return float64(total-recv) / float64(total), true
 }
 
 func newAllocator(p *Peer, est cc.BandwidthEstimator) *allocator {
@@ -46,23 +73,32 @@ func (a *allocator) currentEstimate() int64 {
 	return a.remb.Load()
 }
 
-// run re-allocates periodically until the peer closes.
+// run re-allocates periodically, and paces probes, until the peer closes.
 func (a *allocator) run() {
 	t := time.NewTicker(allocateEvery)
 	defer t.Stop()
+	pace := time.NewTicker(probePace)
+	defer pace.Stop()
 	for {
 		select {
 		case <-a.peer.closed:
 			return
 		case <-t.C:
-			a.allocate()
+			a.allocate(time.Now())
+		case <-pace.C:
+			if a.probe.active {
+				a.sendProbe()
+			}
 		}
 	}
 }
 
 // allocate computes every video DownTrack's bandwidth cap.
-func (a *allocator) allocate() {
-	est := a.currentEstimate()
+func (a *allocator) allocate(now time.Time) {
+	gcc := a.currentEstimate()
+	loss, haveLoss := a.takeLoss()
+	est := a.probe.update(now, gcc, a.lastGCC, loss, haveLoss)
+	a.lastGCC = gcc
 	a.estimate.Store(est)
 	downs := a.peer.DownTracks()
 	var videos []*DownTrack
@@ -83,6 +119,13 @@ func (a *allocator) allocate() {
 		}
 		return
 	}
+	full := est - budget // audio
+	desired := full
+	for _, d := range videos {
+		if l := d.recv.bestLayerAtMost(d.requestedLayer()); l != noLayer {
+			desired += d.recv.layerRate(l)
+		}
+	}
 	sort.SliceStable(videos, func(i, j int) bool {
 		pi, pj := videos[i].priority(), videos[j].priority()
 		if pi != pj {
@@ -99,7 +142,10 @@ func (a *allocator) allocate() {
 		if low == noLayer {
 			continue
 		}
-		if r := d.recv.layerRate(low); r <= budget {
+		// The first video in priority order always keeps its lowest layer:
+		// a picture at low quality beats a frozen one, and it carries the
+		// probes that find out when the link improves. Others pause.
+		if r := d.recv.layerRate(low); r <= budget || i == 0 {
 			chosen[i] = low
 			budget -= r
 		}
@@ -121,8 +167,32 @@ func (a *allocator) allocate() {
 			}
 		}
 	}
+	planned := full
 	for i, d := range videos {
 		d.setBandwidthLayer(chosen[i])
+		if chosen[i] != noLayer {
+			planned += d.recv.layerRate(chosen[i])
+		}
+	}
+	a.planned, a.desired = planned, desired
+	// Something is held back: find out whether the link has more room.
+	if desired*10 > est*9 && !a.probe.active && now.After(a.probe.next) {
+		a.probe.start(now, est, min(desired*10/9+1, est*3/2))
+	}
+}
+
+// sendProbe tops up what is forwarded with padding to the probe's rate.
+func (a *allocator) sendProbe() {
+	extra := a.probe.goal - a.planned
+	if extra <= 0 {
+		return
+	}
+	bytes := int(extra / 8 * int64(probePace) / int64(time.Second))
+	for _, d := range a.peer.DownTracks() {
+		if d.canProbe() {
+			d.writePadding(bytes)
+			return
+		}
 	}
 }
 

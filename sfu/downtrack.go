@@ -15,6 +15,12 @@ import (
 // noLayer marks a DownTrack that forwards nothing yet.
 const noLayer int8 = -1
 
+// paddingLayer marks a history entry of a padding probe (nothing to resend).
+const paddingLayer int8 = -2
+
+// paddingSize is the padding carried by one probe packet (the most RTP allows).
+const paddingSize = 255
+
 // historySize is how many sent packets a DownTrack remembers for NACKs. It
 // holds metadata only; the packets themselves live in the Receiver's cache.
 const historySize = 1024
@@ -191,6 +197,43 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8Descrip
 	}
 }
 
+// writePadding sends padding-only packets worth about budget bytes, in the
+// track's own sequence space, so the subscriber's bandwidth can be probed
+// without sending media. It returns the bytes sent.
+func (d *DownTrack) writePadding(budget int) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.bound || d.closed || !d.peer.connected.Load() {
+		return 0
+	}
+	sent := 0
+	for sent < budget {
+		seq, ts, ok := d.rw.insert()
+		if !ok {
+			break
+		}
+		d.history[seq%historySize] = sentPacket{dstSeq: seq, layer: paddingLayer, valid: true, ts: ts}
+		h := &d.hdr
+		h.Version, h.Marker, h.PayloadType = 2, false, d.pt
+		h.SequenceNumber, h.Timestamp, h.SSRC = seq, ts, d.ssrc
+		h.Padding, h.PaddingSize = true, paddingSize
+		h.CSRC, h.Extension, h.Extensions = h.CSRC[:0], false, h.Extensions[:0]
+		n, err := d.writer.WriteRTP(h, nil)
+		if err != nil || n == 0 {
+			break
+		}
+		sent += n
+	}
+	return sent
+}
+
+// canProbe reports whether padding can be sent on this track now.
+func (d *DownTrack) canProbe() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.bound && !d.closed && d.rw.started && d.recv.kind == webrtc.RTPCodecTypeVideo
+}
+
 // fillHeader sets the outgoing header from a source header. Extensions are
 // dropped: their ids belong to the publisher's negotiation, not ours.
 func (d *DownTrack) fillHeader(src *rtp.Header, seq uint16, ts uint32) {
@@ -217,7 +260,7 @@ func (d *DownTrack) retransmit(seq uint16) bool {
 		return false
 	}
 	sp := d.history[seq%historySize]
-	if !sp.valid || sp.dstSeq != seq {
+	if !sp.valid || sp.dstSeq != seq || sp.layer == paddingLayer {
 		return false
 	}
 	l := d.recv.layer(sp.layer)
@@ -281,6 +324,7 @@ func (d *DownTrack) readRTCP(s *webrtc.RTPSender) {
 				}
 			case *rtcp.TransportLayerCC:
 				d.peer.alloc.twcc.Store(true)
+				d.peer.alloc.feedback(int(p.PacketStatusCount), len(p.RecvDeltas))
 			case *rtcp.ReceiverEstimatedMaximumBitrate:
 				d.peer.alloc.remb.Store(int64(p.Bitrate))
 			case *rtcp.TransportLayerNack:

@@ -70,3 +70,17 @@ func (r *rewriter) rewrite(srcSeq uint16, srcTS uint32, now int64) (seq uint16, 
 	}
 	return seq, ts, true
 }
+
+// insert takes the next outgoing sequence number for a packet the server
+// makes itself (a padding probe). Later source packets shift by one, and
+// older ones can no longer be placed, so the segment restarts after the
+// newest source packet.
+func (r *rewriter) insert() (seq uint16, ts uint32, ok bool) {
+	if !r.started {
+		return 0, 0, false
+	}
+	r.seqOff++
+	r.lastSeq++
+	r.segStart = r.lastSrc + 1
+	return r.lastSeq, r.lastTS, true
+}
