@@ -39,6 +39,10 @@ func NewAPI(o APIOptions) (*webrtc.API, error) {
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
+	// Browsers send their microphone level; SFUs pick the active speaker from it.
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("register audio level: %w", err)
+	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
@@ -606,6 +610,20 @@ func (p *Peer) Leave() error {
 		<-p.done
 	})
 	return err
+}
+
+// AudioLevelURI is the RTP header extension that carries a microphone's level.
+const AudioLevelURI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+// AudioLevelID returns the negotiated id of the audio level extension on a
+// published audio sender, or 0.
+func AudioLevelID(s *webrtc.RTPSender) uint8 {
+	for _, e := range s.GetParameters().HeaderExtensions {
+		if e.URI == AudioLevelURI {
+			return uint8(e.ID)
+		}
+	}
+	return 0
 }
 
 // Stamper puts the mid and rid header extensions on simulcast packets.
