@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -146,7 +147,7 @@ func TestRetransmitFromSharedCache(t *testing.T) {
 // BenchmarkForward measures one incoming packet rewritten for N
 // subscribers: the per-packet hot path, without SRTP and sockets.
 func BenchmarkForward(b *testing.B) {
-	for _, n := range []int{1, 10, 100} {
+	for _, n := range []int{1, 10, 15, 16, 100} {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
 			r, _, _ := newTestReceiver(1, n)
 			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SSRC: 1}, Payload: vp8Packet(1, 1, 0, true, true, 320, 180)}
@@ -165,6 +166,93 @@ func BenchmarkForward(b *testing.B) {
 				r.handlePacket(l, raw, &pkt, int64(i+2))
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/subscriber")
+			if l.fan != nil {
+				l.fan.close()
+			}
 		})
+	}
+}
+
+func TestParallelFanOutReachesEverySubscriber(t *testing.T) {
+	n := parallelFanOut * 3
+	r, _, ws := newTestReceiver(1, n)
+	f := &feeder{}
+	now := time.Now().UnixNano()
+	f.send(r, 0, true, now)
+	for i := 0; i < 50; i++ {
+		f.send(r, 0, false, now+int64(i))
+	}
+	l := r.layers[0].Load()
+	if l.fan == nil {
+		t.Fatal("fan-out pool not used for many subscribers")
+	}
+	l.fan.close()
+	for i, w := range ws {
+		if w.packets != 51 {
+			t.Fatalf("subscriber %d got %d packets, want 51", i, w.packets)
+		}
+	}
+}
+
+// udpWriter sends each packet to a loopback UDP socket, as pion's SRTP
+// writer ends in a send: that syscall is most of the real cost of
+// forwarding, and what the parallel fan-out spreads over the cores.
+type udpWriter struct {
+	conn *net.UDPConn
+	buf  [maxPacketSize]byte
+}
+
+func (w *udpWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
+	n, err := h.MarshalTo(w.buf[:])
+	if err != nil {
+		return 0, err
+	}
+	n += copy(w.buf[n:], p)
+	return w.conn.Write(w.buf[:n])
+}
+func (w *udpWriter) Write(b []byte) (int, error) { return w.conn.Write(b) }
+
+// BenchmarkForwardUDP compares writing serially with the parallel fan-out
+// when every write is a real loopback UDP send.
+func BenchmarkForwardUDP(b *testing.B) {
+	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sink.Close()
+	for _, n := range []int{16, 100} {
+		for _, parallel := range []bool{false, true} {
+			b.Run(fmt.Sprintf("subscribers=%d/parallel=%v", n, parallel), func(b *testing.B) {
+				saved := parallelFanOut
+				defer func() { parallelFanOut = saved }()
+				if !parallel {
+					parallelFanOut = 1 << 30
+				}
+				r, downs, _ := newTestReceiver(1, n)
+				for _, d := range downs {
+					c, err := net.DialUDP("udp4", nil, sink.LocalAddr().(*net.UDPAddr))
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer c.Close()
+					d.writer = &udpWriter{conn: c}
+				}
+				pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SSRC: 1}, Payload: vp8Packet(1, 1, 0, true, true, 320, 180)}
+				pkt.Payload = append(pkt.Payload, make([]byte, 1100)...)
+				raw, _ := pkt.Marshal()
+				l := r.layers[0].Load()
+				r.handlePacket(l, raw, &pkt, 1)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					pkt.SequenceNumber++
+					r.handlePacket(l, raw, &pkt, int64(i+2))
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/subscriber")
+				if l.fan != nil {
+					l.fan.close()
+				}
+			})
+		}
 	}
 }

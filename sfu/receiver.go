@@ -40,6 +40,10 @@ type recvLayer struct {
 	height     atomic.Uint32
 	bitrate    atomic.Int64 // smoothed bit/s, updated by monitor
 	lastBytes  uint64       // monitor's previous sample
+
+	// Owned by the layer's reader goroutine.
+	vd  vp8Descriptor // the current packet's descriptor, shared by its writers
+	fan *fanOut       // writer pool, started when subscribers are many
 }
 
 // Receiver is one published track: it reads each of its layers once,
@@ -191,6 +195,11 @@ func (r *Receiver) addLayer(track *webrtc.TrackRemote) {
 // the cache, then a write to every subscribed DownTrack.
 func (r *Receiver) readLoop(l *recvLayer) {
 	defer r.layerEnded(l)
+	defer func() {
+		if l.fan != nil {
+			l.fan.close()
+		}
+	}()
 	buf := make([]byte, maxPacketSize)
 	var pkt rtp.Packet
 	for {
@@ -213,11 +222,12 @@ func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now i
 	l.bytes.Add(uint64(len(raw)))
 	l.cache.store(pkt.SequenceNumber, raw)
 
-	var vd vp8Descriptor
+	vd := &l.vd
+	*vd = vp8Descriptor{}
 	key := true // any audio packet can start a stream
 	if r.kind == webrtc.RTPCodecTypeVideo {
 		if r.ck == codecVP8 {
-			vd, _ = parseVP8(pkt.Payload)
+			*vd, _ = parseVP8(pkt.Payload)
 			key = vd.keyframe
 			if key && vd.width != 0 {
 				l.width.Store(uint32(vd.width))
@@ -236,8 +246,15 @@ func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now i
 	}
 	forwarded := 0
 	if downs := r.downs.Load(); downs != nil {
-		for _, d := range *downs {
-			d.writeRTP(l.idx, pkt, key, &vd, now)
+		if len(*downs) >= parallelFanOut {
+			if l.fan == nil {
+				l.fan = newFanOut()
+			}
+			l.fan.write(*downs, l.idx, pkt, key, vd, now)
+		} else {
+			for _, d := range *downs {
+				d.writeRTP(l.idx, pkt, key, vd, now)
+			}
 		}
 		forwarded = len(*downs)
 	}
