@@ -276,15 +276,10 @@ func (p *Peer) handle(m *signal.Message) {
 	p.pushEvent(m)
 }
 
-// handleOffer applies a server offer; a pending own offer is rolled back
-// (the client is the polite peer) and made again afterwards.
+// handleOffer applies a server offer. An own offer refused for glare was
+// never applied locally (see offer), so there is nothing to roll back: the
+// client is the polite peer and offers again afterwards.
 func (p *Peer) handleOffer(m *signal.Message) {
-	if p.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
-		if err := p.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
-			p.log.Warn("rollback own offer", "err", err)
-		}
-		p.needOffer = true
-	}
 	p.mu.Lock()
 	for mid, id := range m.Mids {
 		p.mids[mid] = id
@@ -351,9 +346,10 @@ func (p *Peer) sdpOnWire() {
 	p.heldLocal = nil
 }
 
-// offer sends an own offer when stable, and applies the answer. A glare
-// error leaves needOffer set: the server's offer is on its way, and after
-// it the offer is made again.
+// offer sends an own offer when stable and applies the answer. pion cannot
+// roll back a local offer, so the offer is set as the local description
+// only once the server has accepted it: a glare error then leaves nothing
+// to undo, and needOffer makes the offer again after the server's offer.
 func (p *Peer) offer() {
 	if p.pc.SignalingState() != webrtc.SignalingStateStable {
 		p.needOffer = true
@@ -363,10 +359,7 @@ func (p *Peer) offer() {
 	offer, err := p.pc.CreateOffer(nil)
 	if err != nil {
 		p.log.Warn("create offer", "err", err)
-		return
-	}
-	if err := p.pc.SetLocalDescription(offer); err != nil {
-		p.log.Warn("set offer", "err", err)
+		p.finishOffer(err)
 		return
 	}
 	p.mu.Lock()
@@ -377,7 +370,7 @@ func (p *Peer) offer() {
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	resp, err := p.client.Request(ctx, &signal.Message{Type: signal.TypeOffer, SDP: p.pc.LocalDescription().SDP, Tracks: tracks})
+	resp, err := p.client.Request(ctx, &signal.Message{Type: signal.TypeOffer, SDP: offer.SDP, Tracks: tracks})
 	var serr *signal.Error
 	if errors.As(err, &serr) && serr.Code == signal.CodeGlare {
 		p.needOffer = true
@@ -385,7 +378,11 @@ func (p *Peer) offer() {
 	}
 	if err != nil {
 		p.log.Warn("offer refused", "err", err)
-		_ = p.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback})
+		p.finishOffer(err)
+		return
+	}
+	if err := p.pc.SetLocalDescription(offer); err != nil {
+		p.log.Warn("set offer", "err", err)
 		p.finishOffer(err)
 		return
 	}

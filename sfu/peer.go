@@ -203,9 +203,7 @@ func (p *Peer) onConnectionState(s webrtc.PeerConnectionState) {
 		}
 	case webrtc.PeerConnectionStateFailed:
 		p.connected.Store(false)
-		if p.params.OnFailed != nil {
-			p.params.OnFailed(errors.New("ice connection failed"))
-		}
+		p.fail(errors.New("ice connection failed"))
 	case webrtc.PeerConnectionStateDisconnected:
 		p.connected.Store(false)
 	}
@@ -295,12 +293,13 @@ func (p *Peer) HandleOffer(offer string, sources map[string]string, reply func(a
 	return nil
 }
 
-// rollbackRemoteLocked returns to stable after an offer failed half-way.
+// rollbackRemoteLocked handles an offer that failed half-way. pion cannot
+// roll back a remote offer, so a peer left outside the stable state can
+// never negotiate again: it is reported failed.
 func (p *Peer) rollbackRemoteLocked() {
-	if p.pc.SignalingState() == webrtc.SignalingStateHaveRemoteOffer {
-		if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
-			p.log.Debug("rollback remote offer", "participant", p.id, "err", err)
-		}
+	if p.pc.SignalingState() != webrtc.SignalingStateStable {
+		p.log.Warn("offer failed half-way; closing the peer", "participant", p.id)
+		p.fail(errors.New("negotiation failed half-way"))
 	}
 }
 
@@ -566,22 +565,25 @@ func (p *Peer) negotiate() {
 	p.sdpOnWireLocked()
 }
 
-// offerTimedOut rolls back an offer the client never answered, so later
-// changes can still be negotiated.
+// offerTimedOut gives up on a client that never answered an offer. pion
+// cannot roll a local offer back, so no later change could be negotiated
+// with it: the peer is reported failed and its participant removed.
 func (p *Peer) offerTimedOut() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.offerTimer = nil
-	if p.isClosed() || !p.offerInFlight {
-		return
+	stuck := !p.isClosed() && p.offerInFlight
+	p.mu.Unlock()
+	if stuck {
+		p.log.Warn("offer not answered in time", "participant", p.id)
+		p.fail(errOfferTimedOut)
 	}
-	p.log.Warn("offer not answered, rolling back", "participant", p.id, "err", errOfferTimedOut)
-	if err := p.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
-		p.log.Debug("rollback local offer", "participant", p.id, "err", err)
+}
+
+// fail reports a peer that cannot go on.
+func (p *Peer) fail(err error) {
+	if p.params.OnFailed != nil {
+		go p.params.OnFailed(err)
 	}
-	p.offerInFlight = false
-	p.needNeg = true
-	p.scheduleLocked()
 }
 
 // onTrack turns pion's per-layer remote tracks into Receivers.
