@@ -228,6 +228,15 @@ func (r *Room) setMuted(p *participant, trackID string, muted bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t, ok := r.tracks[trackID]
+	if !ok {
+		// The publisher may name the track by its own (msid) id.
+		for _, c := range r.tracks {
+			if c.owner == p && c.recv.MSID() == trackID {
+				t, ok = c, true
+				break
+			}
+		}
+	}
 	if !ok || t.owner != p {
 		return false
 	}

@@ -96,6 +96,9 @@ func (r *Receiver) Source() string { return r.source }
 // StreamID is the msid stream id subscribers see (the publisher's id).
 func (r *Receiver) StreamID() string { return r.streamID }
 
+// MSID is the publisher's own id for the track (its MediaStreamTrack id).
+func (r *Receiver) MSID() string { return r.msid }
+
 // Done is closed when the track has ended and every reader has stopped.
 func (r *Receiver) Done() <-chan struct{} { return r.done }
 
