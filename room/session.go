@@ -289,6 +289,7 @@ func (s *session) handleSubscribe(m *signal.Message) {
 	}
 	for i, sub := range m.Subscriptions {
 		d := downs[i]
+		s.mgr.log.Debug("subscribe", "room", p.room.name, "participant", p.id, "track", sub.TrackID, "maxLayer", sub.MaxLayer, "maxWidth", sub.MaxWidth, "maxHeight", sub.MaxHeight, "paused", sub.Paused)
 		layer, _ := sfu.LayerIndex(sub.MaxLayer)
 		if sub.MaxWidth > 0 || sub.MaxHeight > 0 {
 			if l := d.Receiver().LayerForSize(sub.MaxWidth, sub.MaxHeight); l < layer {

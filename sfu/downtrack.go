@@ -57,6 +57,7 @@ type DownTrack struct {
 	maxLayer int8 // the subscriber's cap
 	bwLayer  int8 // the bandwidth allocator's cap
 	paused   bool
+	frameEnd bool // the last packet sent ended a frame: padding may follow
 	rw       rewriter
 	vp8      vp8Munger
 	hdr      rtp.Header
@@ -65,12 +66,13 @@ type DownTrack struct {
 	rtxPkt   rtp.Packet
 	history  [historySize]sentPacket
 
-	packets  atomic.Uint64
-	bytes    atomic.Uint64
-	switches atomic.Uint64
-	nacks    atomic.Uint64
-	resent   atomic.Uint64
-	plis     atomic.Uint64
+	packets   atomic.Uint64
+	bytes     atomic.Uint64
+	switches  atomic.Uint64
+	nacks     atomic.Uint64
+	resent    atomic.Uint64
+	plis      atomic.Uint64
+	writeErrs atomic.Uint64
 
 	onDecision func(*DownTrack) // the layer decision changed
 	done       chan struct{}
@@ -119,6 +121,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	d.bound = true
 	target := d.target
 	d.mu.Unlock()
+	d.peer.log.Debug("track bound", "participant", d.subscriber, "track", d.recv.id, "ssrc", uint32(ctx.SSRC()), "codec", codec.MimeType, "pt", codec.PayloadType)
 	if target >= 0 {
 		d.recv.requestKeyframe(target)
 	}
@@ -127,6 +130,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 
 // Unbind is called by pion when the track leaves the wire.
 func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.peer.log.Debug("track unbound", "participant", d.subscriber, "track", d.recv.id)
 	d.mu.Lock()
 	d.bound = false
 	d.mu.Unlock()
@@ -167,6 +171,7 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8Descrip
 		}
 		d.switches.Add(1)
 		metricLayerSwitches.Inc()
+		d.peer.log.Debug("forwarding layer", "participant", d.subscriber, "track", d.recv.id, "layer", layer, "ssrc", d.ssrc, "pt", d.pt)
 		if d.onDecision != nil {
 			defer d.onDecision(d)
 		}
@@ -189,11 +194,14 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8Descrip
 	*h = sentPacket{dstSeq: seq, srcSeq: p.SequenceNumber, layer: layer, valid: true, ts: ts,
 		pidOff: d.vp8.pidOff, tl0Off: d.vp8.tl0Off, keyIdxOff: d.vp8.keyIdxOff}
 	d.fillHeader(&p.Header, seq, ts)
+	d.frameEnd = p.Marker
 	n, err := d.writer.WriteRTP(&d.hdr, payload)
 	d.mu.Unlock()
 	if err == nil && n > 0 {
 		d.packets.Add(1)
 		d.bytes.Add(uint64(n))
+	} else if err != nil && d.writeErrs.Add(1) == 1 {
+		d.peer.log.Debug("forward failed", "participant", d.subscriber, "track", d.recv.id, "err", err)
 	}
 }
 
@@ -203,7 +211,9 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8Descrip
 func (d *DownTrack) writePadding(budget int) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.bound || d.closed || !d.peer.connected.Load() {
+	// Only between frames: a receiver assembles a frame from contiguous
+	// sequence numbers, so padding inside one would make it undecodable.
+	if !d.bound || d.closed || !d.frameEnd || !d.peer.connected.Load() {
 		return 0
 	}
 	sent := 0

@@ -157,10 +157,28 @@ function setSpeaker(id) {
 // --- adaptive subscribing: hidden tiles pause, visible ones get a layer
 // that fits their size on screen.
 
+// The observer only says when to look again; visibility itself is measured
+// when subscriptions are sent (an observer's first report, made while the
+// meeting was still hidden, may be the last one a background tab gets).
 const visibility = new IntersectionObserver((entries) => {
-  for (const e of entries) e.target.visible = e.isIntersecting;
+  if ($('meeting').hidden) return;
+  for (const e of entries) e.target.inView = e.isIntersecting;
   scheduleSubscribe();
 });
+
+// onScreen: laid out, and not scrolled out of view. The observer's reports
+// are checked against the layout, since a tab that is not shown may report
+// once, wrongly, and then never again.
+function onScreen(tile) {
+  if (!tile.isConnected || tile.offsetParent === null) return false;
+  if (tile.inView !== false) return true;
+  const r = tile.getBoundingClientRect();
+  const w = window.innerWidth;
+  const h = window.innerHeight;
+  if (!w || !h) return true;
+  return r.bottom > 0 && r.right > 0 && r.top < h && r.left < w;
+}
+document.addEventListener('visibilitychange', scheduleSubscribe);
 new ResizeObserver(() => scheduleSubscribe()).observe(document.body);
 
 function scheduleSubscribe() {
@@ -176,7 +194,10 @@ function sendSubscriptions() {
     const tile = state.tiles.get(info.source === 'screen' ? `${info.participant}/screen` : info.participant);
     if (!tile) continue;
     const dpr = window.devicePixelRatio || 1;
-    const visible = tile.visible !== false && !document.hidden;
+    // A tile scrolled out of view is paused. A hidden browser tab is not:
+    // people glance back at meetings, and a picture that must first wait
+    // for a keyframe makes that feel broken.
+    const visible = onScreen(tile);
     subs.push({
       trackId: id,
       paused: !visible,
@@ -184,9 +205,9 @@ function sendSubscriptions() {
       maxHeight: Math.round(tile.clientHeight * dpr) || 0,
     });
   }
-  if (subs.length) state.sig.request({ type: 'subscribe', subscriptions: subs }).catch(() => {});
+  if (params.get('debug')) console.log('subscribe', JSON.stringify(subs));
+  if (subs.length) state.sig.request({ type: 'subscribe', subscriptions: subs }).catch((e) => console.warn('subscribe', String(e)));
 }
-document.addEventListener('visibilitychange', scheduleSubscribe);
 
 // --- the connection -----------------------------------------------------
 
@@ -197,9 +218,15 @@ function wsURL() {
 async function connect() {
   const sig = new Signaling(wsURL());
   state.sig = sig;
-  sig.onmessage = (m) => handle(m).catch((e) => console.warn('handling', m.type, e));
+  // Messages are handled strictly in order: a candidate must not overtake
+  // the offer it belongs to.
+  let chain = Promise.resolve();
+  sig.onmessage = (m) => {
+    chain = chain.then(() => handle(m)).catch((e) => console.warn('handling', m.type, String(e)));
+  };
   sig.onclose = (e, byUs) => {
     if (byUs || state.leaving || sig !== state.sig) return;
+    console.warn('signaling closed', e.code, e.reason);
     if (e.code === 1001) setStatus('Server restarting: reconnecting…', 'reconnecting');
     reconnect();
   };
@@ -211,6 +238,19 @@ async function connect() {
   state.tracks.clear();
   for (const t of welcome.tracks || []) state.tracks.set(t.id, t);
   setupPeerConnection(welcome.iceServers || []);
+  // With tracks to receive, the server's offer comes first: publishing is
+  // held until it is answered. Chromium stops gathering ICE candidates
+  // for good if the very first local offer is rolled back by glare.
+  state.awaitServerOffer = (welcome.tracks || []).length > 0;
+  if (state.awaitServerOffer) {
+    const pc = state.pc;
+    setTimeout(() => {
+      if (state.awaitServerOffer && pc === state.pc) {
+        state.awaitServerOffer = false;
+        offer(pc);
+      }
+    }, 3000);
+  }
   const self = tileFor('self', `${state.name} (you)`, { self: true });
   self.dataset.participant = state.me;
   self.stream.getTracks().forEach((t) => self.stream.removeTrack(t));
@@ -256,13 +296,17 @@ function setupPeerConnection(iceServers) {
   state.makingOffer = false;
   pc.onicecandidate = ({ candidate }) => {
     if (pc !== state.pc) return;
+    if (params.get('debug')) console.log('local candidate', candidate && candidate.candidate);
     if (candidate) state.sig.send({ type: 'candidate', candidate: candidate.toJSON() });
     else state.sig.send({ type: 'end_of_candidates' });
   };
   pc.onnegotiationneeded = () => offer(pc);
   pc.ontrack = (e) => attachTrack(e);
   pc.onconnectionstatechange = () => {
-    if (pc.connectionState === 'failed' && pc === state.pc) reconnect();
+    if (pc.connectionState === 'failed' && pc === state.pc) {
+      console.warn('media connection failed');
+      reconnect();
+    }
   };
 }
 
@@ -270,7 +314,7 @@ function setupPeerConnection(iceServers) {
 // was offering at the same time it answers "glare", we take its offer
 // (setRemoteDescription rolls ours back) and the browser asks again.
 async function offer(pc) {
-  if (pc !== state.pc) return;
+  if (pc !== state.pc || state.awaitServerOffer) return;
   try {
     state.makingOffer = true;
     await pc.setLocalDescription();
@@ -284,7 +328,7 @@ async function offer(pc) {
     if (pc.signalingState === 'have-local-offer') await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     await flushCandidates(pc);
   } catch (e) {
-    if (!(e instanceof SignalError && e.code === 'glare')) console.warn('offer failed', e);
+    if (!(e instanceof SignalError && e.code === 'glare')) console.warn('offer failed', String(e), e.code || '');
   } finally {
     state.makingOffer = false;
   }
@@ -293,7 +337,7 @@ async function offer(pc) {
 async function flushCandidates(pc) {
   const held = state.pendingCandidates;
   state.pendingCandidates = [];
-  for (const c of held) await pc.addIceCandidate(c).catch(() => {});
+  for (const c of held) await pc.addIceCandidate(c).catch((e) => console.warn('remote candidate', String(e)));
 }
 
 function publishLocal() {
@@ -341,12 +385,16 @@ async function handle(m) {
       await pc.setLocalDescription();
       state.sig.send({ type: 'answer', sdp: pc.localDescription.sdp });
       await flushCandidates(pc);
+      if (state.awaitServerOffer) {
+        state.awaitServerOffer = false;
+        offer(pc);
+      }
       break;
     }
     case 'candidate':
       if (!pc) return;
       if (!pc.remoteDescription) state.pendingCandidates.push(m.candidate);
-      else await pc.addIceCandidate(m.candidate).catch(() => {});
+      else await pc.addIceCandidate(m.candidate).catch((e) => console.warn('remote candidate', String(e)));
       break;
     case 'participant_joined':
       state.members.set(m.participant.id, m.participant);
@@ -528,6 +576,7 @@ async function join() {
     await connect();
     $('prejoin').hidden = true;
     $('meeting').hidden = false;
+    scheduleSubscribe();
   } catch (e) {
     if (state.sig) state.sig.close();
     state.sig = null;
