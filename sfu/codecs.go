@@ -57,25 +57,25 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 	// order below reproduces Chrome's own ids, because Chrome refuses an
 	// offer of its own whose BUNDLE group uses one id for two extensions:
 	// when the server offers first with other ids, the browser could never
-	// publish afterwards. Unknown fillers keep the numbering.
+	// publish afterwards.
 	exts := []struct {
 		uri  string
 		kind webrtc.RTPCodecType
 	}{
-		{audioLevelURI, webrtc.RTPCodecTypeAudio},                                                     // 1
-		{"http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", webrtc.RTPCodecTypeAudio},      // 2
-		{"http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", webrtc.RTPCodecTypeVideo},      // 2
-		{sdp.TransportCCURI, webrtc.RTPCodecTypeAudio},                                                // 3
-		{sdp.TransportCCURI, webrtc.RTPCodecTypeVideo},                                                // 3
-		{sdp.SDESMidURI, webrtc.RTPCodecTypeAudio},                                                    // 4
-		{sdp.SDESMidURI, webrtc.RTPCodecTypeVideo},                                                    // 4
-		{"http://www.webrtc.org/experiments/rtp-hdrext/playout-delay", webrtc.RTPCodecTypeVideo},      // 5
-		{"http://www.webrtc.org/experiments/rtp-hdrext/video-content-type", webrtc.RTPCodecTypeVideo}, // 6
-		{"http://www.webrtc.org/experiments/rtp-hdrext/video-timing", webrtc.RTPCodecTypeVideo},       // 7
-		{"http://www.webrtc.org/experiments/rtp-hdrext/color-space", webrtc.RTPCodecTypeVideo},        // 8
-		{"urn:confab:reserved-9", webrtc.RTPCodecTypeVideo},                                           // 9
-		{sdp.SDESRTPStreamIDURI, webrtc.RTPCodecTypeVideo},                                            // 10
-		{sdp.SDESRepairRTPStreamIDURI, webrtc.RTPCodecTypeVideo},                                      // 11
+		{audioLevelURI, webrtc.RTPCodecTypeAudio},                                                            // 1
+		{"http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", webrtc.RTPCodecTypeAudio},             // 2
+		{"http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", webrtc.RTPCodecTypeVideo},             // 2
+		{sdp.TransportCCURI, webrtc.RTPCodecTypeAudio},                                                       // 3
+		{sdp.TransportCCURI, webrtc.RTPCodecTypeVideo},                                                       // 3
+		{sdp.SDESMidURI, webrtc.RTPCodecTypeAudio},                                                           // 4
+		{sdp.SDESMidURI, webrtc.RTPCodecTypeVideo},                                                           // 4
+		{"http://www.webrtc.org/experiments/rtp-hdrext/playout-delay", webrtc.RTPCodecTypeVideo},             // 5
+		{"http://www.webrtc.org/experiments/rtp-hdrext/video-content-type", webrtc.RTPCodecTypeVideo},        // 6
+		{"http://www.webrtc.org/experiments/rtp-hdrext/video-timing", webrtc.RTPCodecTypeVideo},              // 7
+		{"http://www.webrtc.org/experiments/rtp-hdrext/color-space", webrtc.RTPCodecTypeVideo},               // 8
+		{"http://www.webrtc.org/experiments/rtp-hdrext/video-layers-allocation00", webrtc.RTPCodecTypeVideo}, // 9
+		{sdp.SDESRTPStreamIDURI, webrtc.RTPCodecTypeVideo},                                                   // 10
+		{sdp.SDESRepairRTPStreamIDURI, webrtc.RTPCodecTypeVideo},                                             // 11
 	}
 	for _, e := range exts {
 		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: e.uri}, e.kind); err != nil {

@@ -211,6 +211,15 @@ function sendSubscriptions() {
 
 // --- the connection -----------------------------------------------------
 
+// All negotiation work (server messages, our own offers) runs one step at a
+// time: a candidate must not overtake its offer, and our offer must not
+// interleave with the server's.
+let chain = Promise.resolve();
+function serialize(step, what) {
+  chain = chain.then(step).catch((e) => console.warn('handling', what, String(e)));
+  return chain;
+}
+
 function wsURL() {
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
 }
@@ -218,12 +227,7 @@ function wsURL() {
 async function connect() {
   const sig = new Signaling(wsURL());
   state.sig = sig;
-  // Messages are handled strictly in order: a candidate must not overtake
-  // the offer it belongs to.
-  let chain = Promise.resolve();
-  sig.onmessage = (m) => {
-    chain = chain.then(() => handle(m)).catch((e) => console.warn('handling', m.type, String(e)));
-  };
+  sig.onmessage = (m) => serialize(() => handle(m), m.type);
   sig.onclose = (e, byUs) => {
     if (byUs || state.leaving || sig !== state.sig) return;
     console.warn('signaling closed', e.code, e.reason);
@@ -247,7 +251,7 @@ async function connect() {
     setTimeout(() => {
       if (state.awaitServerOffer && pc === state.pc) {
         state.awaitServerOffer = false;
-        offer(pc);
+        serialize(() => offer(pc), 'own offer');
       }
     }, 3000);
   }
@@ -293,14 +297,13 @@ function teardown() {
 function setupPeerConnection(iceServers) {
   const pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
   state.pc = pc;
-  state.makingOffer = false;
   pc.onicecandidate = ({ candidate }) => {
     if (pc !== state.pc) return;
     if (params.get('debug')) console.log('local candidate', candidate && candidate.candidate);
     if (candidate) state.sig.send({ type: 'candidate', candidate: candidate.toJSON() });
     else state.sig.send({ type: 'end_of_candidates' });
   };
-  pc.onnegotiationneeded = () => offer(pc);
+  pc.onnegotiationneeded = () => serialize(() => offer(pc), 'own offer');
   pc.ontrack = (e) => attachTrack(e);
   pc.onconnectionstatechange = () => {
     if (pc.connectionState === 'failed' && pc === state.pc) {
@@ -310,28 +313,34 @@ function setupPeerConnection(iceServers) {
   };
 }
 
-// offer publishes our changes. The client is the polite peer: if the server
-// was offering at the same time it answers "glare", we take its offer
-// (setRemoteDescription rolls ours back) and the browser asks again.
+// offer publishes our changes. The offer is applied locally only once the
+// server accepted it: if the server was offering at the same time it
+// answers "glare", we drop ours, take its offer, and offer again. (Rolling
+// back a first local offer leaves Chromium's ICE gathering stuck.)
 async function offer(pc) {
-  if (pc !== state.pc || state.awaitServerOffer) return;
-  try {
-    state.makingOffer = true;
-    await pc.setLocalDescription();
-    const tracks = [];
-    for (const t of pc.getTransceivers()) {
-      const track = t.sender.track;
-      if (!track || t.direction === 'inactive' || t.direction === 'recvonly') continue;
-      tracks.push({ id: track.id, source: track === state.screenTrack ? 'screen' : track.kind === 'audio' ? 'microphone' : 'camera' });
-    }
-    const answer = await state.sig.request({ type: 'offer', sdp: pc.localDescription.sdp, tracks });
-    if (pc.signalingState === 'have-local-offer') await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
-    await flushCandidates(pc);
-  } catch (e) {
-    if (!(e instanceof SignalError && e.code === 'glare')) console.warn('offer failed', String(e), e.code || '');
-  } finally {
-    state.makingOffer = false;
+  if (pc !== state.pc || state.awaitServerOffer || pc.signalingState !== 'stable') return;
+  const local = await pc.createOffer();
+  const tracks = [];
+  for (const t of pc.getTransceivers()) {
+    const track = t.sender.track;
+    if (!track || t.direction === 'inactive' || t.direction === 'recvonly') continue;
+    tracks.push({ id: track.id, source: track === state.screenTrack ? 'screen' : track.kind === 'audio' ? 'microphone' : 'camera' });
   }
+  let answer;
+  try {
+    answer = await state.sig.request({ type: 'offer', sdp: local.sdp, tracks });
+  } catch (e) {
+    if (e instanceof SignalError && e.code === 'glare') {
+      // The server's offer is queued behind this step; offer again after it.
+      serialize(() => offer(pc), 'own offer');
+      return;
+    }
+    throw e;
+  }
+  if (pc !== state.pc || pc.signalingState !== 'stable') return;
+  await pc.setLocalDescription(local);
+  await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+  await flushCandidates(pc);
 }
 
 async function flushCandidates(pc) {
@@ -387,7 +396,7 @@ async function handle(m) {
       await flushCandidates(pc);
       if (state.awaitServerOffer) {
         state.awaitServerOffer = false;
-        offer(pc);
+        serialize(() => offer(pc), 'own offer');
       }
       break;
     }
