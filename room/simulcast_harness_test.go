@@ -33,6 +33,7 @@ var cameraLayers = []layerSpec{
 type simulcastCamera struct {
 	tracks    []*webrtc.TrackLocalStaticRTP
 	keyWanted [3]atomic.Bool
+	stopped   [3]atomic.Bool // a layer the publisher no longer sends
 	stamp     *loadtest.Stamper
 	plis      atomic.Int64
 	stop      chan struct{}
@@ -86,6 +87,9 @@ func (c *simulcastCamera) run(ctx context.Context) {
 			}
 			ts := uint32(frame * 3000)
 			for i, l := range cameraLayers {
+				if c.stopped[i].Load() {
+					continue
+				}
 				key := frame%90 == 0 || c.keyWanted[i].Swap(false)
 				size := l.bitrate / 8 / 30
 				for off := 0; off < size; off += 1100 {

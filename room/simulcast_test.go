@@ -126,3 +126,19 @@ func TestSimulcastForcedSwitchesStayContinuous(t *testing.T) {
 func signalSub(trackID, maxLayer string) signal.Subscription {
 	return signal.Subscription{TrackID: trackID, MaxLayer: maxLayer}
 }
+
+func TestSimulcastFallsBackWhenALayerStops(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, url := startServer(t, room.Config{})
+	_, cam := startSimulcastPublisher(t, ctx, url, "fallback")
+	s := joinSubscriber(t, ctx, url, "fallback", "viewer", nil)
+	waitWidth(t, s, 1280, 10*time.Second, "top layer")
+	// The publisher's uplink shrinks and it stops sending its top layer.
+	cam.stopped[2].Store(true)
+	d := waitWidth(t, s, 640, 5*time.Second, "fall back to the medium layer")
+	t.Logf("fell back %v after the top layer stopped", d.Round(time.Millisecond))
+	// It comes back: the subscriber climbs again.
+	cam.stopped[2].Store(false)
+	waitWidth(t, s, 1280, 10*time.Second, "back on the top layer")
+}
