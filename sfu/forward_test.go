@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -33,7 +34,8 @@ func (w *countingWriter) Write(b []byte) (int, error) { return len(b), nil }
 // newTestReceiver builds a VP8 Receiver with the given layers and n bound
 // DownTracks writing to countingWriters, without any PeerConnection.
 func newTestReceiver(layers, n int) (*Receiver, []*DownTrack, []*countingWriter) {
-	pub := &Peer{id: "pub", closed: make(chan struct{})}
+	quiet := slog.New(slog.DiscardHandler)
+	pub := &Peer{id: "pub", closed: make(chan struct{}), log: quiet}
 	r := &Receiver{id: "T1", publisher: "pub", kind: webrtc.RTPCodecTypeVideo, ck: codecVP8,
 		codec: webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}},
 		peer:  pub, simulcast: layers > 1, done: make(chan struct{})}
@@ -46,7 +48,7 @@ func newTestReceiver(layers, n int) (*Receiver, []*DownTrack, []*countingWriter)
 	var downs []*DownTrack
 	var writers []*countingWriter
 	for i := 0; i < n; i++ {
-		sub := &Peer{id: fmt.Sprintf("sub%d", i), closed: make(chan struct{})}
+		sub := &Peer{id: fmt.Sprintf("sub%d", i), closed: make(chan struct{}), log: quiet}
 		sub.connected.Store(true)
 		d := newDownTrack(r, sub)
 		w := &countingWriter{}
