@@ -137,32 +137,33 @@ func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
 	return nil
 }
 
-// writeRTP forwards a packet of the given layer. It runs on the Receiver's
-// reader goroutine, once per packet and subscriber, and never allocates.
-func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8Descriptor, now int64) {
+// writeRTP forwards a packet of the given layer and reports whether it was
+// sent. It runs on the Receiver's reader goroutine (or a fan-out writer),
+// once per packet and subscriber, and never allocates.
+func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8Descriptor, now int64) bool {
 	d.mu.Lock()
 	if !d.bound || d.closed || d.paused {
 		d.mu.Unlock()
-		return
+		return false
 	}
 	if d.target == noLayer {
 		// Paused for bandwidth (or nothing to send): resuming restarts at
 		// a keyframe and continues the numbering.
 		d.current = noLayer
 		d.mu.Unlock()
-		return
+		return false
 	}
 	if layer != d.current {
 		if layer != d.target {
 			d.mu.Unlock()
-			return
+			return false
 		}
 		// Only a keyframe can start a decoder, and only once the transport
 		// is up can the keyframe reach it; until then keep asking for one.
 		if !key || !d.peer.connected.Load() {
 			d.mu.Unlock()
 			d.recv.requestKeyframe(layer)
-			return
+			return false
 		}
 		d.current = layer
 		d.rw.startSegment(p.SequenceNumber, p.Timestamp, now)
@@ -179,7 +180,7 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8Descrip
 	seq, ts, ok := d.rw.rewrite(p.SequenceNumber, p.Timestamp, now)
 	if !ok {
 		d.mu.Unlock()
-		return
+		return false
 	}
 	payload := p.Payload
 	if d.recv.ck == codecVP8 {
@@ -200,9 +201,12 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8Descrip
 	if err == nil && n > 0 {
 		d.packets.Add(1)
 		d.bytes.Add(uint64(n))
-	} else if err != nil && d.writeErrs.Add(1) == 1 {
+		return true
+	}
+	if err != nil && d.writeErrs.Add(1) == 1 {
 		d.peer.log.Debug("forward failed", "participant", d.subscriber, "track", d.recv.id, "err", err)
 	}
+	return false
 }
 
 // writePadding sends padding-only packets worth about budget bytes, in the

@@ -3,6 +3,7 @@ package sfu
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/rtp"
 )
@@ -29,6 +30,7 @@ type fanJob struct {
 type fanOut struct {
 	jobs []chan fanJob
 	wg   sync.WaitGroup
+	sent atomic.Int64 // packets written by the workers in the current write
 	stop chan struct{}
 	done sync.WaitGroup
 }
@@ -55,17 +57,23 @@ func (f *fanOut) worker(ch chan fanJob) {
 		case <-f.stop:
 			return
 		case j := <-ch:
+			n := int64(0)
 			for _, d := range j.downs {
-				d.writeRTP(j.layer, j.pkt, j.key, j.vd, j.now)
+				if d.writeRTP(j.layer, j.pkt, j.key, j.vd, j.now) {
+					n++
+				}
 			}
+			f.sent.Add(n)
 			f.wg.Done()
 		}
 	}
 }
 
 // write sends one packet to every DownTrack in downs, spread over the
-// workers and the calling goroutine, and returns when all are written.
-func (f *fanOut) write(downs []*DownTrack, layer int8, pkt *rtp.Packet, key bool, vd *vp8Descriptor, now int64) {
+// workers and the calling goroutine, and returns, once all are written, how
+// many were sent.
+func (f *fanOut) write(downs []*DownTrack, layer int8, pkt *rtp.Packet, key bool, vd *vp8Descriptor, now int64) int {
+	f.sent.Store(0)
 	parts := len(f.jobs) + 1
 	size := (len(downs) + parts - 1) / parts
 	i := 0
@@ -78,10 +86,14 @@ func (f *fanOut) write(downs []*DownTrack, layer int8, pkt *rtp.Packet, key bool
 		ch <- fanJob{downs: downs[i:end], layer: layer, pkt: pkt, key: key, vd: vd, now: now}
 		i = end
 	}
+	n := 0
 	for _, d := range downs[i:] {
-		d.writeRTP(layer, pkt, key, vd, now)
+		if d.writeRTP(layer, pkt, key, vd, now) {
+			n++
+		}
 	}
 	f.wg.Wait()
+	return n + int(f.sent.Load())
 }
 
 // close stops the workers.

@@ -253,13 +253,14 @@ func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now i
 			if l.fan == nil {
 				l.fan = newFanOut()
 			}
-			l.fan.write(*downs, l.idx, pkt, key, vd, now)
+			forwarded = l.fan.write(*downs, l.idx, pkt, key, vd, now)
 		} else {
 			for _, d := range *downs {
-				d.writeRTP(l.idx, pkt, key, vd, now)
+				if d.writeRTP(l.idx, pkt, key, vd, now) {
+					forwarded++
+				}
 			}
 		}
-		forwarded = len(*downs)
 	}
 	metricPacketsIn.Inc()
 	metricBytesIn.Add(float64(len(raw)))

@@ -1,0 +1,109 @@
+// Command confab-load fills a Confab server's rooms with synthetic
+// participants (real pion PeerConnections sending VP8 and Opus) and reports
+// what they received.
+//
+//	go run ./cmd/confab-load -url http://127.0.0.1:8080 -scenario lecture -viewers 50 -duration 30s
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/confab-sfu/confab/loadtest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "confab-load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("confab-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := loadtest.Config{}
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "server base URL")
+	fs.StringVar(&cfg.Scenario, "scenario", "meeting", "meeting (everyone publishes) or lecture (one presenter, receive-only viewers)")
+	fs.IntVar(&cfg.Participants, "participants", 4, "meeting: participants per room")
+	fs.IntVar(&cfg.Viewers, "viewers", 20, "lecture: viewers per room")
+	fs.IntVar(&cfg.Rooms, "rooms", 1, "rooms")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long media flows after everyone joined")
+	fs.Float64Var(&cfg.Ramp, "ramp", 10, "joins per second (0: all at once)")
+	fs.BoolVar(&cfg.Video, "video", true, "publish video (audio is always published)")
+	fs.BoolVar(&cfg.Simulcast, "simulcast", true, "publish video as three simulcast layers")
+	fs.StringVar(&cfg.Layer, "layer", "auto", "subscriber layer policy: auto, low, medium or high")
+	loopback := fs.String("loopback", "auto", "restrict ICE to loopback: auto (when the URL host is loopback), true or false")
+	jsonOut := fs.String("json", "", "write the full report as JSON to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("-url %q: want http(s)://host:port", cfg.URL)
+	}
+	switch *loopback {
+	case "auto":
+		h := u.Hostname()
+		cfg.Loopback = h == "localhost" || h == "::1" || len(h) > 4 && h[:4] == "127."
+	case "true":
+		cfg.Loopback = true
+	case "false":
+	default:
+		return fmt.Errorf("-loopback %q: want auto, true or false", *loopback)
+	}
+	switch cfg.Layer {
+	case "auto", "low", "medium", "high":
+	default:
+		return fmt.Errorf("-layer %q: want auto, low, medium or high", cfg.Layer)
+	}
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		cfg.Progress = stderr // a live line only on a terminal
+	}
+	rep, runErr := loadtest.Run(ctx, cfg)
+	if rep != nil {
+		printReport(stdout, rep)
+		if *jsonOut != "" {
+			b, _ := json.MarshalIndent(rep, "", "  ")
+			if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+				return fmt.Errorf("write %s: %w", *jsonOut, err)
+			}
+		}
+	}
+	return runErr
+}
+
+func printReport(w io.Writer, r *loadtest.Report) {
+	fmt.Fprintf(w, "scenario %s: %d/%d peers joined, media for %.1f s\n", r.Scenario, r.Joined, r.Peers, r.Duration)
+	fmt.Fprintf(w, "join time (WebSocket open to first RTP of every track): p50 %.0f ms, p95 %.0f ms, p99 %.0f ms, max %.0f ms\n",
+		r.JoinMillis.P50, r.JoinMillis.P95, r.JoinMillis.P99, r.JoinMillis.Max)
+	fmt.Fprintf(w, "received %d packets, loss after repair %.3f %%, freezes (>500 ms) %d\n", r.Packets, r.LossPercent, r.Freezes)
+	if r.Server.Available {
+		fmt.Fprintf(w, "server: %.2f CPU-s (%.3f per 1000 packets out), %.0f MiB resident, %.0f goroutines, %.0f packets out\n",
+			r.Server.CPUSeconds, r.Server.CPUPer1000, r.Server.RSSBytes/(1<<20), r.Server.Goroutines, r.Server.PacketsOut)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "peer\ttracks\tpackets\tlost\tkbit/s\tfreezes\t")
+	for _, s := range r.Subscribers {
+		fmt.Fprintf(tw, "%s\t%d/%d\t%d\t%d\t%.0f\t%d\t\n", s.Name, s.Tracks, s.Expected, s.Packets, s.Lost, s.BitrateKbps, s.Freezes)
+	}
+	_ = tw.Flush()
+	for _, f := range r.Failures {
+		fmt.Fprintln(w, "failed:", f)
+	}
+}

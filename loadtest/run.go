@@ -1,0 +1,264 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/confab-sfu/confab/signal"
+)
+
+// Config describes one load run. Every loop in a run is bounded by
+// Duration (plus join and leave time) and stops by itself.
+type Config struct {
+	URL          string        // server base URL, e.g. http://127.0.0.1:8080
+	Scenario     string        // "meeting" or "lecture"
+	Participants int           // meeting: participants per room, all publish
+	Viewers      int           // lecture: receive-only viewers per room
+	Rooms        int           // rooms, each with the scenario's people
+	Duration     time.Duration // how long media flows once everyone joined
+	Ramp         float64       // joins per second (0: all at once)
+	Video        bool          // publish video (audio is always published)
+	Simulcast    bool          // publish video as three layers
+	Layer        string        // subscriber policy: auto, low, medium or high
+	Loopback     bool          // restrict ICE to loopback
+	Logger       *slog.Logger
+	Progress     io.Writer // a live line while running; nil for none
+}
+
+// Report is what a run measured.
+type Report struct {
+	Scenario    string            `json:"scenario"`
+	Peers       int               `json:"peers"`
+	Joined      int               `json:"joined"`
+	Failures    []string          `json:"failures,omitempty"`
+	JoinMillis  Percentiles       `json:"joinMillis"` // WebSocket open to first RTP of every track known at join
+	Duration    float64           `json:"durationSeconds"`
+	Subscribers []SubscriberStats `json:"subscribers"`
+	Packets     uint64            `json:"packets"`
+	LossPercent float64           `json:"lossPercent"`
+	Freezes     int               `json:"freezes"`
+	Server      ServerStats       `json:"server"`
+}
+
+// Percentiles of a distribution.
+type Percentiles struct {
+	P50, P95, P99, Max float64
+}
+
+// SubscriberStats is what one peer received.
+type SubscriberStats struct {
+	Name        string  `json:"name"`
+	Tracks      int     `json:"tracks"`
+	Expected    int     `json:"expectedTracks"`
+	Packets     uint64  `json:"packets"`
+	Lost        uint64  `json:"lost"`
+	BitrateKbps float64 `json:"bitrateKbps"`
+	Freezes     int     `json:"freezes"`
+}
+
+// ErrNothingReceived is returned when peers joined but no media arrived.
+var ErrNothingReceived = errors.New("no media received")
+
+// Run executes a scenario and returns its report. It fails when a peer
+// could not join or a subscriber received nothing.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Rooms <= 0 {
+		cfg.Rooms = 1
+	}
+	if _, err := url.Parse(cfg.URL); err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	type plan struct {
+		room, name string
+		publish    bool
+		expect     int // tracks this peer should receive
+	}
+	var plans []plan
+	tracksPer := 1
+	if cfg.Video {
+		tracksPer = 2
+	}
+	for r := 0; r < cfg.Rooms; r++ {
+		room := fmt.Sprintf("load-%s-%d", cfg.Scenario, r)
+		switch cfg.Scenario {
+		case "meeting":
+			if cfg.Participants < 2 {
+				return nil, errors.New("meeting needs at least 2 participants")
+			}
+			for i := 0; i < cfg.Participants; i++ {
+				plans = append(plans, plan{room, fmt.Sprintf("p%d-%d", r, i), true, tracksPer * (cfg.Participants - 1)})
+			}
+		case "lecture":
+			if cfg.Viewers < 1 {
+				return nil, errors.New("lecture needs at least 1 viewer")
+			}
+			plans = append(plans, plan{room, fmt.Sprintf("presenter-%d", r), true, 0})
+			for i := 0; i < cfg.Viewers; i++ {
+				plans = append(plans, plan{room, fmt.Sprintf("v%d-%d", r, i), false, tracksPer})
+			}
+		default:
+			return nil, fmt.Errorf("unknown scenario %q (meeting, lecture)", cfg.Scenario)
+		}
+	}
+	api, err := NewAPI(APIOptions{Loopback: cfg.Loopback})
+	if err != nil {
+		return nil, err
+	}
+	before := scrapeServer(ctx, cfg.URL)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	rep := &Report{Scenario: cfg.Scenario, Peers: len(plans)}
+	var mu sync.Mutex
+	var peers []*Peer
+	var recs []*receiveLog
+	var joinTimes []float64
+	var wg sync.WaitGroup
+	interval := time.Duration(0)
+	if cfg.Ramp > 0 {
+		interval = time.Duration(float64(time.Second) / cfg.Ramp)
+	}
+	progress := newProgress(cfg.Progress, len(plans))
+	for i, pl := range plans {
+		if i > 0 && interval > 0 {
+			select {
+			case <-time.After(interval):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		wg.Add(1)
+		go func(pl plan) {
+			defer wg.Done()
+			rec := newReceiveLog(pl.name, pl.expect)
+			start := time.Now()
+			var video *VideoSource
+			p, err := Join(runCtx, PeerOptions{URL: cfg.URL, Room: pl.room, Name: pl.name, API: api, Logger: cfg.Logger,
+				OnTrack: func(rt *RemoteTrack) { rec.track(rt, cfg.Layer) },
+				OnKeyframeRequest: func(string) {
+					if video != nil {
+						video.RequestKeyframe()
+					}
+				}})
+			if err != nil {
+				mu.Lock()
+				rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", pl.name, err))
+				mu.Unlock()
+				return
+			}
+			rec.peer = p
+			rec.wantNow = len(p.Welcome().Tracks)
+			if pl.publish {
+				if err := publishMedia(runCtx, p, pl.name, cfg, &video); err != nil {
+					mu.Lock()
+					rep.Failures = append(rep.Failures, fmt.Sprintf("%s publishes: %v", pl.name, err))
+					mu.Unlock()
+				}
+			}
+			progress.join()
+			ready := rec.waitFirstMedia(runCtx, 20*time.Second)
+			mu.Lock()
+			peers = append(peers, p)
+			recs = append(recs, rec)
+			joinTimes = append(joinTimes, float64(ready.Sub(start).Microseconds())/1000)
+			mu.Unlock()
+		}(pl)
+	}
+	wg.Wait()
+	rep.Joined = len(peers)
+	// Media flows for the duration; the progress line ticks meanwhile.
+	flowStart := time.Now()
+	progress.run(runCtx, cfg.Duration, func() (uint64, uint64) {
+		var pk, lost uint64
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range recs {
+			p, l := r.totals()
+			pk += p
+			lost += l
+		}
+		return pk, lost
+	})
+	rep.Duration = time.Since(flowStart).Seconds()
+	after := scrapeServer(ctx, cfg.URL)
+	rep.Server = after.since(before)
+	cancel()
+	for _, p := range peers {
+		_ = p.Leave()
+	}
+	rep.JoinMillis = percentiles(joinTimes)
+	var lostTotal uint64
+	for _, r := range recs {
+		s := r.stats(rep.Duration)
+		rep.Subscribers = append(rep.Subscribers, s)
+		rep.Packets += s.Packets
+		lostTotal += s.Lost
+		rep.Freezes += s.Freezes
+	}
+	sort.Slice(rep.Subscribers, func(i, j int) bool { return rep.Subscribers[i].Name < rep.Subscribers[j].Name })
+	if rep.Packets+lostTotal > 0 {
+		rep.LossPercent = 100 * float64(lostTotal) / float64(rep.Packets+lostTotal)
+	}
+	if len(rep.Failures) > 0 {
+		return rep, fmt.Errorf("%d of %d peers failed", len(rep.Failures), len(plans))
+	}
+	for _, s := range rep.Subscribers {
+		if s.Expected > 0 && (s.Packets == 0 || s.Tracks < s.Expected) {
+			return rep, fmt.Errorf("%w: %s got %d of %d tracks, %d packets", ErrNothingReceived, s.Name, s.Tracks, s.Expected, s.Packets)
+		}
+	}
+	return rep, nil
+}
+
+// publishMedia publishes audio and, if configured, video from the clips.
+func publishMedia(ctx context.Context, p *Peer, name string, cfg Config, video **VideoSource) error {
+	audio, err := NewAudioSource(name+"-mic", name)
+	if err != nil {
+		return err
+	}
+	if _, err := p.Publish(ctx, signal.SourceMicrophone, audio.Track()); err != nil {
+		return err
+	}
+	go audio.Run(ctx)
+	if !cfg.Video {
+		return nil
+	}
+	v, err := NewVideoSource(name+"-cam", name, cfg.Simulcast, 2)
+	if err != nil {
+		return err
+	}
+	*video = v
+	s, err := p.Publish(ctx, signal.SourceCamera, v.Tracks()...)
+	if err != nil {
+		return err
+	}
+	if cfg.Simulcast {
+		st, err := p.NewStamper(s)
+		if err != nil {
+			return err
+		}
+		v.SetStamper(st)
+	}
+	go v.Run(ctx)
+	return nil
+}
+
+func percentiles(xs []float64) Percentiles {
+	if len(xs) == 0 {
+		return Percentiles{}
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	at := func(q float64) float64 { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	return Percentiles{P50: at(0.5), P95: at(0.95), P99: at(0.99), Max: s[len(s)-1]}
+}

@@ -1,0 +1,84 @@
+package loadtest_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/confab-sfu/confab/loadtest"
+	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/sfu"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func startServer(t *testing.T) string {
+	t.Helper()
+	mgr, err := room.NewManager(room.Config{SFU: sfu.Config{Loopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", mgr.ServeWS)
+	mux.Handle("/metrics", promhttp.Handler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = mgr.Close(ctx)
+		srv.Close()
+	})
+	return srv.URL
+}
+
+func check(t *testing.T, rep *loadtest.Report, err error, peers int) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("run: %v (report %+v)", err, rep)
+	}
+	if rep.Joined != peers {
+		t.Fatalf("%d of %d joined", rep.Joined, peers)
+	}
+	for _, s := range rep.Subscribers {
+		if s.Tracks < s.Expected || (s.Expected > 0 && s.Packets == 0) {
+			t.Errorf("%s received %d of %d tracks, %d packets", s.Name, s.Tracks, s.Expected, s.Packets)
+		}
+	}
+	if rep.LossPercent != 0 {
+		t.Errorf("loss %.3f%% on loopback", rep.LossPercent)
+	}
+	if !rep.Server.Available || rep.Server.PacketsOut <= 0 || rep.Server.CPUSeconds <= 0 {
+		t.Errorf("server figures missing: %+v", rep.Server)
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(b, &back); err != nil || back["joinMillis"] == nil || back["subscribers"] == nil || back["server"] == nil {
+		t.Fatalf("JSON report lacks figures: %s", b)
+	}
+	t.Logf("join ms p50 %.0f p95 %.0f; %d packets, loss %.2f%%, freezes %d; server %.3f CPU-s per 1000 packets out",
+		rep.JoinMillis.P50, rep.JoinMillis.P95, rep.Packets, rep.LossPercent, rep.Freezes, rep.Server.CPUPer1000)
+}
+
+func TestMeetingOfFour(t *testing.T) {
+	url := startServer(t)
+	rep, err := loadtest.Run(context.Background(), loadtest.Config{URL: url, Scenario: "meeting", Participants: 4,
+		Duration: 3 * time.Second, Video: true, Simulcast: true, Layer: "auto", Loopback: true})
+	check(t, rep, err, 4)
+	for _, s := range rep.Subscribers {
+		if s.Expected != 6 {
+			t.Errorf("%s expected %d tracks, want 6", s.Name, s.Expected)
+		}
+	}
+}
+
+func TestLectureOfTwenty(t *testing.T) {
+	url := startServer(t)
+	rep, err := loadtest.Run(context.Background(), loadtest.Config{URL: url, Scenario: "lecture", Viewers: 20,
+		Duration: 3 * time.Second, Video: true, Simulcast: true, Layer: "high", Loopback: true, Ramp: 50})
+	check(t, rep, err, 21)
+}
