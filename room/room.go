@@ -123,6 +123,7 @@ func (r *Room) add(p *participant) error {
 	if len(r.participants) >= r.mgr.cfg.MaxParticipants {
 		return ErrRoomFull
 	}
+	p.room = r
 	r.participants[p.id] = p
 	r.order = append(r.order, p.id)
 	return nil

@@ -166,8 +166,40 @@ func (s *session) handleJoin(m *signal.Message) bool {
 		return false
 	}
 	p := &participant{id: sfu.NewID("P"), name: strings.TrimSpace(m.Name), conn: s.conn}
+	// The Peer exists before the participant enters the room: from then on
+	// others' new tracks are subscribed to it at once.
+	peer, err := s.mgr.engine.NewPeer(sfu.PeerParams{
+		ID:     p.id,
+		Logger: s.mgr.log.With("room", m.Room, "participant", p.id),
+		OnOffer: func(sdp string, mids map[string]string) {
+			p.send(&signal.Message{Type: signal.TypeOffer, SDP: sdp, Mids: mids})
+		},
+		OnCandidate: func(c *webrtc.ICECandidateInit) {
+			if c == nil {
+				p.send(&signal.Message{Type: signal.TypeEndOfCandidates})
+				return
+			}
+			p.send(&signal.Message{Type: signal.TypeCandidate, Candidate: &signal.Candidate{
+				Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}})
+		},
+		// Tracks are published only after welcome: the room is set by then.
+		OnTrack:    func(recv *sfu.Receiver) { p.room.publish(p, recv) },
+		OnDecision: p.decisionChanged,
+		OnFailed: func(err error) {
+			s.mgr.log.Info("connection failed", "room", m.Room, "participant", p.id, "err", err)
+			s.closeWith(websocket.StatusNormalClosure, "media connection failed", "")
+		},
+		MaxTracks: s.mgr.cfg.MaxTracksPerParticipant,
+	})
+	if err != nil {
+		metricJoins.WithLabelValues(signal.CodeInternal).Inc()
+		s.fail(m.ID, signal.Errorf(signal.CodeInternal, "create peer connection: %v", err))
+		return false
+	}
+	p.peer = peer
 	r, err := s.mgr.join(m.Room, p)
 	if err != nil {
+		_ = peer.Close()
 		code := signal.CodeInternal
 		switch {
 		case errors.Is(err, ErrRoomFull):
@@ -181,37 +213,6 @@ func (s *session) handleJoin(m *signal.Message) bool {
 		s.fail(m.ID, signal.Errorf(code, "%v", err))
 		return false
 	}
-	p.room = r
-	peer, err := s.mgr.engine.NewPeer(sfu.PeerParams{
-		ID:     p.id,
-		Logger: s.mgr.log.With("room", r.name, "participant", p.id),
-		OnOffer: func(sdp string, mids map[string]string) {
-			p.send(&signal.Message{Type: signal.TypeOffer, SDP: sdp, Mids: mids})
-		},
-		OnCandidate: func(c *webrtc.ICECandidateInit) {
-			if c == nil {
-				p.send(&signal.Message{Type: signal.TypeEndOfCandidates})
-				return
-			}
-			p.send(&signal.Message{Type: signal.TypeCandidate, Candidate: &signal.Candidate{
-				Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}})
-		},
-		OnTrack:    func(recv *sfu.Receiver) { r.publish(p, recv) },
-		OnDecision: p.decisionChanged,
-		OnFailed: func(err error) {
-			s.mgr.log.Info("connection failed", "room", r.name, "participant", p.id, "err", err)
-			s.closeWith(websocket.StatusNormalClosure, "media connection failed", "")
-		},
-		MaxTracks: s.mgr.cfg.MaxTracksPerParticipant,
-	})
-	if err != nil {
-		r.remove(p)
-		s.mgr.removeIfEmpty(r)
-		metricJoins.WithLabelValues(signal.CodeInternal).Inc()
-		s.fail(m.ID, signal.Errorf(signal.CodeInternal, "create peer connection: %v", err))
-		return false
-	}
-	p.peer = peer
 	s.p = p
 	metricJoins.WithLabelValues("ok").Inc()
 	metricParticipants.Inc()
