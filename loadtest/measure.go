@@ -32,6 +32,7 @@ type trackLog struct {
 	lastFrame time.Time
 	lastTS    uint32
 	freezes   int
+	width     uint16 // from the last VP8 keyframe
 }
 
 func (t *trackLog) add(p *rtp.Packet, n int, now time.Time) {
@@ -50,12 +51,61 @@ func (t *trackLog) add(p *rtp.Packet, n int, now time.Time) {
 	t.lastSeq = p.SequenceNumber
 	ext := t.cycles<<16 | int64(p.SequenceNumber)
 	t.maxExt = max(t.maxExt, ext)
+	if t.video {
+		if w := vp8KeyframeWidth(p.Payload); w > 0 {
+			t.width = w
+		}
+	}
 	if t.video && p.Timestamp != t.lastTS && len(p.Payload) > 0 {
 		if now.Sub(t.lastFrame) > freezeGap {
 			t.freezes++
 		}
 		t.lastTS, t.lastFrame = p.Timestamp, now
 	}
+}
+
+// vp8KeyframeWidth returns the width in a VP8 keyframe's first packet, or 0.
+func vp8KeyframeWidth(p []byte) uint16 {
+	if len(p) < 1 || p[0]&0x10 == 0 {
+		return 0
+	}
+	i := 1
+	if p[0]&0x80 != 0 {
+		if len(p) < 2 {
+			return 0
+		}
+		x := p[1]
+		i = 2
+		if x&0x80 != 0 {
+			if len(p) > i && p[i]&0x80 != 0 {
+				i++
+			}
+			i++
+		}
+		if x&0x40 != 0 {
+			i++
+		}
+		if x&0x30 != 0 {
+			i++
+		}
+	}
+	if len(p) < i+10 || p[i]&0x01 != 0 || p[i+3] != 0x9d || p[i+4] != 0x01 || p[i+5] != 0x2a {
+		return 0
+	}
+	return (uint16(p[i+6]) | uint16(p[i+7])<<8) & 0x3fff
+}
+
+// layerOfWidth names a layer by resolution (the clips are 320, 640, 1280 wide).
+func layerOfWidth(w uint16) string {
+	switch {
+	case w == 0:
+		return "unknown"
+	case w <= 400:
+		return "low"
+	case w <= 800:
+		return "medium"
+	}
+	return "high"
 }
 
 // receiveLog is one peer's view of what it received.
@@ -81,11 +131,14 @@ func (r *receiveLog) track(rt *RemoteTrack, layer string) {
 	r.mu.Lock()
 	r.tracks[rt.Info.ID] = tl
 	r.mu.Unlock()
-	if tl.video && layer != "" && layer != "auto" && r.peer != nil {
+	r.mu.Lock()
+	peer := r.peer
+	r.mu.Unlock()
+	if tl.video && layer != "" && layer != "auto" && peer != nil {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_, _ = r.peer.Client().Request(ctx, &signal.Message{Type: signal.TypeSubscribe,
+			_, _ = peer.Client().Request(ctx, &signal.Message{Type: signal.TypeSubscribe,
 				Subscriptions: []signal.Subscription{{TrackID: rt.Info.ID, MaxLayer: layer}}})
 		}()
 	}
@@ -126,8 +179,9 @@ func (r *receiveLog) waitFirstMedia(ctx context.Context, limit time.Duration) ti
 				n++
 			}
 		}
+		want := r.wantNow
 		r.mu.Unlock()
-		if n >= r.wantNow {
+		if n >= want {
 			return time.Now()
 		}
 		select {
@@ -139,6 +193,37 @@ func (r *receiveLog) waitFirstMedia(ctx context.Context, limit time.Duration) ti
 			return time.Now()
 		}
 	}
+}
+
+func (r *receiveLog) setPeer(p *Peer) {
+	r.mu.Lock()
+	r.peer = p
+	r.wantNow = len(p.Welcome().Tracks)
+	r.mu.Unlock()
+}
+
+// counters returns bytes, packets and lost packets so far.
+func (r *receiveLog) counters() (bytes, packets, lost uint64) {
+	p, l := r.totals()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.tracks {
+		bytes += t.bytes
+	}
+	return bytes, p, l
+}
+
+// layers names the layer each received video track was last on.
+func (r *receiveLog) layers() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, t := range r.tracks {
+		if t.video {
+			out = append(out, layerOfWidth(t.width))
+		}
+	}
+	return out
 }
 
 func (r *receiveLog) totals() (packets, lost uint64) {
@@ -253,35 +338,21 @@ func (p *progress) join() {
 	}
 }
 
-// run waits d (or ctx) and refreshes the line every second.
-func (p *progress) run(ctx context.Context, d time.Duration, totals func() (uint64, uint64)) {
-	end := time.After(d)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	start := time.Now()
-	var lastPk uint64
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-end:
-			if p.w != nil {
-				fmt.Fprintln(p.w)
-			}
-			return
-		case <-t.C:
-			pk, lost := totals()
-			if p.w != nil {
-				lossPct := 0.0
-				if pk+lost > 0 {
-					lossPct = 100 * float64(lost) / float64(pk+lost)
-				}
-				p.mu.Lock()
-				n := p.count
-				p.mu.Unlock()
-				fmt.Fprintf(p.w, "\r%3.0fs  peers %d/%d  received %d pkt/s  loss %.2f%%   ", time.Since(start).Seconds(), n, p.total, pk-lastPk, lossPct)
-			}
-			lastPk = pk
-		}
+// line shows one sample.
+func (p *progress) line(sm Sample) {
+	if p.w == nil {
+		return
+	}
+	p.mu.Lock()
+	n := p.count
+	p.mu.Unlock()
+	fmt.Fprintf(p.w, "\r%3.0fs  peers %d (joined %d/%d)  received %.0f kbit/s  loss %.2f%%  server %.2f cores   ",
+		sm.Seconds, sm.Peers, n, p.total, sm.RecvKbps, sm.LossPct, sm.ServerCPU)
+}
+
+// done ends the live line.
+func (p *progress) done() {
+	if p.w != nil {
+		fmt.Fprintln(p.w)
 	}
 }

@@ -18,7 +18,7 @@ import (
 // Duration (plus join and leave time) and stops by itself.
 type Config struct {
 	URL          string        // server base URL, e.g. http://127.0.0.1:8080
-	Scenario     string        // "meeting" or "lecture"
+	Scenario     string        // "meeting", "lecture" or "churn"
 	Participants int           // meeting: participants per room, all publish
 	Viewers      int           // lecture: receive-only viewers per room
 	Rooms        int           // rooms, each with the scenario's people
@@ -45,6 +45,24 @@ type Report struct {
 	LossPercent float64           `json:"lossPercent"`
 	Freezes     int               `json:"freezes"`
 	Server      ServerStats       `json:"server"`
+	// Layers counts received video tracks by the layer last seen on them
+	// (judged from keyframe widths: <= 400 low, <= 800 medium, else high).
+	Layers map[string]int `json:"layers"`
+	// Timeline samples every second while media flows.
+	Timeline []Sample `json:"timeline"`
+	// JoinSamples are every peer's join time in milliseconds.
+	JoinSamples []float64 `json:"joinSamplesMillis"`
+	// Churn counts the leave/join cycles of the churn scenario.
+	Churn int `json:"churnCycles,omitempty"`
+}
+
+// Sample is one second of a run.
+type Sample struct {
+	Seconds   float64 `json:"t"`
+	RecvKbps  float64 `json:"receivedKbps"`
+	ServerCPU float64 `json:"serverCpuCores"` // server CPU-seconds per second
+	LossPct   float64 `json:"lossPercent"`
+	Peers     int     `json:"peers"`
 }
 
 // Percentiles of a distribution.
@@ -63,6 +81,13 @@ type SubscriberStats struct {
 	Freezes     int     `json:"freezes"`
 }
 
+// plan is one participant a run brings in.
+type plan struct {
+	room, name string
+	publish    bool
+	expect     int // tracks this peer should receive
+}
+
 // ErrNothingReceived is returned when peers joined but no media arrived.
 var ErrNothingReceived = errors.New("no media received")
 
@@ -78,11 +103,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if _, err := url.Parse(cfg.URL); err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
-	type plan struct {
-		room, name string
-		publish    bool
-		expect     int // tracks this peer should receive
-	}
 	var plans []plan
 	tracksPer := 1
 	if cfg.Video {
@@ -91,7 +111,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for r := 0; r < cfg.Rooms; r++ {
 		room := fmt.Sprintf("load-%s-%d", cfg.Scenario, r)
 		switch cfg.Scenario {
-		case "meeting":
+		case "meeting", "churn":
 			if cfg.Participants < 2 {
 				return nil, errors.New("meeting needs at least 2 participants")
 			}
@@ -107,7 +127,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				plans = append(plans, plan{room, fmt.Sprintf("v%d-%d", r, i), false, tracksPer})
 			}
 		default:
-			return nil, fmt.Errorf("unknown scenario %q (meeting, lecture)", cfg.Scenario)
+			return nil, fmt.Errorf("unknown scenario %q (meeting, lecture, churn)", cfg.Scenario)
 		}
 	}
 	api, err := NewAPI(APIOptions{Loopback: cfg.Loopback})
@@ -118,17 +138,55 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	rep := &Report{Scenario: cfg.Scenario, Peers: len(plans)}
+	rep := &Report{Scenario: cfg.Scenario, Peers: len(plans), Layers: map[string]int{}}
 	var mu sync.Mutex
-	var peers []*Peer
-	var recs []*receiveLog
+	live := map[*Peer]*receiveLog{}
+	var all []*receiveLog
 	var joinTimes []float64
-	var wg sync.WaitGroup
+	progress := newProgress(cfg.Progress, len(plans))
+
+	// join brings one planned participant in and records it.
+	join := func(pl plan) error {
+		rec := newReceiveLog(pl.name, pl.expect)
+		start := time.Now()
+		var video *VideoSource
+		p, err := Join(runCtx, PeerOptions{URL: cfg.URL, Room: pl.room, Name: pl.name, API: api, Logger: cfg.Logger,
+			OnTrack: func(rt *RemoteTrack) { rec.track(rt, cfg.Layer) },
+			OnKeyframeRequest: func(string) {
+				if video != nil {
+					video.RequestKeyframe()
+				}
+			}})
+		if err != nil {
+			return err
+		}
+		rec.setPeer(p)
+		if pl.publish {
+			if err := publishMedia(runCtx, p, pl.name, cfg, &video); err != nil {
+				_ = p.Leave()
+				return fmt.Errorf("publish: %w", err)
+			}
+		}
+		progress.join()
+		ready := rec.waitFirstMedia(runCtx, 20*time.Second)
+		mu.Lock()
+		live[p] = rec
+		all = append(all, rec)
+		joinTimes = append(joinTimes, float64(ready.Sub(start).Microseconds())/1000)
+		mu.Unlock()
+		return nil
+	}
+	fail := func(name string, err error) {
+		mu.Lock()
+		rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", name, err))
+		mu.Unlock()
+	}
+
 	interval := time.Duration(0)
 	if cfg.Ramp > 0 {
 		interval = time.Duration(float64(time.Second) / cfg.Ramp)
 	}
-	progress := newProgress(cfg.Progress, len(plans))
+	var wg sync.WaitGroup
 	for i, pl := range plans {
 		if i > 0 && interval > 0 {
 			select {
@@ -140,84 +198,134 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		wg.Add(1)
 		go func(pl plan) {
 			defer wg.Done()
-			rec := newReceiveLog(pl.name, pl.expect)
-			start := time.Now()
-			var video *VideoSource
-			p, err := Join(runCtx, PeerOptions{URL: cfg.URL, Room: pl.room, Name: pl.name, API: api, Logger: cfg.Logger,
-				OnTrack: func(rt *RemoteTrack) { rec.track(rt, cfg.Layer) },
-				OnKeyframeRequest: func(string) {
-					if video != nil {
-						video.RequestKeyframe()
-					}
-				}})
-			if err != nil {
-				mu.Lock()
-				rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", pl.name, err))
-				mu.Unlock()
-				return
+			if err := join(pl); err != nil {
+				fail(pl.name, err)
 			}
-			rec.peer = p
-			rec.wantNow = len(p.Welcome().Tracks)
-			if pl.publish {
-				if err := publishMedia(runCtx, p, pl.name, cfg, &video); err != nil {
-					mu.Lock()
-					rep.Failures = append(rep.Failures, fmt.Sprintf("%s publishes: %v", pl.name, err))
-					mu.Unlock()
-				}
-			}
-			progress.join()
-			ready := rec.waitFirstMedia(runCtx, 20*time.Second)
-			mu.Lock()
-			peers = append(peers, p)
-			recs = append(recs, rec)
-			joinTimes = append(joinTimes, float64(ready.Sub(start).Microseconds())/1000)
-			mu.Unlock()
 		}(pl)
 	}
 	wg.Wait()
-	rep.Joined = len(peers)
-	// Media flows for the duration; the progress line ticks meanwhile.
+	mu.Lock()
+	rep.Joined = len(live)
+	mu.Unlock()
+
+	// Media flows for the duration: one sample a second, and in the churn
+	// scenario one participant leaves and a new one joins every second.
 	flowStart := time.Now()
-	progress.run(runCtx, cfg.Duration, func() (uint64, uint64) {
-		var pk, lost uint64
-		mu.Lock()
-		defer mu.Unlock()
-		for _, r := range recs {
-			p, l := r.totals()
-			pk += p
-			lost += l
+	tick := time.NewTicker(time.Second)
+	end := time.After(cfg.Duration)
+	prevServer := before
+	var prevBytes uint64
+	prevAt := flowStart
+	churnN := 0
+flow:
+	for {
+		select {
+		case <-ctx.Done():
+			break flow
+		case <-end:
+			break flow
+		case now := <-tick.C:
+			mu.Lock()
+			var bytes, pk, lost uint64
+			for _, r := range all {
+				b, p, l := r.counters()
+				bytes, pk, lost = bytes+b, pk+p, lost+l
+			}
+			n := len(live)
+			mu.Unlock()
+			srv := scrapeServer(ctx, cfg.URL)
+			dt := now.Sub(prevAt).Seconds()
+			sm := Sample{Seconds: now.Sub(flowStart).Seconds(), RecvKbps: float64(bytes-prevBytes) * 8 / 1000 / dt, Peers: n}
+			if srv.Available && prevServer.Available {
+				sm.ServerCPU = (srv.CPUSeconds - prevServer.CPUSeconds) / dt
+			}
+			if pk+lost > 0 {
+				sm.LossPct = 100 * float64(lost) / float64(pk+lost)
+			}
+			rep.Timeline = append(rep.Timeline, sm)
+			progress.line(sm)
+			prevBytes, prevAt, prevServer = bytes, now, srv
+			if cfg.Scenario == "churn" {
+				churnN++
+				churn(runCtx, &mu, live, plans, churnN, join, fail)
+			}
 		}
-		return pk, lost
-	})
+	}
+	tick.Stop()
+	progress.done()
+	rep.Churn = churnN
 	rep.Duration = time.Since(flowStart).Seconds()
 	after := scrapeServer(ctx, cfg.URL)
 	rep.Server = after.since(before)
 	cancel()
+	mu.Lock()
+	peers := make([]*Peer, 0, len(live))
+	for p := range live {
+		peers = append(peers, p)
+	}
+	mu.Unlock()
 	for _, p := range peers {
 		_ = p.Leave()
 	}
 	rep.JoinMillis = percentiles(joinTimes)
+	rep.JoinSamples = joinTimes
 	var lostTotal uint64
-	for _, r := range recs {
-		s := r.stats(rep.Duration)
-		rep.Subscribers = append(rep.Subscribers, s)
-		rep.Packets += s.Packets
-		lostTotal += s.Lost
-		rep.Freezes += s.Freezes
+	for _, r := range all {
+		st := r.stats(rep.Duration)
+		rep.Subscribers = append(rep.Subscribers, st)
+		rep.Packets += st.Packets
+		lostTotal += st.Lost
+		rep.Freezes += st.Freezes
+		for _, l := range r.layers() {
+			rep.Layers[l]++
+		}
 	}
 	sort.Slice(rep.Subscribers, func(i, j int) bool { return rep.Subscribers[i].Name < rep.Subscribers[j].Name })
 	if rep.Packets+lostTotal > 0 {
 		rep.LossPercent = 100 * float64(lostTotal) / float64(rep.Packets+lostTotal)
 	}
 	if len(rep.Failures) > 0 {
-		return rep, fmt.Errorf("%d of %d peers failed", len(rep.Failures), len(plans))
+		return rep, fmt.Errorf("%d peers failed", len(rep.Failures))
 	}
-	for _, s := range rep.Subscribers {
-		if s.Expected > 0 && (s.Packets == 0 || s.Tracks < s.Expected) {
-			return rep, fmt.Errorf("%w: %s got %d of %d tracks, %d packets", ErrNothingReceived, s.Name, s.Tracks, s.Expected, s.Packets)
+	for _, st := range rep.Subscribers {
+		if st.Expected > 0 && (st.Packets == 0 || st.Tracks < st.Expected) && cfg.Scenario != "churn" {
+			return rep, fmt.Errorf("%w: %s got %d of %d tracks, %d packets", ErrNothingReceived, st.Name, st.Tracks, st.Expected, st.Packets)
 		}
 	}
+	if rep.Packets == 0 {
+		return rep, ErrNothingReceived
+	}
 	return rep, nil
+}
+
+// churn makes the oldest live participant leave and a new one take its
+// place, so rooms see joins and leaves all the time.
+func churn(ctx context.Context, mu *sync.Mutex, live map[*Peer]*receiveLog, plans []plan, n int,
+	join func(plan) error, fail func(string, error)) {
+	mu.Lock()
+	var victim *Peer
+	var rec *receiveLog
+	for p, r := range live {
+		if rec == nil || r.name < rec.name {
+			victim, rec = p, r
+		}
+	}
+	if victim != nil {
+		delete(live, victim)
+	}
+	mu.Unlock()
+	if victim == nil || ctx.Err() != nil {
+		return
+	}
+	go func() {
+		_ = victim.Leave()
+		pl := plans[n%len(plans)]
+		pl.name = fmt.Sprintf("%s-c%d", pl.name, n)
+		pl.expect = 0 // membership changes under it: no fixed expectation
+		if err := join(pl); err != nil && ctx.Err() == nil {
+			fail(pl.name, err)
+		}
+	}()
 }
 
 // publishMedia publishes audio and, if configured, video from the clips.

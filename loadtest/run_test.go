@@ -1,6 +1,7 @@
 package loadtest_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/html"
 )
 
 func startServer(t *testing.T) string {
@@ -81,4 +83,57 @@ func TestLectureOfTwenty(t *testing.T) {
 	rep, err := loadtest.Run(context.Background(), loadtest.Config{URL: url, Scenario: "lecture", Viewers: 20,
 		Duration: 3 * time.Second, Video: true, Simulcast: true, Layer: "high", Loopback: true, Ramp: 50})
 	check(t, rep, err, 21)
+	if rep.Layers["high"] != 20 {
+		t.Errorf("viewers asked for the top layer; layers received %v", rep.Layers)
+	}
+	if len(rep.Timeline) < 2 {
+		t.Errorf("timeline has %d samples", len(rep.Timeline))
+	}
+
+	// The HTML report is valid HTML holding the data.
+	var buf bytes.Buffer
+	if err := loadtest.WriteHTML(&buf, rep); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := html.Parse(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatalf("report is not HTML: %v", err)
+	}
+	svgs, rows := 0, 0
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == "svg" {
+			svgs++
+		}
+		if n.Type == html.ElementNode && n.Data == "tr" {
+			rows++
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	if svgs != 3 || rows < 21 {
+		t.Errorf("report has %d charts and %d table rows", svgs, rows)
+	}
+	for _, want := range []string{"v0-0", "polyline", "<rect", "lecture"} {
+		if !bytes.Contains(buf.Bytes(), []byte(want)) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
+
+func TestChurn(t *testing.T) {
+	url := startServer(t)
+	rep, err := loadtest.Run(context.Background(), loadtest.Config{URL: url, Scenario: "churn", Participants: 4,
+		Duration: 4 * time.Second, Video: true, Layer: "auto", Loopback: true})
+	if err != nil {
+		t.Fatalf("churn: %v (%+v)", err, rep.Failures)
+	}
+	if rep.Churn < 3 || len(rep.Subscribers) < 4+3 {
+		t.Errorf("churn cycles %d, peers over the run %d", rep.Churn, len(rep.Subscribers))
+	}
+	if rep.Packets == 0 {
+		t.Error("nothing received during churn")
+	}
 }

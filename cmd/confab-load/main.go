@@ -39,7 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	cfg := loadtest.Config{}
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "server base URL")
-	fs.StringVar(&cfg.Scenario, "scenario", "meeting", "meeting (everyone publishes) or lecture (one presenter, receive-only viewers)")
+	fs.StringVar(&cfg.Scenario, "scenario", "meeting", "meeting (everyone publishes), lecture (one presenter, receive-only viewers) or churn (a meeting where one participant leaves and another joins every second)")
 	fs.IntVar(&cfg.Participants, "participants", 4, "meeting: participants per room")
 	fs.IntVar(&cfg.Viewers, "viewers", 20, "lecture: viewers per room")
 	fs.IntVar(&cfg.Rooms, "rooms", 1, "rooms")
@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Layer, "layer", "auto", "subscriber layer policy: auto, low, medium or high")
 	loopback := fs.String("loopback", "auto", "restrict ICE to loopback: auto (when the URL host is loopback), true or false")
 	jsonOut := fs.String("json", "", "write the full report as JSON to this file")
+	htmlOut := fs.String("html", "", "write a self-contained HTML report with charts to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -84,6 +85,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("write %s: %w", *jsonOut, err)
 			}
 		}
+		if *htmlOut != "" {
+			f, err := os.Create(*htmlOut)
+			if err != nil {
+				return err
+			}
+			werr := loadtest.WriteHTML(f, rep)
+			if cerr := f.Close(); werr == nil {
+				werr = cerr
+			}
+			if werr != nil {
+				return fmt.Errorf("write %s: %w", *htmlOut, werr)
+			}
+		}
 	}
 	return runErr
 }
@@ -92,7 +106,10 @@ func printReport(w io.Writer, r *loadtest.Report) {
 	fmt.Fprintf(w, "scenario %s: %d/%d peers joined, media for %.1f s\n", r.Scenario, r.Joined, r.Peers, r.Duration)
 	fmt.Fprintf(w, "join time (WebSocket open to first RTP of every track): p50 %.0f ms, p95 %.0f ms, p99 %.0f ms, max %.0f ms\n",
 		r.JoinMillis.P50, r.JoinMillis.P95, r.JoinMillis.P99, r.JoinMillis.Max)
-	fmt.Fprintf(w, "received %d packets, loss after repair %.3f %%, freezes (>500 ms) %d\n", r.Packets, r.LossPercent, r.Freezes)
+	fmt.Fprintf(w, "received %d packets, loss after repair %.3f %%, freezes (>500 ms) %d, video layers received %v\n", r.Packets, r.LossPercent, r.Freezes, r.Layers)
+	if r.Churn > 0 {
+		fmt.Fprintf(w, "churn: %d leave/join cycles\n", r.Churn)
+	}
 	if r.Server.Available {
 		fmt.Fprintf(w, "server: %.2f CPU-s (%.3f per 1000 packets out), %.0f MiB resident, %.0f goroutines, %.0f packets out\n",
 			r.Server.CPUSeconds, r.Server.CPUPer1000, r.Server.RSSBytes/(1<<20), r.Server.Goroutines, r.Server.PacketsOut)

@@ -1,0 +1,132 @@
+package loadtest
+
+import (
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"strings"
+)
+
+// WriteHTML writes the report as one self-contained page: inline CSS and
+// SVG charts, no scripts, nothing fetched.
+func WriteHTML(w io.Writer, r *Report) error {
+	var kbps, cpu []point
+	for _, s := range r.Timeline {
+		kbps = append(kbps, point{s.Seconds, s.RecvKbps})
+		cpu = append(cpu, point{s.Seconds, s.ServerCPU})
+	}
+	data := struct {
+		R        *Report
+		Bitrate  template.HTML
+		CPU      template.HTML
+		JoinHist template.HTML
+	}{r, lineChart(kbps, "received kbit/s (all peers)"), lineChart(cpu, "server CPU (cores)"), histogram(r.JoinSamples, "join time (ms)")}
+	return reportPage.Execute(w, data)
+}
+
+type point struct{ x, y float64 }
+
+const chartW, chartH, pad = 640.0, 220.0, 40.0
+
+// lineChart draws one series with axes and its maximum labelled.
+func lineChart(pts []point, title string) template.HTML {
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg viewBox="0 0 %.0f %.0f" role="img" aria-label="%s"><text x="%.0f" y="16" class="t">%s</text>`, chartW, chartH, template.HTMLEscapeString(title), pad, template.HTMLEscapeString(title))
+	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" class="axis"/><line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" class="axis"/>`,
+		pad, chartH-pad, chartW-10, chartH-pad, pad, 24.0, pad, chartH-pad)
+	if len(pts) > 0 {
+		maxX, maxY := pts[len(pts)-1].x, 0.0
+		for _, p := range pts {
+			maxY = math.Max(maxY, p.y)
+		}
+		if maxX <= 0 {
+			maxX = 1
+		}
+		if maxY <= 0 {
+			maxY = 1
+		}
+		var coords []string
+		for _, p := range pts {
+			x := pad + p.x/maxX*(chartW-pad-10)
+			y := chartH - pad - p.y/maxY*(chartH-pad-24)
+			coords = append(coords, fmt.Sprintf("%.1f,%.1f", x, y))
+		}
+		fmt.Fprintf(&b, `<polyline points="%s" class="line"/>`, strings.Join(coords, " "))
+		fmt.Fprintf(&b, `<text x="4" y="30" class="l">%.1f</text><text x="4" y="%.0f" class="l">0</text><text x="%.0f" y="%.0f" class="l">%.0f s</text>`,
+			maxY, chartH-pad, chartW-50, chartH-pad+16, maxX)
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}
+
+// histogram draws values in ten equal bins.
+func histogram(xs []float64, title string) template.HTML {
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg viewBox="0 0 %.0f %.0f" role="img" aria-label="%s"><text x="%.0f" y="16" class="t">%s</text>`, chartW, chartH, template.HTMLEscapeString(title), pad, template.HTMLEscapeString(title))
+	if len(xs) > 0 {
+		lo, hi := xs[0], xs[0]
+		for _, x := range xs {
+			lo, hi = math.Min(lo, x), math.Max(hi, x)
+		}
+		const bins = 10
+		width := (hi - lo) / bins
+		if width <= 0 {
+			width = 1
+		}
+		var counts [bins]int
+		maxC := 0
+		for _, x := range xs {
+			i := min(bins-1, int((x-lo)/width))
+			counts[i]++
+			maxC = max(maxC, counts[i])
+		}
+		bw := (chartW - pad - 10) / bins
+		for i, c := range counts {
+			h := float64(c) / float64(maxC) * (chartH - pad - 24)
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" class="bar"><title>%.0f-%.0f ms: %d</title></rect>`,
+				pad+float64(i)*bw+1, chartH-pad-h, bw-2, h, lo+float64(i)*width, lo+float64(i+1)*width, c)
+		}
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" class="l">%.0f ms</text><text x="%.0f" y="%.0f" class="l">%.0f ms</text><text x="4" y="30" class="l">%d</text>`,
+			pad, chartH-pad+16, lo, chartW-70, chartH-pad+16, hi, maxC)
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}
+
+var reportPage = template.Must(template.New("report").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Confab load report: {{.R.Scenario}}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2em;color:#1c2128;max-width:72em}
+h1{margin-bottom:.2em} .sub{color:#57606a;margin-top:0}
+.cards{display:flex;gap:1em;flex-wrap:wrap} .card{border:1px solid #d0d7de;border-radius:8px;padding:.7em 1em;min-width:10em}
+.card b{display:block;font-size:1.5em} svg{width:100%;max-width:640px;border:1px solid #d0d7de;border-radius:8px;margin:.5em 0}
+.axis{stroke:#8c959f} .line{fill:none;stroke:#0969da;stroke-width:2} .bar{fill:#0969da}
+.t{font-size:13px;font-weight:600} .l{font-size:11px;fill:#57606a}
+table{border-collapse:collapse;margin-top:1em} td,th{padding:.25em .8em;border-bottom:1px solid #eaeef2;text-align:right} th:first-child,td:first-child{text-align:left}
+.bad{color:#cf222e}
+</style></head><body>
+<h1>Confab load report</h1>
+<p class="sub">scenario <b>{{.R.Scenario}}</b>: {{.R.Joined}} of {{.R.Peers}} peers joined, media for {{printf "%.1f" .R.Duration}} s</p>
+<div class="cards">
+<div class="card">join p50 / p95 / p99<b>{{printf "%.0f" .R.JoinMillis.P50}} / {{printf "%.0f" .R.JoinMillis.P95}} / {{printf "%.0f" .R.JoinMillis.P99}} ms</b></div>
+<div class="card">loss after repair<b>{{printf "%.3f" .R.LossPercent}} %</b></div>
+<div class="card">freezes &gt; 500 ms<b>{{.R.Freezes}}</b></div>
+<div class="card">packets received<b>{{.R.Packets}}</b></div>
+{{if .R.Server.Available}}<div class="card">server CPU-s per 1000 packets out<b>{{printf "%.3f" .R.Server.CPUPer1000}}</b></div>
+<div class="card">server memory<b>{{printf "%.0f" .R.Server.RSSBytes}} B</b></div>{{end}}
+</div>
+<h2>Over time</h2>
+{{.Bitrate}}
+{{.CPU}}
+<h2>Join times</h2>
+{{.JoinHist}}
+<h2>Layers received</h2>
+<table><tr><th>layer</th><th>video tracks</th></tr>{{range $k, $v := .R.Layers}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>
+<h2>Peers</h2>
+<table id="peers"><tr><th>peer</th><th>tracks</th><th>packets</th><th>lost</th><th>kbit/s</th><th>freezes</th></tr>
+{{range .R.Subscribers}}<tr><td>{{.Name}}</td><td>{{.Tracks}}/{{.Expected}}</td><td>{{.Packets}}</td><td{{if .Lost}} class="bad"{{end}}>{{.Lost}}</td><td>{{printf "%.0f" .BitrateKbps}}</td><td>{{.Freezes}}</td></tr>
+{{end}}</table>
+{{if .R.Failures}}<h2 class="bad">Failures</h2><ul>{{range .R.Failures}}<li>{{.}}</li>{{end}}</ul>{{end}}
+</body></html>
+`))
