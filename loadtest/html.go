@@ -18,10 +18,11 @@ func WriteHTML(w io.Writer, r *Report) error {
 	}
 	data := struct {
 		R        *Report
+		MiB      float64
 		Bitrate  template.HTML
 		CPU      template.HTML
 		JoinHist template.HTML
-	}{r, lineChart(kbps, "received kbit/s (all peers)"), lineChart(cpu, "server CPU (cores)"), histogram(r.JoinSamples, "join time (ms)")}
+	}{r, r.Server.RSSBytes / (1 << 20), lineChart(kbps, "received kbit/s (all peers)"), lineChart(cpu, "server CPU (cores)"), histogram(r.JoinSamples, "join time (ms)")}
 	return reportPage.Execute(w, data)
 }
 
@@ -114,7 +115,7 @@ table{border-collapse:collapse;margin-top:1em} td,th{padding:.25em .8em;border-b
 <div class="card">freezes &gt; 500 ms<b>{{.R.Freezes}}</b></div>
 <div class="card">packets received<b>{{.R.Packets}}</b></div>
 {{if .R.Server.Available}}<div class="card">server CPU-s per 1000 packets out<b>{{printf "%.3f" .R.Server.CPUPer1000}}</b></div>
-<div class="card">server memory<b>{{printf "%.0f" .R.Server.RSSBytes}} B</b></div>{{end}}
+<div class="card">server memory<b>{{printf "%.0f" .MiB}} MiB</b></div>{{end}}
 </div>
 <h2>Over time</h2>
 {{.Bitrate}}

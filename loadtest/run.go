@@ -213,8 +213,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	flowStart := time.Now()
 	tick := time.NewTicker(time.Second)
 	end := time.After(cfg.Duration)
-	prevServer := before
+	// The first sample starts from here, not from before the joins.
+	prevServer := scrapeServer(ctx, cfg.URL)
 	var prevBytes uint64
+	mu.Lock()
+	for _, r := range all {
+		b, _, _ := r.counters()
+		prevBytes += b
+	}
+	mu.Unlock()
 	prevAt := flowStart
 	churnN := 0
 flow:

@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep, runErr := loadtest.Run(ctx, cfg)
 	if rep != nil {
-		printReport(stdout, rep)
+		// Files first: the table may go to a pipe that closes early.
 		if *jsonOut != "" {
 			b, _ := json.MarshalIndent(rep, "", "  ")
 			if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
@@ -98,6 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("write %s: %w", *htmlOut, werr)
 			}
 		}
+		printReport(stdout, rep)
 	}
 	return runErr
 }
