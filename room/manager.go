@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"sync"
@@ -37,6 +38,9 @@ type Config struct {
 	Conn signal.ConnOptions
 	// JoinTimeout closes sockets that do not join in time (default 10 s).
 	JoinTimeout time.Duration
+	// MaxConnsPerIP limits signaling connections from one client address
+	// (0: no limit).
+	MaxConnsPerIP int
 	// LayersInterval is the least time between two layer reports to one
 	// participant (default 500 ms).
 	LayersInterval time.Duration
@@ -92,6 +96,7 @@ type Manager struct {
 	closing  bool
 	sessions sync.WaitGroup
 	conns    map[*session]struct{}
+	perIP    map[string]int
 }
 
 var (
@@ -112,7 +117,7 @@ func init() {
 // NewManager creates a Manager and, unless cfg.Engine is set, its media plane.
 func NewManager(cfg Config) (*Manager, error) {
 	cfg.setDefaults()
-	m := &Manager{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, rooms: map[string]*Room{}, conns: map[*session]struct{}{}}
+	m := &Manager{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, rooms: map[string]*Room{}, conns: map[*session]struct{}{}, perIP: map[string]int{}}
 	if m.engine == nil {
 		if cfg.SFU.Logger == nil {
 			cfg.SFU.Logger = cfg.Logger
@@ -130,15 +135,29 @@ func NewManager(cfg Config) (*Manager, error) {
 // ServeWS upgrades a request to a signaling WebSocket and serves one
 // participant on it until it leaves or the connection ends.
 func (m *Manager) ServeWS(w http.ResponseWriter, r *http.Request) {
+	ip := clientIP(r)
 	m.mu.Lock()
 	if m.closing {
 		m.mu.Unlock()
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	if m.cfg.MaxConnsPerIP > 0 && m.perIP[ip] >= m.cfg.MaxConnsPerIP {
+		m.mu.Unlock()
+		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
+		return
+	}
+	m.perIP[ip]++
 	m.sessions.Add(1)
 	m.mu.Unlock()
-	defer m.sessions.Done()
+	defer func() {
+		m.mu.Lock()
+		if m.perIP[ip]--; m.perIP[ip] <= 0 {
+			delete(m.perIP, ip)
+		}
+		m.mu.Unlock()
+		m.sessions.Done()
+	}()
 	conn, err := signal.Accept(w, r, m.cfg.Conn)
 	if err != nil {
 		m.log.Debug("websocket upgrade", "remote", r.RemoteAddr, "err", err)
@@ -152,6 +171,22 @@ func (m *Manager) ServeWS(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
 	delete(m.conns, s)
 	m.mu.Unlock()
+}
+
+// clientIP is the connection's remote address without the port.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Ready reports whether the server accepts new participants.
+func (m *Manager) Ready() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.closing
 }
 
 // join puts p into the named room, creating it if needed.

@@ -24,7 +24,13 @@ type ConnOptions struct {
 	QueueSize          int           // queued outgoing messages, default 512 (overflow: close 1008)
 	OriginPatterns     []string      // allowed Origin hosts besides the request's own
 	InsecureSkipVerify bool          // accept any Origin
-	Logger             *slog.Logger
+	// MessageRate and MessageBurst bound what one connection may send
+	// (token bucket, default 50/s with bursts of 100). Messages over the
+	// limit are dropped with a rate_limited error; a client that keeps
+	// going for another burst's worth is disconnected (1008).
+	MessageRate  float64
+	MessageBurst int
+	Logger       *slog.Logger
 }
 
 func (o *ConnOptions) setDefaults() {
@@ -43,9 +49,31 @@ func (o *ConnOptions) setDefaults() {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 512
 	}
+	if o.MessageRate <= 0 {
+		o.MessageRate = 50
+	}
+	if o.MessageBurst <= 0 {
+		o.MessageBurst = 100
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+}
+
+// bucket is a token bucket refilled by elapsed time; only the reader uses it.
+type bucket struct {
+	rate, tokens, burst float64
+	last                time.Time
+}
+
+func (b *bucket) allow(now time.Time) bool {
+	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // closeRequest is what Close hands to the writer goroutine.
@@ -62,6 +90,9 @@ type Conn struct {
 	opts   ConnOptions
 	remote string
 
+	limit     bucket
+	dropped   int       // messages over the limit since the last allowed one
+	lastWarn  time.Time // when rate_limited was last sent
 	queue     chan []byte
 	closeReq  chan closeRequest
 	closeOnce sync.Once
@@ -84,6 +115,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts ConnOptions) (*Conn, er
 	c := &Conn{
 		ws: ws, opts: opts, remote: r.RemoteAddr,
 		queue:    make(chan []byte, opts.QueueSize),
+		limit:    bucket{rate: opts.MessageRate, tokens: float64(opts.MessageBurst), burst: float64(opts.MessageBurst), last: time.Now()},
 		closeReq: make(chan closeRequest, 1),
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
@@ -110,10 +142,25 @@ func (c *Conn) Done() <-chan struct{} { return c.done }
 // Validate, so that the caller can answer with the request's id.
 func (c *Conn) Read(ctx context.Context) (*Message, error) {
 	typ, b, err := c.ws.Read(ctx)
+	for err == nil && !c.limit.allow(time.Now()) {
+		c.dropped++
+		if c.dropped > c.opts.MessageBurst {
+			c.opts.Logger.Info("signaling client over its message rate, disconnecting", "remote", c.remote)
+			_ = c.SendError("", Errorf(CodeRateLimited, "too many messages: more than %.0f per second", c.opts.MessageRate))
+			c.Close(websocket.StatusPolicyViolation, "rate limit")
+			return nil, Errorf(CodeRateLimited, "rate limit")
+		}
+		if now := time.Now(); now.Sub(c.lastWarn) >= time.Second {
+			c.lastWarn = now
+			_ = c.SendError("", Errorf(CodeRateLimited, "message dropped: more than %.0f messages per second", c.opts.MessageRate))
+		}
+		typ, b, err = c.ws.Read(ctx)
+	}
 	if err != nil {
 		c.Close(websocket.StatusNormalClosure, "")
 		return nil, fmt.Errorf("%w: %v", ErrClosed, err)
 	}
+	c.dropped = 0
 	if typ != websocket.MessageText {
 		e := Errorf(CodeBadMessage, "binary frames are not part of the protocol")
 		c.Close(websocket.StatusUnsupportedData, "binary frame")

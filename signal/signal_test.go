@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,5 +210,72 @@ func TestWsURL(t *testing.T) {
 	}
 	if _, err := wsURL("ftp://x"); err == nil {
 		t.Error("ftp accepted")
+	}
+}
+
+func TestFloodIsRateLimitedThenClosed(t *testing.T) {
+	var served atomic.Int64
+	srv := echoServer(t, ConnOptions{MessageRate: 20, MessageBurst: 10}, func(c *Conn) {
+		for {
+			if _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+			served.Add(1)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// 1,000 messages as fast as possible.
+	for i := 0; i < 1000; i++ {
+		if err := c.Send(&Message{Type: TypeChat, Text: "spam"}); err != nil {
+			break
+		}
+	}
+	sawLimit := false
+	for m := range c.Messages() {
+		if m.Type == TypeError && m.Code == CodeRateLimited {
+			sawLimit = true
+		}
+	}
+	if !sawLimit {
+		t.Error("no rate_limited error before the close")
+	}
+	if got := c.CloseStatus(); got != websocket.StatusPolicyViolation {
+		t.Errorf("close status %d, want 1008", got)
+	}
+	if n := served.Load(); n > 40 {
+		t.Errorf("%d messages got through a limit of 20/s with bursts of 10", n)
+	}
+}
+
+func TestPoliteClientIsNotLimited(t *testing.T) {
+	var served atomic.Int64
+	srv := echoServer(t, ConnOptions{MessageRate: 50, MessageBurst: 20}, func(c *Conn) {
+		for {
+			m, err := c.Read(context.Background())
+			if err != nil {
+				return
+			}
+			served.Add(1)
+			_ = c.Send(&Message{Type: TypeOK, ID: m.ID})
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 30; i++ {
+		if _, err := c.Request(ctx, &Message{Type: TypeChat, Text: "hi"}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		time.Sleep(25 * time.Millisecond)
 	}
 }

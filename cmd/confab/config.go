@@ -40,6 +40,11 @@ type config struct {
 	pprof           bool
 	shutdownTimeout time.Duration
 	allowedOrigins  string
+	signalRate      float64
+	signalBurst     int
+	maxConnsPerIP   int
+	tlsCert         string
+	tlsKey          string
 
 	allowed []netip.Prefix
 }
@@ -65,6 +70,11 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.BoolVar(&c.pprof, "pprof", false, "serve /debug/pprof")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for participants to leave")
 	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated Origin host patterns allowed to open the WebSocket (default: same host)")
+	fs.Float64Var(&c.signalRate, "signal-rate", 50, "signaling messages per second one connection may send (more are refused, persistent excess disconnects)")
+	fs.IntVar(&c.signalBurst, "signal-burst", 100, "signaling messages one connection may send in a burst")
+	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", 50, "signaling connections from one client IP (0: no limit)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate (PEM) to serve HTTPS and WSS")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key (PEM) for -tls-cert")
 	return fs
 }
 
@@ -120,6 +130,12 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return nil, fmt.Errorf("-log-format %q: want text or json", c.logFormat)
 	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, fmt.Errorf("-tls-cert and -tls-key go together")
+	}
+	if c.signalRate <= 0 || c.signalBurst <= 0 || c.maxConnsPerIP < 0 {
+		return nil, fmt.Errorf("-signal-rate and -signal-burst must be positive, -max-conns-per-ip not negative")
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return nil, fmt.Errorf("-log-level %q: %w", c.logLevel, err)
@@ -155,7 +171,9 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 		MaxRooms:                c.maxRooms,
 		MaxTracksPerParticipant: c.maxTracks,
 		Logger:                  logger,
-		Conn:                    signal.ConnOptions{OriginPatterns: splitList(c.allowedOrigins), Logger: logger},
+		MaxConnsPerIP:           c.maxConnsPerIP,
+		Conn: signal.ConnOptions{OriginPatterns: splitList(c.allowedOrigins), Logger: logger,
+			MessageRate: c.signalRate, MessageBurst: c.signalBurst},
 	}
 	if stun := splitList(c.stun); len(stun) > 0 {
 		rc.ICEServers = []signal.ICEServer{{URLs: stun}}

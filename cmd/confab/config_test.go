@@ -40,6 +40,8 @@ func TestParseConfigFlagsEnvAndErrors(t *testing.T) {
 		{"-ice-port-min", "6000", "-ice-port-max", "5000"},
 		{"stray-argument"},
 		{"-no-such-flag"},
+		{"-tls-cert", "cert.pem"},
+		{"-signal-rate", "0"},
 	}
 	for _, args := range bad {
 		if _, err := parseConfig(args, func(string) string { return "" }); err == nil {
@@ -64,7 +66,7 @@ func TestBaseURL(t *testing.T) {
 		"127.0.0.1:0":    "http://127.0.0.1:4321/",
 		"localhost:8080": "http://localhost:4321/",
 	} {
-		if got := baseURL(addr, listen); got != want {
+		if got := baseURL(addr, listen, false); got != want {
 			t.Errorf("%s: got %s want %s", listen, got, want)
 		}
 	}

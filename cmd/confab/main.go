@@ -54,6 +54,15 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(url st
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !mgr.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "shutting down\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
 	mux.Handle("/metrics", promhttp.Handler())
 	if cfg.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -70,13 +79,19 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(url st
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
-	url := baseURL(ln.Addr(), cfg.listen)
+	url := baseURL(ln.Addr(), cfg.listen, cfg.tlsCert != "")
 	fmt.Fprintf(stdout, "Confab is running. Open %s in a browser to start a meeting.\n", url)
 	if ready != nil {
 		ready(url)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if cfg.tlsCert != "" {
+			errc <- srv.ServeTLS(ln, cfg.tlsCert, cfg.tlsKey)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 
 	select {
 	case <-ctx.Done():
@@ -98,11 +113,15 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(url st
 
 // baseURL is the URL to print: a wildcard or empty host becomes localhost,
 // and port 0 becomes the port actually chosen.
-func baseURL(addr net.Addr, listen string) string {
+func baseURL(addr net.Addr, listen string, tls bool) string {
 	host, _, _ := net.SplitHostPort(listen)
 	_, port, _ := net.SplitHostPort(addr.String())
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "localhost"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/"
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, port) + "/"
 }
