@@ -34,6 +34,8 @@ type Config struct {
 	MaxTracksPerParticipant int
 	// ICEServers are handed to clients in welcome.
 	ICEServers []signal.ICEServer
+	// TURN adds time-limited TURN credentials to welcome.
+	TURN TURNConfig
 	// Conn configures each signaling WebSocket.
 	Conn signal.ConnOptions
 	// JoinTimeout closes sockets that do not join in time (default 10 s).

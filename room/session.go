@@ -217,7 +217,7 @@ func (s *session) handleJoin(m *signal.Message) bool {
 	metricJoins.WithLabelValues("ok").Inc()
 	metricParticipants.Inc()
 	s.mgr.log.Info("joined", "room", r.name, "participant", p.id, "name", p.name, "remote", s.conn.RemoteAddr())
-	r.welcome(p, m.ID, s.mgr.cfg.ICEServers)
+	r.welcome(p, m.ID, s.mgr.iceServersFor(p.id))
 	return true
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
+	"go.yaml.in/yaml/v3"
 )
 
 // flagOutput receives -h output.
@@ -45,6 +46,10 @@ type config struct {
 	maxConnsPerIP   int
 	tlsCert         string
 	tlsKey          string
+	turnURLs        string
+	turnSecret      string
+	turnTTL         time.Duration
+	configFile      string
 
 	allowed []netip.Prefix
 }
@@ -75,6 +80,10 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", 50, "signaling connections from one client IP (0: no limit)")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate (PEM) to serve HTTPS and WSS")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key (PEM) for -tls-cert")
+	fs.StringVar(&c.turnURLs, "turn-urls", "", "comma-separated TURN URLs handed to clients with time-limited credentials, e.g. turn:turn.example.org:3478,turns:turn.example.org:443?transport=tcp")
+	fs.StringVar(&c.turnSecret, "turn-secret", "", "shared secret of the TURN server (coturn static-auth-secret with use-auth-secret)")
+	fs.DurationVar(&c.turnTTL, "turn-ttl", 12*time.Hour, "how long TURN credentials stay valid")
+	fs.StringVar(&c.configFile, "config", "", "YAML file of settings named like the flags (flags and environment win)")
 	return fs
 }
 
@@ -116,6 +125,14 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	if envErr != nil {
 		return nil, envErr
 	}
+	if c.configFile != "" {
+		if err := applyConfigFile(fs, c.configFile, set, getenv); err != nil {
+			return nil, err
+		}
+	}
+	if (c.turnURLs == "") != (c.turnSecret == "") {
+		return nil, fmt.Errorf("-turn-urls and -turn-secret go together")
+	}
 	allowed, err := sfu.ParseCIDRs(c.iceAllowedCIDRs)
 	if err != nil {
 		return nil, fmt.Errorf("-ice-allowed-cidrs: %w", err)
@@ -141,6 +158,40 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		return nil, fmt.Errorf("-log-level %q: %w", c.logLevel, err)
 	}
 	return c, nil
+}
+
+// applyConfigFile sets, from a YAML map of flag names to values, every
+// flag that neither the command line nor the environment set.
+func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool, getenv func(string) string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(b, &values); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	for name, v := range values {
+		f := fs.Lookup(name)
+		if f == nil || name == "config" {
+			return fmt.Errorf("config file %s: unknown setting %q", path, name)
+		}
+		if set[name] || getenv(envName(name)) != "" {
+			continue
+		}
+		val := fmt.Sprint(v)
+		if list, ok := v.([]any); ok {
+			parts := make([]string, len(list))
+			for i, x := range list {
+				parts[i] = fmt.Sprint(x)
+			}
+			val = strings.Join(parts, ",")
+		}
+		if err := fs.Set(name, val); err != nil {
+			return fmt.Errorf("config file %s: %s: %w", path, name, err)
+		}
+	}
+	return nil
 }
 
 func splitList(s string) []string {
@@ -175,6 +226,7 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 		Conn: signal.ConnOptions{OriginPatterns: splitList(c.allowedOrigins), Logger: logger,
 			MessageRate: c.signalRate, MessageBurst: c.signalBurst},
 	}
+	rc.TURN = room.TURNConfig{URLs: splitList(c.turnURLs), Secret: c.turnSecret, TTL: c.turnTTL}
 	if stun := splitList(c.stun); len(stun) > 0 {
 		rc.ICEServers = []signal.ICEServer{{URLs: stun}}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 )
@@ -69,5 +70,35 @@ func TestBaseURL(t *testing.T) {
 		if got := baseURL(addr, listen, false); got != want {
 			t.Errorf("%s: got %s want %s", listen, got, want)
 		}
+	}
+}
+
+func TestConfigFileBelowEnvAndFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/confab.yaml"
+	yaml := "listen: 127.0.0.1:7000\nmax-participants: 12\nmax-rooms: 9\nice-allowed-cidrs: [127.0.0.0/8, 10.1.0.0/16]\nstun: [stun:a.example:3478, stun:b.example:3478]\nturn-urls: turn:127.0.0.1:3478\nturn-secret: s3cret\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CONFAB_MAX_PARTICIPANTS": "5"}
+	c, err := parseConfig([]string{"-config", file, "-listen", "127.0.0.1:0"}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.listen != "127.0.0.1:0" || c.maxParticipants != 5 || c.maxRooms != 9 {
+		t.Fatalf("precedence flags > env > file broken: listen %s, participants %d, rooms %d", c.listen, c.maxParticipants, c.maxRooms)
+	}
+	if len(c.allowed) != 2 || len(splitList(c.stun)) != 2 {
+		t.Fatalf("lists from the file: %v %q", c.allowed, c.stun)
+	}
+	rc := c.roomConfig(nil)
+	if rc.TURN.Secret != "s3cret" || len(rc.TURN.URLs) != 1 || len(rc.ICEServers) != 1 {
+		t.Fatalf("turn/stun config: %+v %+v", rc.TURN, rc.ICEServers)
+	}
+	if err := os.WriteFile(file, []byte("no-such-setting: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseConfig([]string{"-config", file}, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "no-such-setting") {
+		t.Fatalf("unknown setting: %v", err)
 	}
 }
