@@ -3,8 +3,10 @@ package signal
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -43,10 +45,13 @@ type Client struct {
 
 	mu      sync.Mutex
 	waiters map[string]chan *Message
-	pending []*Message // events not yet taken by the consumer
-	wake    chan struct{}
-	status  websocket.StatusCode
-	err     error
+	// abandoned holds ids of requests whose caller stopped waiting; their
+	// late responses are dropped rather than surprising Messages' reader.
+	abandoned map[string]struct{}
+	pending   []*Message // events not yet taken by the consumer
+	wake      chan struct{}
+	status    websocket.StatusCode
+	err       error
 
 	out        chan *Message
 	done       chan struct{} // reader finished
@@ -96,6 +101,7 @@ func Dial(ctx context.Context, rawURL string, opts ...DialOption) (*Client, erro
 	c := &Client{
 		ws: ws, log: cfg.logger,
 		waiters:    map[string]chan *Message{},
+		abandoned:  map[string]struct{}{},
 		wake:       make(chan struct{}, 1),
 		status:     -1,
 		out:        make(chan *Message),
@@ -133,11 +139,19 @@ func (c *Client) readLoop() {
 			continue
 		}
 		c.mu.Lock()
-		if w, ok := c.waiters[m.ID]; ok && m.ID != "" && isResponse(m.Type) {
-			delete(c.waiters, m.ID)
-			c.mu.Unlock()
-			w <- &m
-			continue
+		if m.ID != "" && isResponse(m.Type) {
+			if w, ok := c.waiters[m.ID]; ok {
+				delete(c.waiters, m.ID)
+				c.mu.Unlock()
+				w <- &m
+				continue
+			}
+			if _, ok := c.abandoned[m.ID]; ok {
+				delete(c.abandoned, m.ID)
+				c.mu.Unlock()
+				c.log.Debug("late response to an abandoned request dropped", "id", m.ID, "type", m.Type)
+				continue
+			}
 		}
 		c.pending = append(c.pending, &m)
 		c.mu.Unlock()
@@ -241,19 +255,34 @@ func (c *Client) Request(ctx context.Context, m *Message) (*Message, error) {
 	}
 	select {
 	case resp, ok := <-w:
-		if !ok {
-			return nil, fmt.Errorf("%w: waiting for response to %s", ErrClosed, m.Type)
-		}
-		if resp.Type == TypeError {
-			return resp, &Error{Code: resp.Code, Message: resp.Message}
-		}
-		return resp, nil
+		return response(m, resp, ok)
 	case <-ctx.Done():
 		c.mu.Lock()
-		delete(c.waiters, m.ID)
+		_, waiting := c.waiters[m.ID]
+		if waiting {
+			delete(c.waiters, m.ID)
+			c.abandoned[m.ID] = struct{}{}
+		}
 		c.mu.Unlock()
+		if !waiting {
+			// The response (or the end of the connection) won the race.
+			resp, ok := <-w
+			return response(m, resp, ok)
+		}
 		return nil, fmt.Errorf("waiting for response to %s: %w", m.Type, ctx.Err())
 	}
+}
+
+// response turns what a waiter received into Request's results; ok is
+// false when the connection ended first.
+func response(req, resp *Message, ok bool) (*Message, error) {
+	if !ok {
+		return nil, fmt.Errorf("%w: waiting for response to %s", ErrClosed, req.Type)
+	}
+	if resp.Type == TypeError {
+		return resp, &Error{Code: resp.Code, Message: resp.Message}
+	}
+	return resp, nil
 }
 
 // Join enters a room and returns the welcome.
@@ -261,21 +290,23 @@ func (c *Client) Join(ctx context.Context, room, name, token string) (*Message, 
 	return c.Request(ctx, &Message{Type: TypeJoin, Room: room, Name: strings.TrimSpace(name), Version: Version, Token: token})
 }
 
-// Close closes the connection normally and waits for the client's
-// goroutines to end.
+// Close closes the connection normally (1000) and waits for the client's
+// goroutines to end. It must be called even after the server has closed
+// the connection, to release Messages. Later calls do nothing.
 func (c *Client) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		close(c.userClosed)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		go func() {
-			<-ctx.Done()
-			_ = c.ws.CloseNow()
-		}()
+		// nhooyr bounds the handshake (5 s to write, 5 s for the reply).
 		err = c.ws.Close(websocket.StatusNormalClosure, "")
-		cancel()
 		c.wg.Wait()
+		// The server may have closed first: nothing left to report.
+		if errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
 	})
-	return err
+	if err != nil {
+		return fmt.Errorf("close signaling connection: %w", err)
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package signal
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,13 +16,13 @@ import (
 // ConnOptions configure the server side of a signaling WebSocket. Zero
 // values take the defaults documented in docs/protocol.md.
 type ConnOptions struct {
-	ReadLimit          int64         // largest frame, default 64 KiB (larger: close 1009)
+	ReadLimit          int64         // largest message, default 64 KiB (larger: close 1009)
 	WriteTimeout       time.Duration // per frame, default 10 s
 	PingInterval       time.Duration // default 15 s
-	PongTimeout        time.Duration // default 30 s
+	PongTimeout        time.Duration // default 30 s: no pong by then and the connection is dropped
 	QueueSize          int           // queued outgoing messages, default 512 (overflow: close 1008)
 	OriginPatterns     []string      // allowed Origin hosts besides the request's own
-	InsecureSkipVerify bool          // accept any Origin
+	InsecureSkipVerify bool          // accept any Origin (development and tests)
 	// MessageRate and MessageBurst bound what one connection may send
 	// (token bucket, default 50/s with bursts of 100). Messages over the
 	// limit are dropped with a rate_limited error; a client that keeps
@@ -60,45 +59,42 @@ func (o *ConnOptions) setDefaults() {
 	}
 }
 
-// bucket is a token bucket refilled by elapsed time; only the reader uses it.
-type bucket struct {
-	rate, tokens, burst float64
-	last                time.Time
-}
-
-func (b *bucket) allow(now time.Time) bool {
-	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
-// closeRequest is what Close hands to the writer goroutine.
+// closeRequest is how the connection should end.
 type closeRequest struct {
 	code   websocket.StatusCode
 	reason string
+	// flush sends what is queued first. Not when the queue itself is the
+	// problem (slow consumer) or the peer is unreachable.
+	flush bool
+	// abort drops the TCP connection without a close handshake: the peer
+	// stopped answering, so waiting for its close frame would only hold
+	// the connection for nhooyr's 5 s handshake timeout.
+	abort bool
 }
 
 // Conn is one participant's signaling WebSocket on the server. One
 // goroutine (the caller's) reads; Send only queues, and a writer goroutine
-// drains the queue, so a slow client can never block the room.
+// drains the queue, so a slow client can never block the room. The caller
+// must keep calling Read: pongs and the peer's close frame are only seen
+// while a Read is active.
 type Conn struct {
 	ws     *websocket.Conn
 	opts   ConnOptions
 	remote string
+	log    *slog.Logger
 
-	limit     bucket
-	dropped   int       // messages over the limit since the last allowed one
-	lastWarn  time.Time // when rate_limited was last sent
+	limiter readLimiter // used by Read only
+
 	queue     chan []byte
-	closeReq  chan closeRequest
 	closeOnce sync.Once
-	closing   chan struct{} // closed when Close was called
-	done      chan struct{} // closed when every goroutine has ended
-	wg        sync.WaitGroup
+	req       closeRequest  // written once, before closing is closed
+	closing   chan struct{} // closed when the connection starts to close
+	// kill cancels any Read in progress, which makes nhooyr drop the TCP
+	// connection: the last resort when a close handshake hangs.
+	kill    context.Context
+	killNow context.CancelFunc
+	done    chan struct{} // closed when every goroutine has ended
+	wg      sync.WaitGroup
 }
 
 // Accept upgrades an HTTP request to a signaling connection.
@@ -114,17 +110,19 @@ func Accept(w http.ResponseWriter, r *http.Request, opts ConnOptions) (*Conn, er
 	ws.SetReadLimit(opts.ReadLimit)
 	c := &Conn{
 		ws: ws, opts: opts, remote: r.RemoteAddr,
-		queue:    make(chan []byte, opts.QueueSize),
-		limit:    bucket{rate: opts.MessageRate, tokens: float64(opts.MessageBurst), burst: float64(opts.MessageBurst), last: time.Now()},
-		closeReq: make(chan closeRequest, 1),
-		closing:  make(chan struct{}),
-		done:     make(chan struct{}),
+		log:     opts.Logger.With("remote", r.RemoteAddr),
+		limiter: newReadLimiter(opts.MessageRate, opts.MessageBurst, time.Now()),
+		queue:   make(chan []byte, opts.QueueSize),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
 	}
+	c.kill, c.killNow = context.WithCancel(context.Background())
 	c.wg.Add(2)
 	go c.writeLoop()
 	go c.pingLoop()
 	go func() {
 		c.wg.Wait()
+		c.killNow()
 		close(c.done)
 	}()
 	return c, nil
@@ -136,60 +134,47 @@ func (c *Conn) RemoteAddr() string { return c.remote }
 // Done is closed once the connection and its goroutines are finished.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
-// Read returns the next message. A frame that is not a JSON object of the
+// Read returns the next message. It returns an error wrapping ErrClosed
+// once the socket is gone. A frame that is not a UTF-8 JSON object of the
 // right shape is answered with a bad_message error and closes the
-// connection (1007); a binary frame closes it (1003). Read does not
-// Validate, so that the caller can answer with the request's id.
+// connection (1007); a binary frame closes it (1003); both return the
+// *Error. Read does not Validate, so that the caller can answer with the
+// request's id. Cancelling ctx closes the connection (nhooyr's rule).
 func (c *Conn) Read(ctx context.Context) (*Message, error) {
-	typ, b, err := c.ws.Read(ctx)
-	for err == nil && !c.limit.allow(time.Now()) {
-		c.dropped++
-		if c.dropped > c.opts.MessageBurst {
-			c.opts.Logger.Info("signaling client over its message rate, disconnecting", "remote", c.remote)
-			_ = c.SendError("", Errorf(CodeRateLimited, "too many messages: more than %.0f per second", c.opts.MessageRate))
-			c.Close(websocket.StatusPolicyViolation, "rate limit")
-			return nil, Errorf(CodeRateLimited, "rate limit")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.kill, cancel)()
+	for {
+		typ, b, err := c.ws.Read(ctx)
+		if err != nil {
+			c.shut(closeRequest{code: websocket.StatusNormalClosure, flush: true})
+			return nil, fmt.Errorf("%w: read: %w", ErrClosed, err)
 		}
-		if now := time.Now(); now.Sub(c.lastWarn) >= time.Second {
-			c.lastWarn = now
-			_ = c.SendError("", Errorf(CodeRateLimited, "message dropped: more than %.0f messages per second", c.opts.MessageRate))
+		if verdict := c.limiter.admit(time.Now()); verdict != admitOK {
+			if e := c.overLimit(verdict); e != nil {
+				return nil, e
+			}
+			continue
 		}
-		typ, b, err = c.ws.Read(ctx)
+		if typ != websocket.MessageText {
+			c.log.Info("signaling client sent a binary frame, disconnecting")
+			c.shut(closeRequest{code: websocket.StatusUnsupportedData, reason: "binary frame"})
+			return nil, Errorf(CodeBadMessage, "binary frames are not part of the protocol")
+		}
+		m, perr := Decode(b)
+		if perr != nil {
+			c.log.Info("signaling client sent a malformed message, disconnecting", "err", perr.Message)
+			_ = c.SendError("", perr)
+			c.shut(closeRequest{code: websocket.StatusInvalidFramePayloadData, reason: "malformed message", flush: true})
+			return nil, perr
+		}
+		return m, nil
 	}
-	if err != nil {
-		c.Close(websocket.StatusNormalClosure, "")
-		return nil, fmt.Errorf("%w: %v", ErrClosed, err)
-	}
-	c.dropped = 0
-	if typ != websocket.MessageText {
-		e := Errorf(CodeBadMessage, "binary frames are not part of the protocol")
-		c.Close(websocket.StatusUnsupportedData, "binary frame")
-		return nil, e
-	}
-	m, perr := Decode(b)
-	if perr != nil {
-		_ = c.SendError("", perr)
-		c.Close(websocket.StatusInvalidFramePayloadData, "malformed message")
-		return nil, perr
-	}
-	return m, nil
 }
 
-// Decode parses one frame. It fails for anything but a JSON object whose
-// known fields have the right types.
-func Decode(b []byte) (*Message, *Error) {
-	t := bytes.TrimSpace(b)
-	if len(t) == 0 || t[0] != '{' {
-		return nil, Errorf(CodeBadMessage, "a message must be a JSON object")
-	}
-	var m Message
-	if err := json.Unmarshal(t, &m); err != nil {
-		return nil, Errorf(CodeBadMessage, "malformed JSON: %v", err)
-	}
-	return &m, nil
-}
-
-// Send queues m for the writer without blocking.
+// Send queues m for the writer without blocking. When the queue is full
+// the client is too slow: the connection closes (1008) and Send returns
+// ErrSlowConsumer. After Close it returns ErrClosed.
 func (c *Conn) Send(m *Message) error {
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -204,31 +189,30 @@ func (c *Conn) Send(m *Message) error {
 	case c.queue <- b:
 		return nil
 	default:
-		c.opts.Logger.Warn("signaling client too slow, disconnecting", "remote", c.remote, "queued", len(c.queue))
-		c.Close(websocket.StatusPolicyViolation, "slow consumer")
-		return ErrSlowConsumer
 	}
+	c.log.Warn("signaling client too slow, disconnecting", "queued", len(c.queue), "type", m.Type)
+	c.shut(closeRequest{code: websocket.StatusPolicyViolation, reason: "slow consumer"})
+	return ErrSlowConsumer
 }
 
-// SendError queues an error response.
+// SendError queues an error message; id is the request it answers, or "".
 func (c *Conn) SendError(id string, e *Error) error {
 	return c.Send(&Message{Type: TypeError, ID: id, Code: e.Code, Message: e.Message})
 }
 
-// Close flushes what is queued (each frame bounded by the write timeout)
-// and closes with code and reason. It returns at once; Done tells when the
-// connection is finished. Later calls do nothing.
+// Close sends what is queued (within WriteTimeout) and closes with code and
+// reason. It returns at once; Done tells when the connection is finished.
+// Only the first call (or the first of Close and an internal close, such
+// as a slow consumer's) decides the code; later calls do nothing.
 func (c *Conn) Close(code websocket.StatusCode, reason string) {
-	c.closeOnce.Do(func() {
-		c.closeReq <- closeRequest{code: code, reason: reason}
-		close(c.closing)
-	})
+	c.shut(closeRequest{code: code, reason: reason, flush: true})
 }
 
-func (c *Conn) write(b []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.WriteTimeout)
-	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, b)
+func (c *Conn) shut(req closeRequest) {
+	c.closeOnce.Do(func() {
+		c.req = req
+		close(c.closing)
+	})
 }
 
 func (c *Conn) writeLoop() {
@@ -236,41 +220,58 @@ func (c *Conn) writeLoop() {
 	for {
 		select {
 		case b := <-c.queue:
-			if err := c.write(b); err != nil {
-				c.Close(websocket.StatusInternalError, "write failed")
-				c.finish(closeRequest{code: websocket.StatusInternalError, reason: "write failed"}, false)
+			ctx, cancel := context.WithTimeout(c.kill, c.opts.WriteTimeout)
+			err := c.ws.Write(ctx, websocket.MessageText, b)
+			cancel()
+			if err != nil {
+				// nhooyr has already dropped the connection (a write that
+				// times out closes it), so there is no one to say goodbye to.
+				c.log.Info("signaling write failed, disconnecting", "err", err)
+				c.shut(closeRequest{code: websocket.StatusPolicyViolation, reason: "write failed", abort: true})
+				c.finish()
 				return
 			}
-		case req := <-c.closeReq:
-			c.finish(req, true)
+		case <-c.closing:
+			c.finish()
 			return
 		}
 	}
 }
 
-// finish sends what is still queued (when flush is set) and closes.
-func (c *Conn) finish(req closeRequest, flush bool) {
-	for flush {
+// finish ends the connection as c.req says. The flush and the close
+// handshake each get WriteTimeout; past that the TCP connection is dropped.
+func (c *Conn) finish() {
+	req := c.req
+	if req.abort {
+		_ = c.ws.CloseNow()
+		return
+	}
+	if req.flush {
+		ctx, cancel := context.WithTimeout(c.kill, c.opts.WriteTimeout)
+		c.drain(ctx)
+		cancel()
+	}
+	// nhooyr bounds the handshake itself (5 s to write our close frame, 5 s
+	// for the reply), but while the caller's Read is active it waits for
+	// that Read; cancelling it keeps the whole close within WriteTimeout.
+	t := time.AfterFunc(c.opts.WriteTimeout, c.killNow)
+	defer t.Stop()
+	if err := c.ws.Close(req.code, req.reason); err != nil && !errors.Is(err, context.Canceled) {
+		c.log.Debug("signaling close handshake", "code", int(req.code), "err", err)
+	}
+}
+
+// drain writes what is queued until the queue is empty or a write fails.
+func (c *Conn) drain(ctx context.Context) {
+	for {
 		select {
 		case b := <-c.queue:
-			if c.write(b) != nil {
-				flush = false
+			if c.ws.Write(ctx, websocket.MessageText, b) != nil {
+				return
 			}
 		default:
-			flush = false
+			return
 		}
-	}
-	// The close handshake waits for the client's reply; bound it.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = c.ws.Close(req.code, req.reason)
-	}()
-	select {
-	case <-done:
-	case <-time.After(c.opts.WriteTimeout):
-		_ = c.ws.CloseNow()
-		<-done
 	}
 }
 
@@ -284,15 +285,15 @@ func (c *Conn) pingLoop() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.opts.PongTimeout)
+		ctx, cancel := context.WithTimeout(c.kill, c.opts.PongTimeout)
 		err := c.ws.Ping(ctx)
 		cancel()
 		if err != nil {
 			select {
 			case <-c.closing:
 			default:
-				c.opts.Logger.Info("signaling client stopped answering pings", "remote", c.remote, "err", err)
-				c.Close(websocket.StatusPolicyViolation, "ping timeout")
+				c.log.Info("signaling client stopped answering pings, disconnecting", "err", err)
+				c.shut(closeRequest{code: websocket.StatusPolicyViolation, reason: "ping timeout", abort: true})
 			}
 			return
 		}
