@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/bits"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,12 +28,42 @@ type trackLog struct {
 	started   bool
 	maxExt    int64 // highest extended sequence number
 	minExt    int64
-	cycles    int64
-	lastSeq   uint16
 	lastFrame time.Time
 	lastTS    uint32
 	freezes   int
-	width     uint16 // from the last VP8 keyframe
+	width     uint16   // from the last VP8 keyframe
+	seen      []uint64 // bit i: extended sequence number minExt+i arrived
+	bound     int64    // the newest sequence number a second ago (-1: none)
+	pending   int64    // the newest sequence number at the last settle
+}
+
+// mark records an arrival, so late repairs count and duplicates do not.
+func (t *trackLog) mark(ext int64) {
+	i := ext - t.minExt
+	if i < 0 {
+		return
+	}
+	for int64(len(t.seen))*64 <= i {
+		t.seen = append(t.seen, 0)
+	}
+	t.seen[i/64] |= 1 << (i % 64)
+}
+
+// lostUpTo counts the sequence numbers up to ext that never arrived.
+func (t *trackLog) lostUpTo(ext int64) uint64 {
+	if !t.started || ext < t.minExt {
+		return 0
+	}
+	n := ext - t.minExt + 1
+	got := 0
+	for w := int64(0); w*64 < n && int(w) < len(t.seen); w++ {
+		word := t.seen[w]
+		if rest := n - w*64; rest < 64 {
+			word &= 1<<uint(rest) - 1
+		}
+		got += bits.OnesCount64(word)
+	}
+	return uint64(n - int64(got))
 }
 
 func (t *trackLog) add(p *rtp.Packet, n int, now time.Time) {
@@ -40,17 +71,17 @@ func (t *trackLog) add(p *rtp.Packet, n int, now time.Time) {
 	t.bytes += uint64(n)
 	if !t.started {
 		t.started, t.first = true, now
-		t.lastSeq = p.SequenceNumber
 		t.maxExt, t.minExt = int64(p.SequenceNumber), int64(p.SequenceNumber)
 		t.lastTS, t.lastFrame = p.Timestamp, now
+		t.bound, t.pending = -1, -1
+		t.mark(t.minExt)
 		return
 	}
-	if p.SequenceNumber < 0x1000 && t.lastSeq > 0xf000 {
-		t.cycles++
-	}
-	t.lastSeq = p.SequenceNumber
-	ext := t.cycles<<16 | int64(p.SequenceNumber)
+	// Extend the 16-bit number by its distance from the newest one seen,
+	// so wraps, reordering and late repairs all land in the right place.
+	ext := t.maxExt + int64(int16(p.SequenceNumber-uint16(t.maxExt)))
 	t.maxExt = max(t.maxExt, ext)
+	t.mark(ext)
 	if t.video {
 		if w := vp8KeyframeWidth(p.Payload); w > 0 {
 			t.width = w
@@ -231,11 +262,24 @@ func (r *receiveLog) totals() (packets, lost uint64) {
 	defer r.mu.Unlock()
 	for _, t := range r.tracks {
 		packets += t.packets
-		if span := t.maxExt - t.minExt + 1; t.started && span > int64(t.packets) {
-			lost += uint64(span - int64(t.packets))
+		if t.bound >= 0 {
+			lost += t.lostUpTo(t.bound)
 		}
 	}
 	return packets, lost
+}
+
+// settle marks what has arrived so far as old enough to judge: a gap
+// before it that is still open a second later was not repaired. Called
+// once a second.
+func (r *receiveLog) settle() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.tracks {
+		if t.started {
+			t.bound, t.pending = t.pending, t.maxExt
+		}
+	}
 }
 
 func (r *receiveLog) stats(seconds float64) SubscriberStats {

@@ -1,6 +1,11 @@
 package loadtest
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+)
 
 func TestClipsLoad(t *testing.T) {
 	video, audio, err := loadClips()
@@ -26,5 +31,25 @@ func TestClipsLoad(t *testing.T) {
 	}
 	if len(audio) < 150 {
 		t.Errorf("%d audio packets for 4 s", len(audio))
+	}
+}
+
+func TestLossCountsOnlyUnrepairedGaps(t *testing.T) {
+	var tl trackLog
+	var now time.Time
+	add := func(seq uint16) {
+		tl.add(&rtp.Packet{Header: rtp.Header{SequenceNumber: seq}}, 100, now)
+	}
+	for _, s := range []uint16{65530, 65531, 65533, 65534, 65535, 0, 1, 3, 4} {
+		add(s)
+	}
+	if got := tl.lostUpTo(tl.maxExt); got != 2 {
+		t.Fatalf("lost %d, want 2 (65532 and 2)", got)
+	}
+	add(2)     // a NACK repair, late
+	add(65532) // another, from before the wrap
+	add(3)     // a duplicate
+	if got := tl.lostUpTo(tl.maxExt); got != 0 {
+		t.Fatalf("lost %d after repairs, want 0", got)
 	}
 }

@@ -233,6 +233,9 @@ flow:
 			break flow
 		case now := <-tick.C:
 			mu.Lock()
+			for _, r := range all {
+				r.settle()
+			}
 			var bytes, pk, lost uint64
 			for _, r := range all {
 				b, p, l := r.counters()
@@ -260,6 +263,21 @@ flow:
 	}
 	tick.Stop()
 	progress.done()
+	// Give the last losses a second to be repaired before judging them.
+	mu.Lock()
+	for _, r := range all {
+		r.settle()
+	}
+	mu.Unlock()
+	select {
+	case <-time.After(time.Second):
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	for _, r := range all {
+		r.settle()
+	}
+	mu.Unlock()
 	rep.Churn = churnN
 	rep.Duration = time.Since(flowStart).Seconds()
 	after := scrapeServer(ctx, cfg.URL)

@@ -3,14 +3,11 @@ package room_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/testserver"
 	"github.com/confab-sfu/confab/loadtest"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/sfu"
@@ -19,30 +16,10 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// startServer runs a Manager behind a real HTTP server on 127.0.0.1 with
-// loopback-only ICE.
+// startServer runs a whole server on 127.0.0.1 with loopback-only ICE.
 func startServer(t *testing.T, cfg room.Config) (*room.Manager, string) {
 	t.Helper()
-	cfg.SFU.Loopback = true
-	if os.Getenv("CONFAB_TEST_DEBUG") != "" {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	mgr, err := room.NewManager(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/ws", mgr.ServeWS)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := mgr.Close(ctx); err != nil {
-			t.Errorf("close manager: %v", err)
-		}
-		srv.Close()
-	})
-	return mgr, srv.URL
+	return testserver.Start(t, cfg)
 }
 
 // testPeer is a real pion participant plus what it received.

@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,11 +15,10 @@ import (
 
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/confab-sfu/confab/internal/testserver"
 	"github.com/confab-sfu/confab/loadtest"
 	"github.com/confab-sfu/confab/room"
-	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
-	"github.com/confab-sfu/confab/web"
 )
 
 // Browser tests run inside a private network namespace where lo is the only
@@ -97,29 +93,11 @@ func needBrowser(t *testing.T) string {
 	return path
 }
 
-// startServer runs rooms, the signaling endpoint and the web client on
-// 127.0.0.1 with loopback-only ICE.
+// startServer runs the whole server on 127.0.0.1 with loopback-only ICE.
 func startServer(t *testing.T, maxParticipants int) string {
 	t.Helper()
-	cfg := room.Config{SFU: sfu.Config{Loopback: true}, MaxParticipants: maxParticipants}
-	if os.Getenv("CONFAB_TEST_DEBUG") != "" {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	mgr, err := room.NewManager(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/ws", mgr.ServeWS)
-	mux.Handle("/", web.Handler())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = mgr.Close(ctx)
-		srv.Close()
-	})
-	return srv.URL
+	_, url := testserver.Start(t, room.Config{MaxParticipants: maxParticipants})
+	return url
 }
 
 // browser starts one headless Chromium; tabs share it.
