@@ -123,6 +123,7 @@ type VideoSource struct {
 	stamper atomic.Pointer[Stamper]
 	keyReq  atomic.Bool
 	sent    atomic.Uint64 // packets
+	pace    time.Duration // between frames; tests shorten it
 }
 
 // NewVideoSource makes a camera track with id and stream id; simulcast
@@ -132,7 +133,7 @@ func NewVideoSource(id, streamID string, simulcast bool, layer int) (*VideoSourc
 	if err != nil {
 		return nil, err
 	}
-	v := &VideoSource{}
+	v := &VideoSource{pace: time.Second / 30}
 	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	for i, l := range layerFiles {
 		if !simulcast && i != layer {
@@ -180,7 +181,7 @@ func (v *VideoSource) Run(ctx context.Context) {
 	for i := range v.tracks {
 		packetizers[i] = rtp.NewPacketizer(1200, 96, 0, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
 	}
-	tick := time.NewTicker(time.Second / 30)
+	tick := time.NewTicker(v.pace)
 	defer tick.Stop()
 	n := len(v.frames[0])
 	for i := 0; ; i++ {
@@ -216,6 +217,7 @@ func (v *VideoSource) Run(ctx context.Context) {
 type AudioSource struct {
 	track *webrtc.TrackLocalStaticSample
 	pkts  [][]byte
+	pace  time.Duration // between packets; tests shorten it
 }
 
 // NewAudioSource makes a microphone track.
@@ -228,7 +230,7 @@ func NewAudioSource(id, streamID string) (*AudioSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &AudioSource{track: t, pkts: pkts}, nil
+	return &AudioSource{track: t, pkts: pkts, pace: 20 * time.Millisecond}, nil
 }
 
 // Track is the TrackLocal to hand to Peer.Publish.
@@ -236,7 +238,7 @@ func (a *AudioSource) Track() webrtc.TrackLocal { return a.track }
 
 // Run sends a packet every 20 ms until ctx ends.
 func (a *AudioSource) Run(ctx context.Context) {
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(a.pace)
 	defer tick.Stop()
 	for i := 0; ; i++ {
 		select {
