@@ -224,6 +224,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	mu.Unlock()
 	prevAt := flowStart
 	churnN := 0
+	var churning sync.WaitGroup // replacement joins still under way
 flow:
 	for {
 		select {
@@ -257,7 +258,7 @@ flow:
 			prevBytes, prevAt, prevServer = bytes, now, srv
 			if cfg.Scenario == "churn" {
 				churnN++
-				churn(runCtx, &mu, live, plans, churnN, join, fail)
+				churn(runCtx, &churning, &mu, live, plans, churnN, join, fail)
 			}
 		}
 	}
@@ -283,6 +284,9 @@ flow:
 	after := scrapeServer(ctx, cfg.URL)
 	rep.Server = after.since(before)
 	cancel()
+	// A replacement that joined after the cancel is in live too: wait for
+	// them all, so every peer is left below.
+	churning.Wait()
 	mu.Lock()
 	peers := make([]*Peer, 0, len(live))
 	for p := range live {
@@ -325,7 +329,7 @@ flow:
 
 // churn makes the oldest live participant leave and a new one take its
 // place, so rooms see joins and leaves all the time.
-func churn(ctx context.Context, mu *sync.Mutex, live map[*Peer]*receiveLog, plans []plan, n int,
+func churn(ctx context.Context, wg *sync.WaitGroup, mu *sync.Mutex, live map[*Peer]*receiveLog, plans []plan, n int,
 	join func(plan) error, fail func(string, error)) {
 	mu.Lock()
 	var victim *Peer
@@ -339,11 +343,16 @@ func churn(ctx context.Context, mu *sync.Mutex, live map[*Peer]*receiveLog, plan
 		delete(live, victim)
 	}
 	mu.Unlock()
-	if victim == nil || ctx.Err() != nil {
+	if victim == nil {
 		return
 	}
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		_ = victim.Leave()
+		if ctx.Err() != nil {
+			return
+		}
 		pl := plans[n%len(plans)]
 		pl.name = fmt.Sprintf("%s-c%d", pl.name, n)
 		pl.expect = 0 // membership changes under it: no fixed expectation
