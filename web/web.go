@@ -3,55 +3,133 @@
 // there is no build step.
 //
 // Routes: "/" the landing page, "/r/{room}" a meeting (the link is the
-// invitation), "/static/..." the assets.
+// invitation), "/static/..." the assets. docs/web-client.md describes the
+// client and its automation contract.
 package web
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"net/http"
+	"path"
+	"regexp"
+	"strings"
+	"time"
 )
 
 //go:embed static
 var files embed.FS
 
+// roomName is the rule of docs/protocol.md: 1-64 characters from
+// A-Z a-z 0-9 - _ ., not starting with ".". Checked here too so that a
+// mistyped link gets a 404 rather than a meeting page that cannot join.
+var roomName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$`)
+
+// contentTypes is explicit rather than from the mime package, which reads
+// the system's mime.types and may call JavaScript something a browser
+// refuses to run as a module.
+var contentTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".svg":  "image/svg+xml",
+}
+
+// pagePolicy allows only this origin's scripts, styles and WebSocket, and
+// media from the camera, the screen and the PeerConnection.
+const pagePolicy = "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; " +
+	"img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+
+// asset is one embedded file, ready to serve.
+type asset struct {
+	name  string
+	body  []byte
+	ctype string
+	etag  string
+}
+
 // Handler serves the client.
 func Handler() http.Handler {
-	sub, err := fs.Sub(files, "static")
+	assets, err := load(files)
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
-	static := http.StripPrefix("/static/", http.FileServerFS(sub))
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", page(sub, "index.html"))
-	mux.HandleFunc("GET /r/{room}", page(sub, "room.html"))
-	mux.Handle("GET /static/", noCache(static))
+	mux.Handle("GET /{$}", assets["index.html"])
+	mux.HandleFunc("GET /r/{room}", func(w http.ResponseWriter, r *http.Request) {
+		if !roomName.MatchString(r.PathValue("room")) {
+			http.NotFound(w, r)
+			return
+		}
+		assets["room.html"].ServeHTTP(w, r)
+	})
+	mux.HandleFunc("GET /static/{file...}", func(w http.ResponseWriter, r *http.Request) {
+		a, ok := assets[r.PathValue("file")]
+		if !ok || strings.HasSuffix(a.name, ".html") {
+			http.NotFound(w, r)
+			return
+		}
+		a.ServeHTTP(w, r)
+	})
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/static/favicon.svg", http.StatusMovedPermanently)
+	})
 	return mux
 }
 
-// page serves one HTML file. The room page is the same for every room: the
-// room name comes from the URL, and the server validates it on join.
-func page(fsys fs.FS, name string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			http.Error(w, "missing page", http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Referrer-Policy", "no-referrer")
-		_, _ = w.Write(b)
+// load reads every embedded file under static/ and computes its ETag.
+func load(fsys fs.FS) (map[string]*asset, error) {
+	sub, err := fs.Sub(fsys, "static")
+	if err != nil {
+		return nil, fmt.Errorf("open embedded static tree: %w", err)
 	}
+	assets := map[string]*asset{}
+	err = fs.WalkDir(sub, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		ctype, ok := contentTypes[path.Ext(p)]
+		if !ok {
+			return fmt.Errorf("embedded file %s: no content type for its extension", p)
+		}
+		body, err := fs.ReadFile(sub, p)
+		if err != nil {
+			return fmt.Errorf("read embedded file %s: %w", p, err)
+		}
+		sum := sha256.Sum256(body)
+		assets[p] = &asset{name: p, body: body, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, page := range []string{"index.html", "room.html"} {
+		if assets[page] == nil {
+			return nil, fmt.Errorf("embedded page %s is missing", page)
+		}
+	}
+	return assets, nil
 }
 
-// noCache makes browsers revalidate assets, which carry no content hash
-// since there is no build step.
-func noCache(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		h.ServeHTTP(w, r)
-	})
+// ServeHTTP sends the file. Assets carry no content hash in their names
+// (there is no build step), so browsers revalidate every time and get a
+// 304 by ETag while nothing changed.
+func (a *asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", a.ctype)
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", a.etag)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	if strings.HasSuffix(a.name, ".html") {
+		h.Set("Content-Security-Policy", pagePolicy)
+		h.Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
+	}
+	// ServeContent answers If-None-Match and Range; the zero time leaves
+	// validation to the ETag.
+	http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(a.body))
 }

@@ -8,6 +8,27 @@ import (
 	"testing"
 )
 
+func get(t *testing.T, url string, header map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(body)
+}
+
 func TestRoutes(t *testing.T) {
 	srv := httptest.NewServer(Handler())
 	defer srv.Close()
@@ -15,23 +36,31 @@ func TestRoutes(t *testing.T) {
 		path, wantType, wantBody string
 		status                   int
 	}{
-		{"/", "text/html", "Start a new meeting", 200},
-		{"/r/standup", "text/html", "Join meeting", 200},
-		{"/r/any-room.name_1", "text/html", "room.js", 200},
-		{"/static/js/room.js", "text/javascript", "RTCPeerConnection", 200},
-		{"/static/js/signaling.js", "text/javascript", "class Signaling", 200},
-		{"/static/app.css", "text/css", ".tile", 200},
+		{"/", "text/html; charset=utf-8", "Start a new meeting", 200},
+		{"/r/standup", "text/html; charset=utf-8", "Join meeting", 200},
+		{"/r/any-room.name_1", "text/html; charset=utf-8", "/static/js/room.js", 200},
+		{"/r/" + strings.Repeat("a", 64), "text/html; charset=utf-8", "Join meeting", 200},
+		{"/static/js/room.js", "text/javascript; charset=utf-8", "RTCPeerConnection", 200},
+		{"/static/js/signaling.js", "text/javascript; charset=utf-8", "class Signaling", 200},
+		{"/static/js/media.js", "text/javascript; charset=utf-8", "scaleResolutionDownBy", 200},
+		{"/static/js/tiles.js", "text/javascript; charset=utf-8", "export class Tiles", 200},
+		{"/static/js/layout.js", "text/javascript; charset=utf-8", "bestTileWidth", 200},
+		{"/static/js/stats.js", "text/javascript; charset=utf-8", "inbound-rtp", 200},
+		{"/static/js/landing.js", "text/javascript; charset=utf-8", "randomRoomName", 200},
+		{"/static/app.css", "text/css; charset=utf-8", ".tile", 200},
+		{"/static/favicon.svg", "image/svg+xml", "<svg", 200},
 		{"/static/nope.js", "", "", 404},
+		{"/static/room.html", "", "", 404}, // pages only at their routes
+		{"/static/../web.go", "", "", 404},
 		{"/r/", "", "", 404},
+		{"/r/.hidden", "", "", 404},
+		{"/r/" + strings.Repeat("a", 65), "", "", 404},
+		{"/r/has%20space", "", "", 404},
+		{"/r/standup/extra", "", "", 404},
 		{"/elsewhere", "", "", 404},
 	}
 	for _, c := range cases {
-		resp, err := http.Get(srv.URL + c.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body := get(t, srv.URL+c.path, nil)
 		if resp.StatusCode != c.status {
 			t.Errorf("%s: status %d, want %d", c.path, resp.StatusCode, c.status)
 			continue
@@ -39,22 +68,109 @@ func TestRoutes(t *testing.T) {
 		if c.status != 200 {
 			continue
 		}
-		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, c.wantType) {
-			t.Errorf("%s: content type %q, want %s", c.path, ct, c.wantType)
+		if ct := resp.Header.Get("Content-Type"); ct != c.wantType {
+			t.Errorf("%s: content type %q, want %q", c.path, ct, c.wantType)
 		}
-		if !strings.Contains(string(body), c.wantBody) {
+		if !strings.Contains(body, c.wantBody) {
 			t.Errorf("%s: body lacks %q", c.path, c.wantBody)
 		}
-		if resp.Header.Get("Cache-Control") != "no-cache" {
-			t.Errorf("%s: cache control %q", c.path, resp.Header.Get("Cache-Control"))
+		if cc := resp.Header.Get("Cache-Control"); cc != "no-cache" {
+			t.Errorf("%s: cache control %q", c.path, cc)
+		}
+		if resp.Header.Get("ETag") == "" {
+			t.Errorf("%s: no ETag", c.path)
+		}
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: no nosniff", c.path)
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		if isPage := strings.HasPrefix(c.wantType, "text/html"); isPage != (csp != "") {
+			t.Errorf("%s: content security policy %q", c.path, csp)
 		}
 	}
+}
+
+func TestMethodsAndRedirects(t *testing.T) {
+	srv := httptest.NewServer(Handler())
+	defer srv.Close()
 	resp, err := http.Post(srv.URL+"/", "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("POST /: status %d", resp.StatusCode)
+		t.Errorf("POST /: status %d, want 405", resp.StatusCode)
+	}
+	head, err := http.Head(srv.URL + "/r/standup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head.Body.Close()
+	if head.StatusCode != 200 || !strings.HasPrefix(head.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("HEAD /r/standup: %d %q", head.StatusCode, head.Header.Get("Content-Type"))
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	fav, err := client.Get(srv.URL + "/favicon.ico")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fav.Body.Close()
+	if fav.StatusCode != http.StatusMovedPermanently || fav.Header.Get("Location") != "/static/favicon.svg" {
+		t.Errorf("/favicon.ico: %d to %q", fav.StatusCode, fav.Header.Get("Location"))
+	}
+}
+
+// TestRevalidation: assets are revalidated every time, so an unchanged
+// file must cost a 304 and no body.
+func TestRevalidation(t *testing.T) {
+	srv := httptest.NewServer(Handler())
+	defer srv.Close()
+	for _, p := range []string{"/static/js/room.js", "/r/standup"} {
+		first, _ := get(t, srv.URL+p, nil)
+		etag := first.Header.Get("ETag")
+		again, body := get(t, srv.URL+p, map[string]string{"If-None-Match": etag})
+		if again.StatusCode != http.StatusNotModified || body != "" {
+			t.Errorf("%s with If-None-Match %s: status %d, %d bytes", p, etag, again.StatusCode, len(body))
+		}
+		stale, _ := get(t, srv.URL+p, map[string]string{"If-None-Match": `"old"`})
+		if stale.StatusCode != 200 {
+			t.Errorf("%s with a stale ETag: status %d", p, stale.StatusCode)
+		}
+	}
+}
+
+// TestEveryAssetIsReferenced keeps the embedded tree free of dead files and
+// every module import pointing at a file that exists.
+func TestEveryAssetIsReferenced(t *testing.T) {
+	assets, err := load(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, a := range assets {
+		all.Write(a.body)
+	}
+	for name := range assets {
+		if name == "index.html" || name == "room.html" {
+			continue
+		}
+		base := name[strings.LastIndex(name, "/")+1:]
+		if !strings.Contains(all.String(), base) {
+			t.Errorf("%s is embedded but nothing refers to it", name)
+		}
+	}
+	for name, a := range assets {
+		for _, line := range strings.Split(string(a.body), "\n") {
+			i := strings.Index(line, "from './")
+			if !strings.HasPrefix(line, "import ") || i < 0 {
+				continue
+			}
+			target := line[i+len("from './"):]
+			target = target[:strings.IndexAny(target, `'"`)]
+			dir := name[:strings.LastIndex(name, "/")+1]
+			if assets[dir+target] == nil {
+				t.Errorf("%s imports ./%s, which is not embedded", name, target)
+			}
+		}
 	}
 }

@@ -1,17 +1,29 @@
-// Landing page: start a meeting under a random readable name, or join one.
+// Landing page: start a meeting under a random readable name, or join one
+// by name or by pasting its invitation link.
 const adjectives = ['amber', 'brisk', 'calm', 'daring', 'eager', 'fuzzy', 'gentle', 'happy', 'ivory', 'jolly', 'keen', 'lucky', 'mellow', 'nimble', 'olive', 'proud', 'quiet', 'rapid', 'sunny', 'tidy'];
 const nouns = ['otter', 'falcon', 'maple', 'comet', 'harbor', 'meadow', 'pebble', 'lantern', 'canyon', 'willow', 'glacier', 'orchid', 'beacon', 'river', 'summit', 'thistle'];
 
-function pick(list) {
+// The server's rule for room names (docs/protocol.md).
+const validRoom = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
+
+function random(n) {
   const a = new Uint32Array(1);
   crypto.getRandomValues(a);
-  return list[a[0] % list.length];
+  return a[0] % n;
 }
 
+// randomRoomName gives names like "brisk-otter-417": easy to read aloud,
+// and 320,000 of them make collisions between meetings unlikely.
 export function randomRoomName() {
-  const n = new Uint32Array(1);
-  crypto.getRandomValues(n);
-  return `${pick(adjectives)}-${pick(nouns)}-${n[0] % 1000}`;
+  return `${adjectives[random(adjectives.length)]}-${nouns[random(nouns.length)]}-${random(1000)}`;
+}
+
+// roomFrom accepts a room name or an invitation link.
+export function roomFrom(input) {
+  const text = input.trim();
+  const m = text.match(/\/r\/([^/?#]+)/);
+  const name = m ? decodeURIComponent(m[1]) : text;
+  return validRoom.test(name) ? name : '';
 }
 
 document.getElementById('create').addEventListener('click', () => {
@@ -19,6 +31,10 @@ document.getElementById('create').addEventListener('click', () => {
 });
 document.getElementById('join-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  const name = document.getElementById('room-name').value.trim();
-  if (name) location.href = `/r/${encodeURIComponent(name)}`;
+  const name = roomFrom(document.getElementById('room-name').value);
+  if (!name) {
+    document.getElementById('landing-message').textContent = 'Room names are 1-64 letters, digits, - _ or . (not starting with .).';
+    return;
+  }
+  location.href = `/r/${encodeURIComponent(name)}`;
 });

@@ -3,10 +3,22 @@
 // shows everyone else, and keeps the session alive across reconnects.
 // Automation contract (docs/web-client.md): ?name=N&autojoin=1 joins at once.
 import { Signaling, SignalError } from './signaling.js';
+import { CAMERA_ENCODINGS, SCREEN_ENCODINGS, preferCodecs, listDevices, capture } from './media.js';
+import { collect } from './stats.js';
+import { Tiles } from './tiles.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
+const debug = params.get('debug') === '1';
 const roomName = decodeURIComponent(location.pathname.split('/')[2] || '');
+
+// A video tile may receive a layer up to this much larger than itself: with
+// layers a factor 2 apart, the next lower one would be blurred by upscaling.
+const SIZE_ALLOWANCE = 1.5;
+const BACKOFF_MIN = 1000;
+const BACKOFF_MAX = 15000;
+// Join refusals that another attempt cannot fix.
+const FINAL_CODES = ['room_full', 'invalid_room', 'unauthorized', 'token_expired', 'wrong_room', 'unsupported_version'];
 
 const state = {
   room: roomName,
@@ -14,21 +26,35 @@ const state = {
   me: '',
   sig: null,
   pc: null,
-  local: null,        // MediaStream from getUserMedia
-  screen: null,       // MediaStream from getDisplayMedia
+  joined: false,
+  local: null,          // MediaStream from getUserMedia (may have no tracks)
+  notice: '',           // why some media is missing, for the user
+  muted: { audio: false, video: false },
+  screen: null,         // MediaStream from getDisplayMedia
+  screenTrack: null,
   screenSender: null,
-  tracks: new Map(),  // server track id -> track info
-  mids: new Map(),    // media section -> server track id
-  members: new Map(), // participant id -> {id, name}
-  tiles: new Map(),   // tile key (participant id or track id for screens) -> element
-  layers: new Map(),  // track id -> layer decision
+  tracks: new Map(),    // server track id -> track info (+ subscribed)
+  mids: new Map(),      // media section -> server track id
+  members: new Map(),   // participant id -> {id, name}
+  layers: new Map(),    // track id -> latest layer decision
   chat: [],
   speaker: '',
   pendingCandidates: [],
+  awaitServerOffer: false,
   leaving: false,
-  reconnectDelay: 1000,
-  subscribeTimer: null,
+  bye: null,
+  reconnectDelay: BACKOFF_MIN,
+  reconnectTimer: null,
+  lastSubscriptions: '',
 };
+
+const tiles = new Tiles({
+  grid: $('grid'),
+  stage: $('stage'),
+  template: $('tile-template'),
+  onChange: () => scheduleSubscribe(),
+  onSoundBlocked: () => { $('sound-banner').hidden = false; },
+});
 
 // --- status and messages -------------------------------------------------
 
@@ -43,130 +69,70 @@ function showMessage(where, text) {
 
 function explain(err) {
   const codes = {
-    room_full: 'This meeting is full. Try again later or start another one.',
-    invalid_room: 'That is not a valid room name.',
-    unreachable: 'The server cannot be reached. Check your connection.',
+    room_full: 'This meeting is full. Try again later, or start another meeting.',
+    invalid_room: 'That is not a valid room name: use 1-64 letters, digits, - _ or .',
+    unreachable: 'The server cannot be reached. Check your connection and try again.',
+    closed: 'The connection to the server closed.',
+    timeout: 'The server did not answer in time.',
     shutting_down: 'The server is restarting. Try again in a moment.',
+    too_many_rooms: 'The server has too many meetings right now. Try again later.',
     unauthorized: 'You need a valid invitation to join this meeting.',
     token_expired: 'Your invitation has expired.',
+    wrong_room: 'Your invitation is for another meeting.',
   };
   return codes[err.code] || err.message || String(err);
 }
 
 // --- pre-join: name, preview, devices ------------------------------------
 
-async function listDevices() {
-  const devices = await navigator.mediaDevices.enumerateDevices();
-  for (const [kind, select] of [['videoinput', $('camera-select')], ['audioinput', $('mic-select')]]) {
-    const current = select.value;
-    select.replaceChildren();
-    for (const d of devices.filter((x) => x.kind === kind)) {
-      const o = document.createElement('option');
-      o.value = d.deviceId;
-      o.textContent = d.label || `${kind === 'videoinput' ? 'Camera' : 'Microphone'} ${select.length + 1}`;
-      select.append(o);
-    }
-    if (current) select.value = current;
-  }
-}
-
-// getMedia asks for camera and mic, falling back to mic only, then to
-// nothing (receive-only), and says so.
-async function getMedia() {
-  const cam = $('camera-select').value;
-  const mic = $('mic-select').value;
-  const video = { width: { ideal: 1280 }, height: { ideal: 720 }, deviceId: cam ? { exact: cam } : undefined };
-  const audio = { deviceId: mic ? { exact: mic } : undefined };
-  try {
-    return await navigator.mediaDevices.getUserMedia({ video, audio });
-  } catch (e) {
-    try {
-      const s = await navigator.mediaDevices.getUserMedia({ audio });
-      showMessage('prejoin-message', 'Camera unavailable or not allowed: joining with audio only.');
-      return s;
-    } catch {
-      showMessage('prejoin-message', 'Camera and microphone unavailable or not allowed: joining to watch and listen only.');
-      return new MediaStream();
-    }
-  }
-}
-
 async function startPreview() {
   if (state.local) state.local.getTracks().forEach((t) => t.stop());
-  state.local = await getMedia();
-  $('preview').srcObject = state.local;
-  try { await listDevices(); } catch { /* device labels need permission */ }
+  const { stream, notice } = await capture($('camera-select').value, $('mic-select').value);
+  state.local = stream;
+  state.notice = notice;
+  applyLocalMute();
+  $('preview').srcObject = stream;
+  showMessage('prejoin-message', notice);
+  try {
+    await listDevices($('camera-select'), $('mic-select'));
+  } catch (e) {
+    console.warn('list devices', String(e));
+  }
+  updateMediaButtons();
 }
 
-// --- tiles --------------------------------------------------------------
+function applyLocalMute() {
+  if (!state.local) return;
+  for (const t of state.local.getAudioTracks()) t.enabled = !state.muted.audio;
+  for (const t of state.local.getVideoTracks()) t.enabled = !state.muted.video;
+}
 
-function tileFor(key, label, { self = false, stage = false } = {}) {
-  let tile = state.tiles.get(key);
-  if (tile) return tile;
-  tile = $('tile-template').content.firstElementChild.cloneNode(true);
-  tile.dataset.key = key;
-  tile.dataset.participant = self ? state.me : key.split('/')[0];
-  tile.querySelector('.name').textContent = label;
+// updateMediaButtons shows the mute state on every control that has one.
+function updateMediaButtons() {
+  const has = (kind) => !!state.local && state.local.getTracks().some((t) => t.kind === kind);
+  const set = (id, on, onText, offText, available) => {
+    const b = $(id);
+    b.dataset.on = String(on);
+    b.setAttribute('aria-pressed', String(!on));
+    b.textContent = on ? onText : offText;
+    b.disabled = !available;
+  };
+  set('toggle-mic', !state.muted.audio, 'Mute', 'Unmute', has('audio'));
+  set('toggle-cam', !state.muted.video, 'Stop video', 'Start video', has('video'));
+  set('pre-mic', !state.muted.audio, 'Microphone on', 'Microphone off', has('audio'));
+  set('pre-cam', !state.muted.video, 'Camera on', 'Camera off', has('video'));
+  document.querySelector('.preview-box').dataset.off = String(state.muted.video || !has('video'));
+  const self = tiles.get('self');
   if (self) {
-    tile.classList.add('self');
-    tile.querySelector('video').muted = true;
+    self.dataset.mutedAudio = String(state.muted.audio || !has('audio'));
+    self.dataset.mutedVideo = String(state.muted.video);
   }
-  tile.stream = new MediaStream();
-  tile.querySelector('video').srcObject = tile.stream;
-  (stage ? $('stage') : $('grid')).append(tile);
-  state.tiles.set(key, tile);
-  visibility.observe(tile);
-  return tile;
 }
 
-function removeTile(key) {
-  const tile = state.tiles.get(key);
-  if (!tile) return;
-  visibility.unobserve(tile);
-  tile.remove();
-  state.tiles.delete(key);
-}
-
-function renderPeople() {
-  const ul = $('people');
-  ul.replaceChildren();
-  const all = [{ id: state.me, name: `${state.name} (you)` }, ...state.members.values()];
-  for (const p of all) {
-    const li = document.createElement('li');
-    li.textContent = p.name;
-    li.dataset.participant = p.id;
-    li.dataset.speaking = String(p.id === state.speaker);
-    ul.append(li);
-  }
-  $('people-count').textContent = `(${all.length})`;
-}
-
-function applyMuted(info) {
-  const tile = state.tiles.get(info.source === 'screen' ? `${info.participant}/screen` : info.participant);
-  if (!tile) return;
-  if (info.kind === 'audio') tile.dataset.mutedAudio = String(!!info.muted);
-  else if (info.source !== 'screen') tile.dataset.mutedVideo = String(!!info.muted);
-}
-
-function setSpeaker(id) {
-  state.speaker = id;
-  for (const tile of state.tiles.values()) tile.classList.toggle('speaking', tile.dataset.participant === id);
-  renderPeople();
-}
-
-// --- adaptive subscribing: hidden tiles pause, visible ones get a layer
+// --- adaptive subscribing: off-screen tiles pause, visible ones get a layer
 // that fits their size on screen.
 
-// The observer only says when to look again; visibility itself is measured
-// when subscriptions are sent (an observer's first report, made while the
-// meeting was still hidden, may be the last one a background tab gets).
-const visibility = new IntersectionObserver((entries) => {
-  if ($('meeting').hidden) return;
-  for (const e of entries) e.target.inView = e.isIntersecting;
-  scheduleSubscribe();
-});
-
-// onScreen: laid out, and not scrolled out of view. The observer's reports
+// onScreen: laid out and not scrolled out of view. The observer's reports
 // are checked against the layout, since a tab that is not shown may report
 // once, wrongly, and then never again.
 function onScreen(tile) {
@@ -178,35 +144,50 @@ function onScreen(tile) {
   if (!w || !h) return true;
   return r.bottom > 0 && r.right > 0 && r.top < h && r.left < w;
 }
-document.addEventListener('visibilitychange', scheduleSubscribe);
-new ResizeObserver(() => scheduleSubscribe()).observe(document.body);
+document.addEventListener('visibilitychange', () => scheduleSubscribe());
 
+let subscribeTimer = null;
 function scheduleSubscribe() {
-  clearTimeout(state.subscribeTimer);
-  state.subscribeTimer = setTimeout(sendSubscriptions, 300);
+  clearTimeout(subscribeTimer);
+  subscribeTimer = setTimeout(sendSubscriptions, 250);
+}
+
+function tileKey(info) {
+  const screen = info.source === 'screen' || info.source === 'screen_audio';
+  return screen ? `${info.participant}/screen` : info.participant;
 }
 
 function sendSubscriptions() {
-  if (!state.sig || !state.me) return;
+  if (!state.sig || !state.joined) return;
+  const dpr = window.devicePixelRatio || 1;
+  const thumbnails = $('meeting').querySelector('.media-area').classList.contains('has-stage');
   const subs = [];
   for (const [id, info] of state.tracks) {
     if (info.kind !== 'video' || !info.subscribed) continue;
-    const tile = state.tiles.get(info.source === 'screen' ? `${info.participant}/screen` : info.participant);
+    const tile = tiles.get(tileKey(info));
     if (!tile) continue;
-    const dpr = window.devicePixelRatio || 1;
-    // A tile scrolled out of view is paused. A hidden browser tab is not:
-    // people glance back at meetings, and a picture that must first wait
-    // for a keyframe makes that feel broken.
-    const visible = onScreen(tile);
+    // A hidden browser tab is not paused: people glance back at meetings,
+    // and a picture that must first wait for a keyframe feels broken. A
+    // camera its owner turned off sends nothing worth forwarding.
+    const camera = info.source !== 'screen';
+    const paused = !onScreen(tile) || (camera && !!info.muted);
     subs.push({
       trackId: id,
-      paused: !visible,
-      maxWidth: Math.round(tile.clientWidth * dpr) || 0,
-      maxHeight: Math.round(tile.clientHeight * dpr) || 0,
+      paused,
+      // With a screen share on the stage, camera tiles are thumbnails.
+      maxLayer: camera && thumbnails ? 'low' : 'high',
+      maxWidth: Math.round(tile.clientWidth * dpr * SIZE_ALLOWANCE) || 0,
+      maxHeight: Math.round(tile.clientHeight * dpr * SIZE_ALLOWANCE) || 0,
     });
   }
-  if (params.get('debug')) console.log('subscribe', JSON.stringify(subs));
-  if (subs.length) state.sig.request({ type: 'subscribe', subscriptions: subs }).catch((e) => console.warn('subscribe', String(e)));
+  const text = JSON.stringify(subs);
+  if (!subs.length || text === state.lastSubscriptions) return;
+  state.lastSubscriptions = text;
+  if (debug) console.log('subscribe', text);
+  state.sig.request({ type: 'subscribe', subscriptions: subs }).catch((e) => {
+    state.lastSubscriptions = '';
+    console.warn('subscribe', String(e));
+  });
 }
 
 // --- the connection -----------------------------------------------------
@@ -227,27 +208,32 @@ function wsURL() {
 async function connect() {
   const sig = new Signaling(wsURL());
   state.sig = sig;
-  sig.onmessage = (m) => serialize(() => handle(m), m.type);
-  sig.onclose = (e, byUs) => {
-    if (byUs || state.leaving || sig !== state.sig) return;
-    console.warn('signaling closed', e.code, e.reason);
-    if (e.code === 1001) setStatus('Server restarting: reconnecting…', 'reconnecting');
-    reconnect();
+  state.bye = null;
+  state.lastSubscriptions = '';
+  sig.onmessage = (m) => {
+    if (sig === state.sig) serialize(() => handle(m), m.type);
   };
-  await sig.open();
-  const welcome = await sig.request({ type: 'join', room: state.room, name: state.name, version: 1 });
+  sig.onclose = (e, byUs) => signalClosed(sig, e, byUs);
+  let welcome;
+  try {
+    await sig.open();
+    welcome = await sig.request({ type: 'join', room: state.room, name: state.name, version: 1 });
+  } catch (e) {
+    sig.close();
+    if (state.sig === sig) state.sig = null;
+    throw e;
+  }
   state.me = welcome.participant.id;
   state.members.clear();
   for (const p of welcome.members || []) state.members.set(p.id, p);
   state.tracks.clear();
-  for (const t of welcome.tracks || []) state.tracks.set(t.id, t);
-  setupPeerConnection(welcome.iceServers || []);
+  for (const t of welcome.tracks || []) state.tracks.set(t.id, { ...t, muted: !!t.muted });
+  const pc = setupPeerConnection(welcome.iceServers || []);
   // With tracks to receive, the server's offer comes first: publishing is
-  // held until it is answered. Chromium stops gathering ICE candidates
-  // for good if the very first local offer is rolled back by glare.
+  // held until it is answered (or 3 s passed). Chromium stops gathering
+  // ICE candidates for good if its very first local offer is rolled back.
   state.awaitServerOffer = (welcome.tracks || []).length > 0;
   if (state.awaitServerOffer) {
-    const pc = state.pc;
     setTimeout(() => {
       if (state.awaitServerOffer && pc === state.pc) {
         state.awaitServerOffer = false;
@@ -255,68 +241,132 @@ async function connect() {
       }
     }, 3000);
   }
-  const self = tileFor('self', `${state.name} (you)`, { self: true });
+  const self = tiles.ensure('self', { participant: state.me, name: `${state.name} (you)`, self: true });
   self.dataset.participant = state.me;
-  self.stream.getTracks().forEach((t) => self.stream.removeTrack(t));
-  for (const t of state.local.getVideoTracks()) self.stream.addTrack(t);
-  for (const p of state.members.values()) tileFor(p.id, p.name);
+  for (const t of state.local.getVideoTracks()) tiles.addTrack(self, t);
+  for (const p of state.members.values()) tiles.ensure(p.id, { participant: p.id, name: p.name });
+  for (const t of state.tracks.values()) applyMuted(t);
   renderPeople();
-  publishLocal();
+  publishLocal(pc);
+  state.joined = true;
+  updateMediaButtons();
   setStatus('Connected');
-  state.reconnectDelay = 1000;
 }
 
-function reconnect() {
-  teardown();
-  setStatus(`Connection lost: reconnecting in ${Math.round(state.reconnectDelay / 1000)} s…`, 'reconnecting');
-  setTimeout(async () => {
-    if (state.leaving) return;
-    try {
-      await connect();
-    } catch (e) {
-      if (e instanceof SignalError && e.code === 'room_full') {
-        setStatus('Room is full', 'error');
-        showMessage('meeting-message', explain(e));
-        return;
-      }
-      state.reconnectDelay = Math.min(state.reconnectDelay * 2, 15000);
-      reconnect();
+function signalClosed(sig, e, byUs) {
+  if (byUs || state.leaving || sig !== state.sig || !state.joined) return;
+  console.warn('signaling closed', e.code, e.reason);
+  const bye = state.bye;
+  if (bye && bye.code && bye.code !== 'shutting_down') {
+    // Removed on purpose: coming back would be wrong.
+    dropConnection();
+    setStatus('Disconnected', 'error');
+    showMessage('meeting-message', bye.message || explain(bye));
+    return;
+  }
+  scheduleReconnect(e.code === 1001 || (bye && bye.code === 'shutting_down') ? 'The server is restarting' : 'Connection lost');
+}
+
+// scheduleReconnect drops the session and joins again after a backoff
+// delay (1 s doubling to 15 s) with a new PeerConnection.
+function scheduleReconnect(why) {
+  if (state.leaving || state.reconnectTimer) return;
+  dropConnection();
+  const delay = state.reconnectDelay;
+  state.reconnectDelay = Math.min(delay * 2, BACKOFF_MAX);
+  const until = Date.now() + delay;
+  const tick = () => {
+    const s = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+    setStatus(`${why}: reconnecting in ${s} s…`, 'reconnecting');
+  };
+  tick();
+  const countdown = setInterval(tick, 1000);
+  state.reconnectTimer = setTimeout(() => {
+    clearInterval(countdown);
+    state.reconnectTimer = null;
+    attemptReconnect(why);
+  }, delay);
+  state.reconnectTimer.countdown = countdown;
+}
+
+async function attemptReconnect(why) {
+  if (state.leaving) return;
+  setStatus('Reconnecting…', 'reconnecting');
+  try {
+    await connect();
+    showMessage('meeting-message', '');
+  } catch (e) {
+    if (e instanceof SignalError && FINAL_CODES.includes(e.code)) {
+      setStatus('Not connected', 'error');
+      showMessage('meeting-message', explain(e));
+      return;
     }
-  }, state.reconnectDelay);
+    console.warn('reconnect', String(e));
+    scheduleReconnect(e.code === 'unreachable' ? 'Server unreachable' : why);
+  }
 }
 
-function teardown() {
+// Back online: try at once instead of waiting out the backoff.
+window.addEventListener('online', () => {
+  const timer = state.reconnectTimer;
+  if (!timer) return;
+  clearTimeout(timer);
+  clearInterval(timer.countdown);
+  state.reconnectTimer = null;
+  attemptReconnect('Connection lost');
+});
+
+// dropConnection forgets the server session, keeping local media, the
+// chat history and our own tiles.
+function dropConnection() {
+  state.joined = false;
+  if (state.sig) state.sig.close();
+  state.sig = null;
   if (state.pc) state.pc.close();
   state.pc = null;
   state.mids.clear();
+  state.tracks.clear();
+  state.layers.clear();
+  state.members.clear();
   state.pendingCandidates = [];
+  state.awaitServerOffer = false;
   state.screenSender = null;
-  for (const key of [...state.tiles.keys()]) if (key !== 'self') removeTile(key);
+  state.speaker = '';
+  tiles.removeRemote();
+  tiles.setSpeaker('');
+  renderPeople();
 }
 
 function setupPeerConnection(iceServers) {
   const pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
   state.pc = pc;
   pc.onicecandidate = ({ candidate }) => {
-    if (pc !== state.pc) return;
-    if (params.get('debug')) console.log('local candidate', candidate && candidate.candidate);
+    if (pc !== state.pc || !state.sig) return;
+    if (debug) console.log('local candidate', candidate && candidate.candidate);
     if (candidate) state.sig.send({ type: 'candidate', candidate: candidate.toJSON() });
     else state.sig.send({ type: 'end_of_candidates' });
   };
   pc.onnegotiationneeded = () => serialize(() => offer(pc), 'own offer');
-  pc.ontrack = (e) => attachTrack(e);
+  pc.ontrack = (e) => {
+    if (pc === state.pc) attachTrack(e);
+  };
   pc.onconnectionstatechange = () => {
-    if (pc.connectionState === 'failed' && pc === state.pc) {
+    if (pc !== state.pc) return;
+    if (debug) console.log('connection', pc.connectionState);
+    if (pc.connectionState === 'connected') state.reconnectDelay = BACKOFF_MIN;
+    if (pc.connectionState === 'failed') {
       console.warn('media connection failed');
-      reconnect();
+      scheduleReconnect('Media connection failed');
     }
   };
+  return pc;
 }
 
 // offer publishes our changes. The offer is applied locally only once the
 // server accepted it: if the server was offering at the same time it
-// answers "glare", we drop ours, take its offer, and offer again. (Rolling
-// back a first local offer leaves Chromium's ICE gathering stuck.)
+// answers "glare", we drop ours, take its offer (queued behind this step),
+// and offer again. Rolling back a first local offer leaves Chromium's ICE
+// gathering stuck, so there is nothing to roll back.
 async function offer(pc) {
   if (pc !== state.pc || state.awaitServerOffer || pc.signalingState !== 'stable') return;
   const local = await pc.createOffer();
@@ -324,14 +374,15 @@ async function offer(pc) {
   for (const t of pc.getTransceivers()) {
     const track = t.sender.track;
     if (!track || t.direction === 'inactive' || t.direction === 'recvonly') continue;
-    tracks.push({ id: track.id, source: track === state.screenTrack ? 'screen' : track.kind === 'audio' ? 'microphone' : 'camera' });
+    let source = track.kind === 'audio' ? 'microphone' : 'camera';
+    if (track === state.screenTrack) source = 'screen';
+    tracks.push({ id: track.id, source });
   }
   let answer;
   try {
     answer = await state.sig.request({ type: 'offer', sdp: local.sdp, tracks });
   } catch (e) {
     if (e instanceof SignalError && e.code === 'glare') {
-      // The server's offer is queued behind this step; offer again after it.
       serialize(() => offer(pc), 'own offer');
       return;
     }
@@ -341,6 +392,7 @@ async function offer(pc) {
   await pc.setLocalDescription(local);
   await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
   await flushCandidates(pc);
+  announceMuted();
 }
 
 async function flushCandidates(pc) {
@@ -349,37 +401,72 @@ async function flushCandidates(pc) {
   for (const c of held) await pc.addIceCandidate(c).catch((e) => console.warn('remote candidate', String(e)));
 }
 
-function publishLocal() {
-  const pc = state.pc;
-  for (const track of state.local.getAudioTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
-  for (const track of state.local.getVideoTracks()) {
-    pc.addTransceiver(track, {
-      direction: 'sendonly',
-      sendEncodings: [
-        { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 150000 },
-        { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 500000 },
-        { rid: 'h', maxBitrate: 1500000 },
-      ],
-    });
+function publishLocal(pc) {
+  for (const track of state.local.getAudioTracks()) {
+    preferCodecs(pc.addTransceiver(track, { direction: 'sendonly' }), 'audio');
   }
+  for (const track of state.local.getVideoTracks()) {
+    const sendEncodings = CAMERA_ENCODINGS.map((e) => ({ ...e }));
+    preferCodecs(pc.addTransceiver(track, { direction: 'sendonly', sendEncodings }), 'video');
+  }
+  if (state.screenTrack) addScreen(pc);
+}
+
+function addScreen(pc) {
+  const sendEncodings = SCREEN_ENCODINGS.map((e) => ({ ...e }));
+  const t = pc.addTransceiver(state.screenTrack, { direction: 'sendonly', sendEncodings });
+  preferCodecs(t, 'video');
+  state.screenSender = t.sender;
+}
+
+// announceMuted tells the server which published tracks are muted: after
+// every accepted offer, since a rejoin publishes new tracks unmuted.
+function announceMuted() {
+  for (const kind of ['audio', 'video']) {
+    if (!state.muted[kind]) continue;
+    const tracks = kind === 'audio' ? state.local.getAudioTracks() : state.local.getVideoTracks();
+    for (const t of tracks) sendMute(t, true);
+  }
+}
+
+function sendMute(track, muted) {
+  if (!state.sig || !state.joined) return;
+  state.sig.request({ type: 'mute', trackId: track.id, muted }).catch((e) => console.warn('mute', String(e)));
 }
 
 function attachTrack(e) {
   const id = state.mids.get(e.transceiver.mid) || e.track.id;
-  const info = state.tracks.get(id) || { id, participant: e.streams[0]?.id || 'unknown', kind: e.track.kind, source: e.track.kind === 'audio' ? 'microphone' : 'camera' };
+  let info = state.tracks.get(id);
+  if (!info) {
+    // Not announced (yet): the stream id is the publisher's id.
+    info = { id, participant: (e.streams[0] && e.streams[0].id) || 'unknown', kind: e.track.kind, source: e.track.kind === 'audio' ? 'microphone' : 'camera' };
+  }
   info.subscribed = true;
   state.tracks.set(id, info);
   const member = state.members.get(info.participant);
   const label = member ? member.name : 'Guest';
-  const key = info.source === 'screen' ? `${info.participant}/screen` : info.participant;
-  const tile = tileFor(key, info.source === 'screen' ? `${label} (screen)` : label, { stage: info.source === 'screen' });
-  tile.stream.addTrack(e.track);
-  tile.dataset[`track${e.track.kind === 'audio' ? 'Audio' : 'Video'}`] = id;
+  const key = tileKey(info);
+  const screen = key.endsWith('/screen');
+  const tile = tiles.ensure(key, { participant: info.participant, name: screen ? `${label} (screen)` : label, screen });
+  tiles.addTrack(tile, e.track);
+  tile.dataset[e.track.kind === 'audio' ? 'trackAudio' : 'trackVideo'] = id;
   applyMuted(info);
-  e.track.onended = () => tile.stream.removeTrack(e.track);
-  const video = tile.querySelector('video');
-  video.play().catch(() => {});
+  const detach = () => tiles.removeTrack(tile, e.track);
+  e.track.addEventListener('ended', detach);
+  if (e.streams[0]) {
+    e.streams[0].addEventListener('removetrack', (ev) => {
+      if (ev.track === e.track) detach();
+    });
+  }
   scheduleSubscribe();
+}
+
+function applyMuted(info) {
+  const tile = tiles.get(tileKey(info));
+  if (!tile || info.participant === state.me) return;
+  if (info.kind === 'audio') tile.dataset.mutedAudio = String(!!info.muted);
+  else if (info.source !== 'screen') tile.dataset.mutedVideo = String(!!info.muted);
+  renderPeople();
 }
 
 // --- server messages ----------------------------------------------------
@@ -389,7 +476,7 @@ async function handle(m) {
   switch (m.type) {
     case 'offer': {
       if (!pc) return;
-      for (const [mid, id] of Object.entries(m.mids || {})) state.mids.set(mid, id);
+      state.mids = new Map(Object.entries(m.mids || {}));
       await pc.setRemoteDescription({ type: 'offer', sdp: m.sdp });
       await pc.setLocalDescription();
       state.sig.send({ type: 'answer', sdp: pc.localDescription.sdp });
@@ -405,30 +492,46 @@ async function handle(m) {
       if (!pc.remoteDescription) state.pendingCandidates.push(m.candidate);
       else await pc.addIceCandidate(m.candidate).catch((e) => console.warn('remote candidate', String(e)));
       break;
+    case 'end_of_candidates':
+      break;
     case 'participant_joined':
       state.members.set(m.participant.id, m.participant);
-      tileFor(m.participant.id, m.participant.name);
+      tiles.ensure(m.participant.id, { participant: m.participant.id, name: m.participant.name });
+      addSystemLine(`${m.participant.name} joined`);
       renderPeople();
       break;
-    case 'participant_left':
+    case 'participant_left': {
+      const p = state.members.get(m.participant.id) || m.participant;
       state.members.delete(m.participant.id);
-      removeTile(m.participant.id);
-      removeTile(`${m.participant.id}/screen`);
-      if (state.speaker === m.participant.id) state.speaker = '';
+      tiles.remove(m.participant.id);
+      tiles.remove(`${m.participant.id}/screen`);
+      for (const [id, t] of state.tracks) if (t.participant === m.participant.id) state.tracks.delete(id);
+      if (state.speaker === m.participant.id) setSpeaker('');
+      addSystemLine(`${p.name} left`);
       renderPeople();
       break;
+    }
     case 'track_published':
-    case 'track_updated':
-      state.tracks.set(m.track.id, { ...(state.tracks.get(m.track.id) || {}), ...m.track, muted: !!m.track.muted });
-      applyMuted(state.tracks.get(m.track.id));
+    case 'track_updated': {
+      const info = { ...(state.tracks.get(m.track.id) || {}), ...m.track, muted: !!m.track.muted };
+      state.tracks.set(m.track.id, info);
+      applyMuted(info);
+      scheduleSubscribe();
       break;
-    case 'track_unpublished':
+    }
+    case 'track_unpublished': {
+      const info = state.tracks.get(m.track.id) || m.track;
       state.tracks.delete(m.track.id);
       state.layers.delete(m.track.id);
-      if (m.track.source === 'screen') removeTile(`${m.track.participant}/screen`);
+      if (info.source === 'screen') tiles.remove(`${info.participant}/screen`);
+      else if (info.kind === 'audio') {
+        const tile = tiles.get(info.participant);
+        if (tile) tile.dataset.mutedAudio = 'false';
+      }
       break;
+    }
     case 'active_speaker':
-      setSpeaker(m.speaker);
+      setSpeaker(m.speaker || '');
       break;
     case 'layers':
       for (const d of m.decisions || []) state.layers.set(d.trackId, d);
@@ -437,36 +540,90 @@ async function handle(m) {
       addChat(m.from, m.name, m.text);
       break;
     case 'bye':
-      setStatus(m.message || 'Disconnected', m.code === 'shutting_down' ? 'reconnecting' : 'error');
+      state.bye = m;
       break;
     case 'error':
       console.warn('server error', m.code, m.message);
       break;
+    default:
+      if (debug) console.log('ignored message', m.type);
   }
 }
 
-// --- chat ---------------------------------------------------------------
+function setSpeaker(id) {
+  state.speaker = id;
+  tiles.setSpeaker(id);
+  renderPeople();
+}
+
+// --- people and chat ----------------------------------------------------
+
+function renderPeople() {
+  const ul = $('people');
+  ul.replaceChildren();
+  const all = state.joined || state.me ? [{ id: state.me, name: `${state.name} (you)` }, ...state.members.values()] : [];
+  for (const p of all) {
+    const li = document.createElement('li');
+    li.dataset.participant = p.id;
+    li.dataset.speaking = String(!!p.id && p.id === state.speaker);
+    const who = document.createElement('span');
+    who.className = 'who';
+    who.textContent = p.name;
+    li.append(who);
+    const tile = tiles.get(p.id === state.me ? 'self' : p.id);
+    const off = [];
+    if (tile && tile.dataset.mutedAudio === 'true') off.push('mic off');
+    if (tile && tile.dataset.mutedVideo === 'true') off.push('cam off');
+    if (off.length) {
+      const s = document.createElement('span');
+      s.className = 'state';
+      s.textContent = off.join(' · ');
+      li.append(s);
+    }
+    ul.append(li);
+  }
+  $('people-count').textContent = all.length ? `(${all.length})` : '';
+}
+
+function appendChatLine(li) {
+  const log = $('chat-log');
+  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  log.append(li);
+  if (atBottom) log.scrollTop = log.scrollHeight;
+}
 
 function addChat(from, name, text) {
-  state.chat.push({ from, name, text });
+  state.chat.push({ from, name, text, at: Date.now() });
   const li = document.createElement('li');
   if (from === state.me) li.className = 'mine';
   const b = document.createElement('b');
   b.textContent = `${name}: `;
   li.append(b, document.createTextNode(text));
-  $('chat-log').append(li);
-  li.scrollIntoView({ block: 'end' });
+  appendChatLine(li);
+}
+
+function addSystemLine(text) {
+  const li = document.createElement('li');
+  li.className = 'system';
+  li.textContent = text;
+  appendChatLine(li);
 }
 
 $('chat-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const text = $('chat-input').value.trim();
-  if (!text || !state.sig) return;
+  if (!text) return;
+  if (!state.sig || !state.joined) {
+    showMessage('meeting-message', 'Not connected: the message was not sent.');
+    return;
+  }
   $('chat-input').value = '';
   try {
     await state.sig.request({ type: 'chat', text });
     addChat(state.me, state.name, text);
+    showMessage('meeting-message', '');
   } catch (err) {
+    $('chat-input').value = text;
     showMessage('meeting-message', `Message not sent: ${explain(err)}`);
   }
 });
@@ -474,99 +631,119 @@ $('chat-form').addEventListener('submit', async (e) => {
 // --- controls -----------------------------------------------------------
 
 async function setMuted(kind, muted) {
+  state.muted[kind] = muted;
+  applyLocalMute();
+  updateMediaButtons();
+  renderPeople();
   const tracks = kind === 'audio' ? state.local.getAudioTracks() : state.local.getVideoTracks();
-  for (const t of tracks) t.enabled = !muted;
-  const self = state.tiles.get('self');
-  if (self) self.dataset[kind === 'audio' ? 'mutedAudio' : 'mutedVideo'] = String(muted);
-  const btn = kind === 'audio' ? $('toggle-mic') : $('toggle-cam');
-  btn.dataset.on = String(!muted);
-  btn.textContent = kind === 'audio' ? (muted ? 'Unmute' : 'Mute') : (muted ? 'Start video' : 'Stop video');
-  for (const t of tracks) {
-    await state.sig.request({ type: 'mute', trackId: t.id, muted }).catch(() => {});
-  }
+  for (const t of tracks) sendMute(t, muted);
 }
 
-$('toggle-mic').addEventListener('click', () => setMuted('audio', $('toggle-mic').dataset.on === 'true'));
-$('toggle-cam').addEventListener('click', () => setMuted('video', $('toggle-cam').dataset.on === 'true'));
+$('toggle-mic').addEventListener('click', () => setMuted('audio', !state.muted.audio));
+$('toggle-cam').addEventListener('click', () => setMuted('video', !state.muted.video));
+$('pre-mic').addEventListener('click', () => setMuted('audio', !state.muted.audio));
+$('pre-cam').addEventListener('click', () => setMuted('video', !state.muted.video));
 
-$('toggle-screen').addEventListener('click', async () => {
-  if (state.screenSender) {
-    stopScreen();
-    return;
-  }
+async function startScreen() {
+  let stream;
   try {
-    state.screen = await navigator.mediaDevices.getDisplayMedia({ video: true });
-  } catch {
+    stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: false });
+  } catch (e) {
+    if (e.name !== 'NotAllowedError' && e.name !== 'AbortError') showMessage('meeting-message', `Screen sharing failed: ${e.message}`);
     return;
   }
-  const track = state.screen.getVideoTracks()[0];
+  const track = stream.getVideoTracks()[0];
+  if ('contentHint' in track) track.contentHint = 'detail';
+  state.screen = stream;
   state.screenTrack = track;
-  state.screenSender = state.pc.addTransceiver(track, { direction: 'sendonly' }).sender;
-  track.onended = stopScreen;
+  track.addEventListener('ended', stopScreen);
+  const tile = tiles.ensure('self/screen', { participant: state.me, name: 'Your screen', screen: true });
+  tiles.addTrack(tile, track);
+  if (state.pc) addScreen(state.pc);
   $('toggle-screen').textContent = 'Stop sharing';
-});
+  $('toggle-screen').setAttribute('aria-pressed', 'true');
+}
 
 function stopScreen() {
-  if (state.screenSender && state.pc) state.pc.removeTrack(state.screenSender);
+  if (state.screenSender && state.pc && state.pc.signalingState !== 'closed') state.pc.removeTrack(state.screenSender);
   if (state.screen) state.screen.getTracks().forEach((t) => t.stop());
   state.screen = null;
   state.screenSender = null;
   state.screenTrack = null;
+  tiles.remove('self/screen');
   $('toggle-screen').textContent = 'Share screen';
+  $('toggle-screen').setAttribute('aria-pressed', 'false');
 }
 
-$('toggle-stats').addEventListener('click', () => document.body.classList.toggle('show-stats'));
+$('toggle-screen').addEventListener('click', () => (state.screenTrack ? stopScreen() : startScreen()));
+if (!navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia) $('toggle-screen').hidden = true;
 
-$('leave').addEventListener('click', () => {
-  state.leaving = true;
-  if (state.sig) {
-    state.sig.send({ type: 'leave' });
-    state.sig.close();
-  }
-  teardown();
-  if (state.local) state.local.getTracks().forEach((t) => t.stop());
-  location.href = '/';
+$('toggle-stats').addEventListener('click', () => {
+  const on = document.body.classList.toggle('show-stats');
+  $('toggle-stats').setAttribute('aria-pressed', String(on));
+  if (on) refreshStats();
 });
+
+$('toggle-side').addEventListener('click', () => {
+  const hidden = $('meeting').classList.toggle('no-side');
+  $('toggle-side').setAttribute('aria-pressed', String(!hidden));
+});
+
+$('enable-sound').addEventListener('click', () => {
+  tiles.unblockSound();
+  $('sound-banner').hidden = true;
+});
+
+function leave() {
+  state.leaving = true;
+  if (state.reconnectTimer) {
+    clearTimeout(state.reconnectTimer);
+    clearInterval(state.reconnectTimer.countdown);
+  }
+  if (state.sig) state.sig.send({ type: 'leave' });
+  dropConnection();
+  stopScreen();
+  tiles.remove('self');
+  if (state.local) state.local.getTracks().forEach((t) => t.stop());
+  $('meeting').hidden = true;
+  $('left').hidden = false;
+  $('rejoin').href = `/r/${encodeURIComponent(state.room)}`;
+  setStatus('');
+}
+$('leave').addEventListener('click', leave);
 
 $('copy-link').addEventListener('click', async () => {
   const link = `${location.origin}/r/${encodeURIComponent(state.room)}`;
   try {
     await navigator.clipboard.writeText(link);
-    setStatus('Link copied');
+    $('copy-link').textContent = 'Link copied';
   } catch {
-    prompt('Copy this link:', link);
+    window.prompt('Copy this link and send it to the people you invite:', link);
   }
+  setTimeout(() => { $('copy-link').textContent = 'Copy link'; }, 2000);
 });
 
 // --- stats --------------------------------------------------------------
 
-const previous = new Map();
-
-async function updateStats() {
+async function refreshStats() {
   const pc = state.pc;
-  if (!pc) return;
-  const report = await pc.getStats();
-  const now = performance.now();
-  report.forEach((s) => {
-    if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
-    const id = state.mids.get(s.mid);
-    const info = id && state.tracks.get(id);
-    if (!info) return;
-    const tile = state.tiles.get(info.source === 'screen' ? `${info.participant}/screen` : info.participant);
-    if (!tile) return;
-    const prev = previous.get(s.id);
-    previous.set(s.id, { bytes: s.bytesReceived, at: now });
-    const kbps = prev ? Math.round(((s.bytesReceived - prev.bytes) * 8) / (now - prev.at)) : 0;
-    const lost = s.packetsLost || 0;
-    const lossPct = s.packetsReceived ? ((100 * lost) / (lost + s.packetsReceived)).toFixed(1) : '0.0';
-    const layer = state.layers.get(id);
-    tile.querySelector('.stats').textContent =
-      `${s.frameWidth || 0}x${s.frameHeight || 0} ${Math.round(s.framesPerSecond || 0)} fps\n` +
-      `${kbps} kbit/s, loss ${lossPct}%\n` +
-      `layer ${layer ? layer.current || 'paused' : '-'}${layer && layer.target && layer.target !== layer.current ? ` → ${layer.target}` : ''}`;
+  if (!pc || !document.body.classList.contains('show-stats')) return;
+  const panels = await collect(pc, {
+    inbound: (mid) => {
+      const id = state.mids.get(mid);
+      const info = id && state.tracks.get(id);
+      return info ? { id, key: tileKey(info) } : null;
+    },
+    outbound: (mid) => {
+      const t = pc.getTransceivers().find((x) => x.mid === mid);
+      if (!t || !t.sender.track) return null;
+      return t.sender.track === state.screenTrack ? 'self/screen' : 'self';
+    },
+    layer: (id) => state.layers.get(id),
   });
+  for (const tile of tiles.all()) tile.querySelector('.stats').textContent = panels.get(tile.dataset.key) || '';
 }
-setInterval(() => updateStats().catch(() => {}), 1000);
+setInterval(() => refreshStats().catch((e) => console.warn('stats', String(e))), 1000);
 
 // --- start --------------------------------------------------------------
 
@@ -574,22 +751,28 @@ async function join() {
   state.name = $('display-name').value.trim();
   if (!state.name) {
     showMessage('prejoin-message', 'Please enter your name.');
+    $('display-name').focus();
     return;
   }
-  localStorage.setItem('confab.name', state.name);
+  try {
+    localStorage.setItem('confab.name', state.name);
+  } catch {
+    // Storage may be disabled; the name is only a convenience.
+  }
   $('join').disabled = true;
   showMessage('prejoin-message', '');
-  setStatus('Connecting…');
+  setStatus('Connecting…', 'idle');
   try {
     if (!state.local) await startPreview();
     await connect();
     $('prejoin').hidden = true;
     $('meeting').hidden = false;
+    $('preview').srcObject = null;
+    showMessage('meeting-message', state.notice);
+    tiles.layout();
     scheduleSubscribe();
   } catch (e) {
-    if (state.sig) state.sig.close();
-    state.sig = null;
-    teardown();
+    dropConnection();
     setStatus(e.code === 'room_full' ? 'Room is full' : 'Not connected', 'error');
     showMessage('prejoin-message', explain(e));
     $('join').disabled = false;
@@ -598,24 +781,46 @@ async function join() {
 
 $('room-title').textContent = state.room;
 document.title = `${state.room} · Confab`;
-$('display-name').value = params.get('name') || localStorage.getItem('confab.name') || '';
-$('join').addEventListener('click', join);
-$('camera-select').addEventListener('change', startPreview);
-$('mic-select').addEventListener('change', startPreview);
+let remembered = '';
+try {
+  remembered = localStorage.getItem('confab.name') || '';
+} catch {
+  // Storage may be disabled.
+}
+$('display-name').value = params.get('name') || remembered;
+$('prejoin-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  join();
+});
+$('camera-select').addEventListener('change', () => startPreview());
+$('mic-select').addEventListener('change', () => startPreview());
 
 // Exposed for tests and debugging; see docs/web-client.md.
 window.confab = {
   state,
   get pc() { return state.pc; },
   get participantId() { return state.me; },
-  tiles: () => [...state.tiles.values()].map((t) => ({ key: t.dataset.key, participant: t.dataset.participant, name: t.querySelector('.name').textContent, mutedVideo: t.dataset.mutedVideo === 'true', mutedAudio: t.dataset.mutedAudio === 'true' })),
-  chat: () => state.chat.slice(),
+  status: () => ({ text: $('status').textContent, state: $('status').dataset.state }),
+  tiles: () => tiles.all().map((t) => ({
+    key: t.dataset.key,
+    participant: t.dataset.participant,
+    source: t.dataset.source,
+    name: t.querySelector('.name').textContent,
+    hasVideo: t.dataset.hasVideo === 'true',
+    mutedVideo: t.dataset.mutedVideo === 'true',
+    mutedAudio: t.dataset.mutedAudio === 'true',
+    speaking: t.dataset.speaking === 'true',
+    width: t.clientWidth,
+    height: t.clientHeight,
+  })),
+  chat: () => state.chat.map(({ from, name, text }) => ({ from, name, text })),
   join,
+  leave,
   setMuted,
 };
 
-if (params.get('autojoin') === '1') {
+if (params.get('autojoin') === '1' && $('display-name').value.trim()) {
   join();
 } else {
-  startPreview().catch(() => {});
+  startPreview().catch((e) => showMessage('prejoin-message', explain(e)));
 }

@@ -1,0 +1,153 @@
+// Tiles: one <figure class="tile"> per participant camera (key = participant
+// id, or "self") and one per screen share (key = "<participant>/screen", or
+// "self/screen"), on the stage. Their data-attributes are part of the
+// automation contract in docs/web-client.md.
+import { layoutGrid } from './layout.js';
+
+const PALETTE = ['#5b8def', '#e07a5f', '#81b29a', '#f2cc8f', '#b388eb', '#4ecdc4', '#ef476f', '#ffd166'];
+
+function initials(name) {
+  const words = name.replace(/\(.*?\)/g, '').trim().split(/\s+/).filter(Boolean);
+  const letters = words.slice(0, 2).map((w) => [...w][0].toUpperCase());
+  return letters.join('') || '?';
+}
+
+function colorFor(text) {
+  let h = 0;
+  for (const ch of text) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return PALETTE[h % PALETTE.length];
+}
+
+export class Tiles {
+  // grid and stage are the containers; template is the <template> of a
+  // tile; onChange runs after tiles are added, removed or resized.
+  constructor({ grid, stage, template, onChange, onSoundBlocked }) {
+    this.grid = grid;
+    this.stage = stage;
+    this.template = template;
+    this.onChange = onChange;
+    this.onSoundBlocked = onSoundBlocked;
+    this.map = new Map();
+    this.speaker = '';
+    this.visibility = new IntersectionObserver((entries) => {
+      for (const e of entries) e.target.inView = e.isIntersecting;
+      this.onChange();
+    });
+    const relayout = () => this.layout();
+    new ResizeObserver(relayout).observe(grid);
+    new ResizeObserver(relayout).observe(stage);
+  }
+
+  get(key) {
+    return this.map.get(key);
+  }
+
+  all() {
+    return [...this.map.values()];
+  }
+
+  // ensure returns the tile for key, creating it if needed.
+  ensure(key, { participant, name, self = false, screen = false }) {
+    let tile = this.map.get(key);
+    if (tile) return tile;
+    tile = this.template.content.firstElementChild.cloneNode(true);
+    tile.dataset.key = key;
+    tile.dataset.participant = participant;
+    tile.dataset.source = screen ? 'screen' : 'camera';
+    tile.dataset.hasVideo = 'false';
+    tile.dataset.mutedVideo = 'false';
+    tile.dataset.mutedAudio = 'false';
+    tile.dataset.speaking = String(!!participant && participant === this.speaker);
+    tile.classList.toggle('self', self);
+    const video = tile.querySelector('video');
+    // Our own voice must never play back; our own screen neither.
+    video.muted = self || key === 'self/screen';
+    tile.stream = new MediaStream();
+    video.srcObject = tile.stream;
+    this.rename(tile, name);
+    (screen ? this.stage : this.grid).append(tile);
+    this.map.set(key, tile);
+    this.visibility.observe(tile);
+    this.changed();
+    return tile;
+  }
+
+  rename(tile, name) {
+    tile.querySelector('.name').textContent = name;
+    const avatar = tile.querySelector('.avatar');
+    avatar.textContent = initials(name);
+    avatar.style.backgroundColor = colorFor(name);
+  }
+
+  remove(key) {
+    const tile = this.map.get(key);
+    if (!tile) return;
+    this.visibility.unobserve(tile);
+    for (const t of tile.stream.getTracks()) tile.stream.removeTrack(t);
+    tile.remove();
+    this.map.delete(key);
+    this.changed();
+  }
+
+  // removeRemote drops every tile but our own (before a rejoin).
+  removeRemote() {
+    for (const key of [...this.map.keys()]) if (!key.startsWith('self')) this.remove(key);
+  }
+
+  // addTrack shows a track on a tile and starts playback.
+  addTrack(tile, track) {
+    for (const t of tile.stream.getTracks()) if (t.kind === track.kind) tile.stream.removeTrack(t);
+    tile.stream.addTrack(track);
+    if (track.kind === 'video') tile.dataset.hasVideo = 'true';
+    this.play(tile);
+  }
+
+  removeTrack(tile, track) {
+    if (!tile.stream.getTracks().includes(track)) return;
+    tile.stream.removeTrack(track);
+    if (track.kind === 'video') tile.dataset.hasVideo = String(tile.stream.getVideoTracks().length > 0);
+  }
+
+  // play starts a tile; when the browser refuses sound before the user has
+  // interacted with the page, it plays muted and asks for a click.
+  play(tile) {
+    const video = tile.querySelector('video');
+    video.play().catch((e) => {
+      if (e.name !== 'NotAllowedError' || video.muted) return;
+      video.muted = true;
+      video.dataset.soundBlocked = 'true';
+      video.play().catch(() => {});
+      this.onSoundBlocked();
+    });
+  }
+
+  // unblockSound unmutes tiles that were muted by the autoplay policy.
+  unblockSound() {
+    for (const tile of this.map.values()) {
+      const video = tile.querySelector('video');
+      if (video.dataset.soundBlocked) {
+        delete video.dataset.soundBlocked;
+        video.muted = false;
+        video.play().catch(() => {});
+      }
+    }
+  }
+
+  setSpeaker(participant) {
+    this.speaker = participant;
+    for (const tile of this.map.values()) {
+      tile.dataset.speaking = String(tile.dataset.source === 'camera' && tile.dataset.participant === participant);
+    }
+  }
+
+  changed() {
+    this.stage.parentElement.classList.toggle('has-stage', this.stage.children.length > 0);
+    this.layout();
+    this.onChange();
+  }
+
+  layout() {
+    layoutGrid(this.grid);
+    layoutGrid(this.stage);
+  }
+}
