@@ -201,9 +201,11 @@ func (c *Conn) SendError(id string, e *Error) error {
 }
 
 // Close sends what is queued (within WriteTimeout) and closes with code and
-// reason. It returns at once; Done tells when the connection is finished.
-// Only the first call (or the first of Close and an internal close, such
-// as a slow consumer's) decides the code; later calls do nothing.
+// reason; the close handshake gets another WriteTimeout while a Read is
+// active (without one, nhooyr's own 5 s bounds apply). It returns at once;
+// Done tells when the connection is finished. Only the first call (or the
+// first of Close and an internal close, such as a slow consumer's) decides
+// the code; later calls do nothing.
 func (c *Conn) Close(code websocket.StatusCode, reason string) {
 	c.shut(closeRequest{code: code, reason: reason, flush: true})
 }
