@@ -11,49 +11,96 @@ import (
 // WriteHTML writes the report as one self-contained page: inline CSS and
 // SVG charts, no scripts, nothing fetched.
 func WriteHTML(w io.Writer, r *Report) error {
-	var kbps, cpu []point
+	var recv, sent, srvOut, cpu []point
 	for _, s := range r.Timeline {
-		kbps = append(kbps, point{s.Seconds, s.RecvKbps})
+		recv = append(recv, point{s.Seconds, s.RecvKbps})
+		sent = append(sent, point{s.Seconds, s.SentKbps})
+		srvOut = append(srvOut, point{s.Seconds, s.ServerKbps})
 		cpu = append(cpu, point{s.Seconds, s.ServerCPU})
 	}
+	bitrate := []series{{"received by all peers", recv, "line"}, {"sent by publishers", sent, "line2"}}
+	if r.Server.Available {
+		bitrate = append(bitrate, series{"forwarded by the server", srvOut, "line3"})
+	}
 	data := struct {
-		R        *Report
-		MiB      float64
-		Bitrate  template.HTML
-		CPU      template.HTML
-		JoinHist template.HTML
-	}{r, r.Server.RSSBytes / (1 << 20), lineChart(kbps, "received kbit/s (all peers)"), lineChart(cpu, "server CPU (cores)"), histogram(r.JoinSamples, "join time (ms)")}
+		R          *Report
+		MiB        float64
+		PerPeerMiB float64
+		AvgKbps    float64
+		Bitrate    template.HTML
+		CPU        template.HTML
+		JoinHist   template.HTML
+	}{r, r.Server.RSSBytes / (1 << 20), r.Server.RSSPerPeer / (1 << 20), meanSubscriberKbps(r),
+		lineChart("bitrate (kbit/s)", bitrate...), lineChart("server CPU (cores)", series{"server CPU", cpu, "line"}),
+		histogram(r.JoinSamples, "join time (ms)")}
 	return reportPage.Execute(w, data)
+}
+
+// meanSubscriberKbps averages the bitrate over the peers that expected media.
+func meanSubscriberKbps(r *Report) float64 {
+	sum, n := 0.0, 0
+	for _, s := range r.Subscribers {
+		if s.Expected > 0 {
+			sum += s.BitrateKbps
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
 }
 
 type point struct{ x, y float64 }
 
+// series is one line of a chart; class picks its colour in the page's CSS.
+type series struct {
+	name  string
+	pts   []point
+	class string
+}
+
 const chartW, chartH, pad = 640.0, 220.0, 40.0
 
-// lineChart draws one series with axes and its maximum labelled.
-func lineChart(pts []point, title string) template.HTML {
+// lineChart draws series on shared axes, with the maxima and a legend.
+func lineChart(title string, ss ...series) template.HTML {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg viewBox="0 0 %.0f %.0f" role="img" aria-label="%s"><text x="%.0f" y="16" class="t">%s</text>`, chartW, chartH, template.HTMLEscapeString(title), pad, template.HTMLEscapeString(title))
 	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" class="axis"/><line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" class="axis"/>`,
 		pad, chartH-pad, chartW-10, chartH-pad, pad, 24.0, pad, chartH-pad)
-	if len(pts) > 0 {
-		maxX, maxY := pts[len(pts)-1].x, 0.0
-		for _, p := range pts {
-			maxY = math.Max(maxY, p.y)
+	maxX, maxY := 0.0, 0.0
+	for _, s := range ss {
+		for _, p := range s.pts {
+			maxX, maxY = math.Max(maxX, p.x), math.Max(maxY, p.y)
 		}
-		if maxX <= 0 {
-			maxX = 1
+	}
+	if maxX <= 0 {
+		maxX = 1
+	}
+	if maxY <= 0 {
+		maxY = 1
+	}
+	drawn := false
+	for i, s := range ss {
+		if len(s.pts) == 0 {
+			continue
 		}
-		if maxY <= 0 {
-			maxY = 1
-		}
+		drawn = true
 		var coords []string
-		for _, p := range pts {
+		for _, p := range s.pts {
 			x := pad + p.x/maxX*(chartW-pad-10)
 			y := chartH - pad - p.y/maxY*(chartH-pad-24)
 			coords = append(coords, fmt.Sprintf("%.1f,%.1f", x, y))
 		}
-		fmt.Fprintf(&b, `<polyline points="%s" class="line"/>`, strings.Join(coords, " "))
+		fmt.Fprintf(&b, `<polyline points="%s" class="%s"><title>%s</title></polyline>`, strings.Join(coords, " "), s.class, template.HTMLEscapeString(s.name))
+		if len(ss) > 1 {
+			lx := chartW - 200
+			ly := 16 + float64(i)*14
+			fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" class="%s"/><text x="%.0f" y="%.0f" class="l">%s</text>`,
+				lx, ly-4, lx+16, ly-4, s.class, lx+20, ly, template.HTMLEscapeString(s.name))
+		}
+	}
+	if drawn {
 		fmt.Fprintf(&b, `<text x="4" y="30" class="l">%.1f</text><text x="4" y="%.0f" class="l">0</text><text x="%.0f" y="%.0f" class="l">%.0f s</text>`,
 			maxY, chartH-pad, chartW-50, chartH-pad+16, maxX)
 	}
@@ -102,7 +149,7 @@ body{font-family:system-ui,sans-serif;margin:2em;color:#1c2128;max-width:72em}
 h1{margin-bottom:.2em} .sub{color:#57606a;margin-top:0}
 .cards{display:flex;gap:1em;flex-wrap:wrap} .card{border:1px solid #d0d7de;border-radius:8px;padding:.7em 1em;min-width:10em}
 .card b{display:block;font-size:1.5em} svg{width:100%;max-width:640px;border:1px solid #d0d7de;border-radius:8px;margin:.5em 0}
-.axis{stroke:#8c959f} .line{fill:none;stroke:#0969da;stroke-width:2} .bar{fill:#0969da}
+.axis{stroke:#8c959f} .line,.line2,.line3{fill:none;stroke:#0969da;stroke-width:2} .line2{stroke:#bf8700} .line3{stroke:#8250df;stroke-dasharray:4 3} .bar{fill:#0969da}
 .t{font-size:13px;font-weight:600} .l{font-size:11px;fill:#57606a}
 table{border-collapse:collapse;margin-top:1em} td,th{padding:.25em .8em;border-bottom:1px solid #eaeef2;text-align:right} th:first-child,td:first-child{text-align:left}
 .bad{color:#cf222e}
@@ -115,7 +162,10 @@ table{border-collapse:collapse;margin-top:1em} td,th{padding:.25em .8em;border-b
 <div class="card">freezes &gt; 500 ms<b>{{.R.Freezes}}</b></div>
 <div class="card">packets received<b>{{.R.Packets}}</b></div>
 {{if .R.Server.Available}}<div class="card">server CPU-s per 1000 packets out<b>{{printf "%.3f" .R.Server.CPUPer1000}}</b></div>
-<div class="card">server memory<b>{{printf "%.0f" .MiB}} MiB</b></div>{{end}}
+<div class="card">server memory<b>{{printf "%.0f" .MiB}} MiB</b></div>
+<div class="card">server memory growth per peer<b>{{printf "%.2f" .PerPeerMiB}} MiB</b></div>{{end}}
+<div class="card">sent by all publishers<b>{{printf "%.0f" .R.SentKbps}} kbit/s</b></div>
+<div class="card">received per subscriber (mean)<b>{{printf "%.0f" .AvgKbps}} kbit/s</b></div>
 </div>
 <h2>Over time</h2>
 {{.Bitrate}}
@@ -123,10 +173,11 @@ table{border-collapse:collapse;margin-top:1em} td,th{padding:.25em .8em;border-b
 <h2>Join times</h2>
 {{.JoinHist}}
 <h2>Layers received</h2>
-<table><tr><th>layer</th><th>video tracks</th></tr>{{range $k, $v := .R.Layers}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>
+<table><tr><th>layer (from keyframe sizes)</th><th>video tracks</th></tr>{{range $k, $v := .R.Layers}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>
+{{if .R.ServerLayers}}<table><tr><th>layer (as the server reported)</th><th>video tracks</th></tr>{{range $k, $v := .R.ServerLayers}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>{{end}}
 <h2>Peers</h2>
-<table id="peers"><tr><th>peer</th><th>tracks</th><th>packets</th><th>lost</th><th>kbit/s</th><th>freezes</th></tr>
-{{range .R.Subscribers}}<tr><td>{{.Name}}</td><td>{{.Tracks}}/{{.Expected}}</td><td>{{.Packets}}</td><td{{if .Lost}} class="bad"{{end}}>{{.Lost}}</td><td>{{printf "%.0f" .BitrateKbps}}</td><td>{{.Freezes}}</td></tr>
+<table id="peers"><tr><th>peer</th><th>tracks</th><th>packets</th><th>lost</th><th>kbit/s</th><th>freezes</th><th>layers</th></tr>
+{{range .R.Subscribers}}<tr><td>{{.Name}}</td><td>{{.Tracks}}/{{.Expected}}</td><td>{{.Packets}}</td><td{{if .Lost}} class="bad"{{end}}>{{.Lost}}</td><td>{{printf "%.0f" .BitrateKbps}}</td><td{{if .Freezes}} class="bad"{{end}}>{{.Freezes}}</td><td>{{range $i, $l := .Layers}}{{if $i}} {{end}}{{$l}}{{end}}</td></tr>
 {{end}}</table>
 {{if .R.Failures}}<h2 class="bad">Failures</h2><ul>{{range .R.Failures}}<li>{{.}}</li>{{end}}</ul>{{end}}
 </body></html>

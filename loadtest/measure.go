@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/bits"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,11 +149,12 @@ type receiveLog struct {
 
 	mu     sync.Mutex
 	tracks map[string]*trackLog
-	got    chan struct{} // signalled on every new track's first packet
+	got    chan struct{}     // signalled on every new track's first packet
+	told   map[string]string // track id -> layer the server says it forwards
 }
 
 func newReceiveLog(name string, expect int) *receiveLog {
-	return &receiveLog{name: name, expect: expect, tracks: map[string]*trackLog{}, got: make(chan struct{}, 64)}
+	return &receiveLog{name: name, expect: expect, tracks: map[string]*trackLog{}, got: make(chan struct{}, 64), told: map[string]string{}}
 }
 
 // track reads one forwarded track until it ends, and applies the layer
@@ -226,6 +228,35 @@ func (r *receiveLog) waitFirstMedia(ctx context.Context, limit time.Duration) ti
 	}
 }
 
+// follow reads the peer's room events until it is gone: the server's
+// "layers" decisions are recorded, the rest is dropped (so a long run does
+// not pile up events nobody reads).
+func (r *receiveLog) follow(p *Peer) {
+	for {
+		select {
+		case m, ok := <-p.Events():
+			if !ok {
+				return
+			}
+			if m == nil || m.Type != signal.TypeLayers {
+				continue
+			}
+			r.mu.Lock()
+			for _, d := range m.Decisions {
+				switch {
+				case d.Paused:
+					r.told[d.TrackID] = "paused"
+				case d.Current != "": // "" before the first layer starts
+					r.told[d.TrackID] = d.Current
+				}
+			}
+			r.mu.Unlock()
+		case <-p.Done():
+			return
+		}
+	}
+}
+
 func (r *receiveLog) setPeer(p *Peer) {
 	r.mu.Lock()
 	r.peer = p
@@ -244,17 +275,22 @@ func (r *receiveLog) counters() (bytes, packets, lost uint64) {
 	return bytes, p, l
 }
 
-// layers names the layer each received video track was last on.
-func (r *receiveLog) layers() []string {
+// layers names the layer each received video track was last on, as seen
+// in its keyframes, and as the server last said it forwards it.
+func (r *receiveLog) layers() (seen, told []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []string
 	for _, t := range r.tracks {
 		if t.video {
-			out = append(out, layerOfWidth(t.width))
+			seen = append(seen, layerOfWidth(t.width))
 		}
 	}
-	return out
+	for _, l := range r.told {
+		told = append(told, l)
+	}
+	sort.Strings(seen)
+	sort.Strings(told)
+	return seen, told
 }
 
 func (r *receiveLog) totals() (packets, lost uint64) {
@@ -284,9 +320,10 @@ func (r *receiveLog) settle() {
 
 func (r *receiveLog) stats(seconds float64) SubscriberStats {
 	p, l := r.totals()
+	seen, told := r.layers()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := SubscriberStats{Name: r.name, Tracks: len(r.tracks), Expected: r.expect, Packets: p, Lost: l}
+	s := SubscriberStats{Name: r.name, Tracks: len(r.tracks), Expected: r.expect, Packets: p, Lost: l, Layers: seen, ServerLayers: told}
 	var bytes uint64
 	for _, t := range r.tracks {
 		bytes += t.bytes
@@ -305,7 +342,12 @@ type ServerStats struct {
 	Goroutines float64 `json:"goroutines"`
 	PacketsOut float64 `json:"packetsOut"`
 	PacketsIn  float64 `json:"packetsIn"`
+	BytesOut   float64 `json:"bytesOut"`
 	CPUPer1000 float64 `json:"cpuSecondsPer1000PacketsOut"`
+	// RSSGrowth is how much the resident memory grew over the run, and
+	// RSSPerPeer that growth shared by the peers that joined.
+	RSSGrowth  float64 `json:"residentGrowthBytes"`
+	RSSPerPeer float64 `json:"residentBytesPerPeer"`
 	Available  bool    `json:"available"`
 	samples    map[string]float64
 }
@@ -329,21 +371,40 @@ func scrapeServer(ctx context.Context, base string) ServerStats {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return ServerStats{}
 	}
+	m := parseMetrics(string(b))
+	return ServerStats{Available: true, samples: m, CPUSeconds: m["process_cpu_seconds_total"], RSSBytes: m["process_resident_memory_bytes"],
+		Goroutines: m["go_goroutines"], PacketsOut: m["confab_packets_out_total"], PacketsIn: m["confab_packets_in_total"],
+		BytesOut: m["confab_bytes_out_total"]}
+}
+
+// parseMetrics reads the Prometheus text format into one value per metric
+// name, summing the series of a name that carries labels.
+func parseMetrics(text string) map[string]float64 {
 	m := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		f := strings.Fields(line)
-		if len(f) < 2 {
+		name, rest := line, ""
+		if i := strings.IndexByte(line, '{'); i >= 0 {
+			j := strings.LastIndexByte(line, '}')
+			if j < i {
+				continue
+			}
+			name, rest = line[:i], line[j+1:]
+		} else if i := strings.IndexAny(line, " \t"); i >= 0 {
+			name, rest = line[:i], line[i:]
+		}
+		f := strings.Fields(rest) // value, then an optional timestamp
+		if len(f) == 0 {
 			continue
 		}
-		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
-			m[f[0]] = v
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+			m[name] += v
 		}
 	}
-	return ServerStats{Available: true, samples: m, CPUSeconds: m["process_cpu_seconds_total"], RSSBytes: m["process_resident_memory_bytes"],
-		Goroutines: m["go_goroutines"], PacketsOut: m["confab_packets_out_total"], PacketsIn: m["confab_packets_in_total"]}
+	return m
 }
 
 // since turns two scrapes into the run's figures: counters as differences,
@@ -356,6 +417,10 @@ func (s ServerStats) since(before ServerStats) ServerStats {
 	out.CPUSeconds = s.CPUSeconds - before.CPUSeconds
 	out.PacketsOut = s.PacketsOut - before.PacketsOut
 	out.PacketsIn = s.PacketsIn - before.PacketsIn
+	out.BytesOut = s.BytesOut - before.BytesOut
+	if before.Available {
+		out.RSSGrowth = s.RSSBytes - before.RSSBytes
+	}
 	if out.PacketsOut > 0 {
 		out.CPUPer1000 = out.CPUSeconds / out.PacketsOut * 1000
 	}
@@ -390,8 +455,8 @@ func (p *progress) line(sm Sample) {
 	p.mu.Lock()
 	n := p.count
 	p.mu.Unlock()
-	fmt.Fprintf(p.w, "\r%3.0fs  peers %d (joined %d/%d)  received %.0f kbit/s  loss %.2f%%  server %.2f cores   ",
-		sm.Seconds, sm.Peers, n, p.total, sm.RecvKbps, sm.LossPct, sm.ServerCPU)
+	fmt.Fprintf(p.w, "\r%3.0fs  peers %d (joined %d/%d)  sent %.0f kbit/s  received %.0f kbit/s  loss %.2f%%  server %.2f cores   ",
+		sm.Seconds, sm.Peers, n, p.total, sm.SentKbps, sm.RecvKbps, sm.LossPct, sm.ServerCPU)
 }
 
 // done ends the live line.

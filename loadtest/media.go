@@ -123,6 +123,7 @@ type VideoSource struct {
 	stamper atomic.Pointer[Stamper]
 	keyReq  atomic.Bool
 	sent    atomic.Uint64 // packets
+	bytes   atomic.Uint64 // RTP header and payload
 	pace    time.Duration // between frames; tests shorten it
 }
 
@@ -175,6 +176,9 @@ func (v *VideoSource) RequestKeyframe() { v.keyReq.Store(true) }
 // PacketsSent counts RTP packets written.
 func (v *VideoSource) PacketsSent() uint64 { return v.sent.Load() }
 
+// BytesSent counts the RTP bytes written (headers and payloads).
+func (v *VideoSource) BytesSent() uint64 { return v.bytes.Load() }
+
 // Run sends 30 frames per second until ctx ends.
 func (v *VideoSource) Run(ctx context.Context) {
 	packetizers := make([]rtp.Packetizer, len(v.tracks))
@@ -207,6 +211,7 @@ func (v *VideoSource) Run(ctx context.Context) {
 				}
 				if err := t.WriteRTP(p); err == nil {
 					v.sent.Add(1)
+					v.bytes.Add(uint64(p.MarshalSize()))
 				}
 			}
 		}
@@ -218,6 +223,7 @@ type AudioSource struct {
 	track *webrtc.TrackLocalStaticSample
 	pkts  [][]byte
 	pace  time.Duration // between packets; tests shorten it
+	bytes atomic.Uint64
 }
 
 // NewAudioSource makes a microphone track.
@@ -236,6 +242,10 @@ func NewAudioSource(id, streamID string) (*AudioSource, error) {
 // Track is the TrackLocal to hand to Peer.Publish.
 func (a *AudioSource) Track() webrtc.TrackLocal { return a.track }
 
+// BytesSent counts the RTP bytes written (a 12-byte header and the payload
+// per packet; extensions pion adds are not counted).
+func (a *AudioSource) BytesSent() uint64 { return a.bytes.Load() }
+
 // Run sends a packet every 20 ms until ctx ends.
 func (a *AudioSource) Run(ctx context.Context) {
 	tick := time.NewTicker(a.pace)
@@ -246,6 +256,9 @@ func (a *AudioSource) Run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		_ = a.track.WriteSample(media.Sample{Data: a.pkts[i%len(a.pkts)], Duration: 20 * time.Millisecond})
+		data := a.pkts[i%len(a.pkts)]
+		if a.track.WriteSample(media.Sample{Data: data, Duration: 20 * time.Millisecond}) == nil {
+			a.bytes.Add(uint64(12 + len(data)))
+		}
 	}
 }

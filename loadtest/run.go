@@ -48,6 +48,11 @@ type Report struct {
 	// Layers counts received video tracks by the layer last seen on them
 	// (judged from keyframe widths: <= 400 low, <= 800 medium, else high).
 	Layers map[string]int `json:"layers"`
+	// ServerLayers counts them by the layer the server last said it
+	// forwards ("layers" messages; "paused" when it forwards none).
+	ServerLayers map[string]int `json:"serverLayers"`
+	// SentKbps is what the publishers sent, on average over the run.
+	SentKbps float64 `json:"sentKbps"`
 	// Timeline samples every second while media flows.
 	Timeline []Sample `json:"timeline"`
 	// JoinSamples are every peer's join time in milliseconds.
@@ -58,11 +63,14 @@ type Report struct {
 
 // Sample is one second of a run.
 type Sample struct {
-	Seconds   float64 `json:"t"`
-	RecvKbps  float64 `json:"receivedKbps"`
-	ServerCPU float64 `json:"serverCpuCores"` // server CPU-seconds per second
-	LossPct   float64 `json:"lossPercent"`
-	Peers     int     `json:"peers"`
+	Seconds    float64 `json:"t"`
+	RecvKbps   float64 `json:"receivedKbps"`
+	SentKbps   float64 `json:"sentKbps"`
+	ServerCPU  float64 `json:"serverCpuCores"` // server CPU-seconds per second
+	ServerKbps float64 `json:"serverOutKbps"`  // from confab_bytes_out_total
+	ServerRSS  float64 `json:"serverResidentMiB"`
+	LossPct    float64 `json:"lossPercent"`
+	Peers      int     `json:"peers"`
 }
 
 // Percentiles of a distribution.
@@ -72,13 +80,15 @@ type Percentiles struct {
 
 // SubscriberStats is what one peer received.
 type SubscriberStats struct {
-	Name        string  `json:"name"`
-	Tracks      int     `json:"tracks"`
-	Expected    int     `json:"expectedTracks"`
-	Packets     uint64  `json:"packets"`
-	Lost        uint64  `json:"lost"`
-	BitrateKbps float64 `json:"bitrateKbps"`
-	Freezes     int     `json:"freezes"`
+	Name         string   `json:"name"`
+	Tracks       int      `json:"tracks"`
+	Expected     int      `json:"expectedTracks"`
+	Packets      uint64   `json:"packets"`
+	Lost         uint64   `json:"lost"`
+	BitrateKbps  float64  `json:"bitrateKbps"`
+	Freezes      int      `json:"freezes"`
+	Layers       []string `json:"layers,omitempty"`       // per video track, from keyframe widths
+	ServerLayers []string `json:"serverLayers,omitempty"` // per video track, from "layers" messages
 }
 
 // plan is one participant a run brings in.
@@ -138,7 +148,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	rep := &Report{Scenario: cfg.Scenario, Peers: len(plans), Layers: map[string]int{}}
+	rep := &Report{Scenario: cfg.Scenario, Peers: len(plans), Layers: map[string]int{}, ServerLayers: map[string]int{}}
+	var sent sendMeter
 	var mu sync.Mutex
 	live := map[*Peer]*receiveLog{}
 	var all []*receiveLog
@@ -161,8 +172,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return err
 		}
 		rec.setPeer(p)
+		go rec.follow(p)
 		if pl.publish {
-			if err := publishMedia(runCtx, p, pl.name, cfg, &video); err != nil {
+			if err := publishMedia(runCtx, p, pl.name, cfg, &video, &sent); err != nil {
 				_ = p.Leave()
 				return fmt.Errorf("publish: %w", err)
 			}
@@ -216,6 +228,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// The first sample starts from here, not from before the joins.
 	prevServer := scrapeServer(ctx, cfg.URL)
 	var prevBytes uint64
+	prevSent := sent.total()
+	firstSent := prevSent
 	mu.Lock()
 	for _, r := range all {
 		b, _, _ := r.counters()
@@ -245,17 +259,21 @@ flow:
 			n := len(live)
 			mu.Unlock()
 			srv := scrapeServer(ctx, cfg.URL)
+			sentNow := sent.total()
 			dt := now.Sub(prevAt).Seconds()
-			sm := Sample{Seconds: now.Sub(flowStart).Seconds(), RecvKbps: float64(bytes-prevBytes) * 8 / 1000 / dt, Peers: n}
+			sm := Sample{Seconds: now.Sub(flowStart).Seconds(), RecvKbps: float64(bytes-prevBytes) * 8 / 1000 / dt,
+				SentKbps: float64(sentNow-prevSent) * 8 / 1000 / dt, Peers: n}
 			if srv.Available && prevServer.Available {
 				sm.ServerCPU = (srv.CPUSeconds - prevServer.CPUSeconds) / dt
+				sm.ServerKbps = (srv.BytesOut - prevServer.BytesOut) * 8 / 1000 / dt
+				sm.ServerRSS = srv.RSSBytes / (1 << 20)
 			}
 			if pk+lost > 0 {
 				sm.LossPct = 100 * float64(lost) / float64(pk+lost)
 			}
 			rep.Timeline = append(rep.Timeline, sm)
 			progress.line(sm)
-			prevBytes, prevAt, prevServer = bytes, now, srv
+			prevBytes, prevAt, prevServer, prevSent = bytes, now, srv, sentNow
 			if cfg.Scenario == "churn" {
 				churnN++
 				churn(runCtx, &churning, &mu, live, plans, churnN, join, fail)
@@ -281,8 +299,12 @@ flow:
 	mu.Unlock()
 	rep.Churn = churnN
 	rep.Duration = time.Since(flowStart).Seconds()
+	rep.SentKbps = float64(sent.total()-firstSent) * 8 / 1000 / rep.Duration
 	after := scrapeServer(ctx, cfg.URL)
 	rep.Server = after.since(before)
+	if rep.Joined > 0 {
+		rep.Server.RSSPerPeer = rep.Server.RSSGrowth / float64(rep.Joined)
+	}
 	cancel()
 	// A replacement that joined after the cancel is in live too: wait for
 	// them all, so every peer is left below.
@@ -305,8 +327,11 @@ flow:
 		rep.Packets += st.Packets
 		lostTotal += st.Lost
 		rep.Freezes += st.Freezes
-		for _, l := range r.layers() {
+		for _, l := range st.Layers {
 			rep.Layers[l]++
+		}
+		for _, l := range st.ServerLayers {
+			rep.ServerLayers[l]++
 		}
 	}
 	sort.Slice(rep.Subscribers, func(i, j int) bool { return rep.Subscribers[i].Name < rep.Subscribers[j].Name })
@@ -363,11 +388,12 @@ func churn(ctx context.Context, wg *sync.WaitGroup, mu *sync.Mutex, live map[*Pe
 }
 
 // publishMedia publishes audio and, if configured, video from the clips.
-func publishMedia(ctx context.Context, p *Peer, name string, cfg Config, video **VideoSource) error {
+func publishMedia(ctx context.Context, p *Peer, name string, cfg Config, video **VideoSource, sent *sendMeter) error {
 	audio, err := NewAudioSource(name+"-mic", name)
 	if err != nil {
 		return err
 	}
+	sent.add(audio)
 	if _, err := p.Publish(ctx, signal.SourceMicrophone, audio.Track()); err != nil {
 		return err
 	}
@@ -380,6 +406,7 @@ func publishMedia(ctx context.Context, p *Peer, name string, cfg Config, video *
 		return err
 	}
 	*video = v
+	sent.add(v)
 	s, err := p.Publish(ctx, signal.SourceCamera, v.Tracks()...)
 	if err != nil {
 		return err
@@ -393,6 +420,28 @@ func publishMedia(ctx context.Context, p *Peer, name string, cfg Config, video *
 	}
 	go v.Run(ctx)
 	return nil
+}
+
+// sendMeter adds up what every media source of a run sent.
+type sendMeter struct {
+	mu  sync.Mutex
+	src []interface{ BytesSent() uint64 }
+}
+
+func (m *sendMeter) add(s interface{ BytesSent() uint64 }) {
+	m.mu.Lock()
+	m.src = append(m.src, s)
+	m.mu.Unlock()
+}
+
+func (m *sendMeter) total() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n uint64
+	for _, s := range m.src {
+		n += s.BytesSent()
+	}
+	return n
 }
 
 func percentiles(xs []float64) Percentiles {

@@ -35,8 +35,16 @@ func check(t *testing.T, rep *loadtest.Report, err error, peers int) {
 	if rep.LossPercent != 0 {
 		t.Errorf("loss %.3f%% on loopback", rep.LossPercent)
 	}
-	if !rep.Server.Available || rep.Server.PacketsOut <= 0 || rep.Server.CPUSeconds <= 0 {
+	if !rep.Server.Available || rep.Server.PacketsOut <= 0 || rep.Server.CPUSeconds <= 0 || rep.Server.BytesOut <= 0 || rep.Server.RSSBytes <= 0 {
 		t.Errorf("server figures missing: %+v", rep.Server)
+	}
+	if rep.SentKbps <= 0 {
+		t.Errorf("sent bitrate %.0f kbit/s", rep.SentKbps)
+	}
+	for _, sm := range rep.Timeline {
+		if sm.SentKbps <= 0 || sm.RecvKbps <= 0 || sm.ServerKbps <= 0 {
+			t.Errorf("timeline sample without traffic: %+v", sm)
+		}
 	}
 	b, err := json.Marshal(rep)
 	if err != nil {
@@ -71,6 +79,14 @@ func TestLectureOfTwenty(t *testing.T) {
 	// each viewer's bandwidth estimate, which a busy 2-core machine lowers.)
 	if rep.Layers["low"] != 20 {
 		t.Errorf("viewers asked for the low layer; layers received %v", rep.Layers)
+	}
+	if rep.ServerLayers["low"] != 20 {
+		t.Errorf("the server's layers messages say %v, want low for all 20 viewers", rep.ServerLayers)
+	}
+	for _, s := range rep.Subscribers {
+		if s.Expected > 0 && (len(s.Layers) != 1 || s.Layers[0] != "low") {
+			t.Errorf("%s: video layers %v, want [low]", s.Name, s.Layers)
+		}
 	}
 	if len(rep.Timeline) < 2 {
 		t.Errorf("timeline has %d samples", len(rep.Timeline))

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -107,18 +108,24 @@ func printReport(w io.Writer, r *loadtest.Report) {
 	fmt.Fprintf(w, "scenario %s: %d/%d peers joined, media for %.1f s\n", r.Scenario, r.Joined, r.Peers, r.Duration)
 	fmt.Fprintf(w, "join time (WebSocket open to first RTP of every track): p50 %.0f ms, p95 %.0f ms, p99 %.0f ms, max %.0f ms\n",
 		r.JoinMillis.P50, r.JoinMillis.P95, r.JoinMillis.P99, r.JoinMillis.Max)
-	fmt.Fprintf(w, "received %d packets, loss after repair %.3f %%, freezes (>500 ms) %d, video layers received %v\n", r.Packets, r.LossPercent, r.Freezes, r.Layers)
+	fmt.Fprintf(w, "sent %.0f kbit/s (all publishers); received %d packets, loss after repair %.3f %%, freezes (>500 ms) %d\n",
+		r.SentKbps, r.Packets, r.LossPercent, r.Freezes)
+	fmt.Fprintf(w, "video layers received (keyframe sizes) %v, as the server reported %v\n", r.Layers, r.ServerLayers)
 	if r.Churn > 0 {
 		fmt.Fprintf(w, "churn: %d leave/join cycles\n", r.Churn)
 	}
 	if r.Server.Available {
-		fmt.Fprintf(w, "server: %.2f CPU-s (%.3f per 1000 packets out), %.0f MiB resident, %.0f goroutines, %.0f packets out\n",
-			r.Server.CPUSeconds, r.Server.CPUPer1000, r.Server.RSSBytes/(1<<20), r.Server.Goroutines, r.Server.PacketsOut)
+		fmt.Fprintf(w, "server: %.2f CPU-s (%.3f per 1000 packets out), %.0f packets in, %.0f packets out, %.1f MB out\n",
+			r.Server.CPUSeconds, r.Server.CPUPer1000, r.Server.PacketsIn, r.Server.PacketsOut, r.Server.BytesOut/1e6)
+		fmt.Fprintf(w, "server: %.0f MiB resident (%+.1f MiB over the run, %.2f MiB per peer), %.0f goroutines\n",
+			r.Server.RSSBytes/(1<<20), r.Server.RSSGrowth/(1<<20), r.Server.RSSPerPeer/(1<<20), r.Server.Goroutines)
+	} else {
+		fmt.Fprintln(w, "server: no /metrics (figures absent)")
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "peer\ttracks\tpackets\tlost\tkbit/s\tfreezes\t")
+	fmt.Fprintln(tw, "peer\ttracks\tpackets\tlost\tkbit/s\tfreezes\tlayers\t")
 	for _, s := range r.Subscribers {
-		fmt.Fprintf(tw, "%s\t%d/%d\t%d\t%d\t%.0f\t%d\t\n", s.Name, s.Tracks, s.Expected, s.Packets, s.Lost, s.BitrateKbps, s.Freezes)
+		fmt.Fprintf(tw, "%s\t%d/%d\t%d\t%d\t%.0f\t%d\t%s\t\n", s.Name, s.Tracks, s.Expected, s.Packets, s.Lost, s.BitrateKbps, s.Freezes, strings.Join(s.Layers, ","))
 	}
 	_ = tw.Flush()
 	for _, f := range r.Failures {
