@@ -219,6 +219,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	mu.Lock()
 	rep.Joined = len(live)
 	mu.Unlock()
+	if rep.Joined == 0 {
+		return rep, fmt.Errorf("no peer joined, %d failed", len(rep.Failures))
+	}
 
 	// Media flows for the duration: one sample a second, and in the churn
 	// scenario one participant leaves and a new one joins every second.

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/confab-sfu/confab/internal/testserver"
+	"github.com/confab-sfu/confab/loadtest"
+	"github.com/confab-sfu/confab/room"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestMeetingWritesReports(t *testing.T) {
+	_, url := testserver.Start(t, room.Config{})
+	dir := t.TempDir()
+	jsonFile, htmlFile := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"-url", url, "-scenario", "meeting", "-participants", "3", "-duration", "2s",
+		"-ramp", "0", "-json", jsonFile, "-html", htmlFile}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("run: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	if errOut.Len() != 0 {
+		t.Errorf("not a terminal, yet stderr got %q", errOut.String())
+	}
+	for _, want := range []string{"scenario meeting: 3/3 peers joined", "join time", "loss after repair 0.000 %", "p0-0", "p0-2", "server:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	b, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep loadtest.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("JSON report: %v", err)
+	}
+	if rep.Joined != 3 || len(rep.Subscribers) != 3 || rep.Packets == 0 || len(rep.JoinSamples) != 3 {
+		t.Errorf("JSON report: %+v", rep)
+	}
+	page, err := os.ReadFile(htmlFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(page, []byte("<svg")) || bytes.Contains(page, []byte("<script")) || bytes.Contains(page, []byte("http://")) {
+		t.Errorf("HTML report is not a self-contained page with charts")
+	}
+}
+
+func TestFailedJoinsExitNonZero(t *testing.T) {
+	// A port nothing listens on: every join fails, and says so.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	var out, errOut bytes.Buffer
+	err = run(context.Background(), []string{"-url", "http://" + addr, "-scenario", "lecture", "-viewers", "2", "-duration", "1s", "-ramp", "0"}, &out, &errOut)
+	if err == nil {
+		t.Fatal("run succeeded without a server")
+	}
+	if !strings.Contains(out.String(), "failed: presenter-0:") || !strings.Contains(out.String(), "0/3 peers joined") {
+		t.Errorf("the failures are not reported:\n%s", out.String())
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-layer", "huge"},
+		{"-loopback", "maybe"},
+		{"-url", "not a url"},
+		{"-scenario", "party"},
+		{"-scenario", "meeting", "-participants", "1"},
+	} {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), args, &out, &errOut); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
