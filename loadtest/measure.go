@@ -145,7 +145,7 @@ type receiveLog struct {
 	name    string
 	expect  int
 	peer    *Peer
-	wantNow int // tracks published when the peer joined
+	wantNow []string // ids of the tracks published when the peer joined
 
 	mu     sync.Mutex
 	tracks map[string]*trackLog
@@ -201,31 +201,48 @@ func (r *receiveLog) track(rt *RemoteTrack, layer string) {
 }
 
 // waitFirstMedia returns when media arrived on every track that was
-// published when the peer joined (or at once if there were none).
-func (r *receiveLog) waitFirstMedia(ctx context.Context, limit time.Duration) time.Time {
+// published when the peer joined and still is (or at once if there were
+// none); ok is false when some never started within limit.
+func (r *receiveLog) waitFirstMedia(ctx context.Context, limit time.Duration) (at time.Time, missing int) {
 	deadline := time.After(limit)
 	for {
-		r.mu.Lock()
-		n := 0
-		for _, t := range r.tracks {
-			if t.started {
-				n++
-			}
-		}
-		want := r.wantNow
-		r.mu.Unlock()
-		if n >= want {
-			return time.Now()
+		missing = r.missing()
+		if missing == 0 {
+			return time.Now(), 0
 		}
 		select {
 		case <-r.got:
 		case <-time.After(100 * time.Millisecond):
 		case <-deadline:
-			return time.Now()
+			return time.Now(), missing
 		case <-ctx.Done():
-			return time.Now()
+			return time.Now(), missing
 		}
 	}
+}
+
+// missing counts the tracks of the welcome that are still published and
+// have not delivered a packet yet.
+func (r *receiveLog) missing() int {
+	r.mu.Lock()
+	p, want := r.peer, r.wantNow
+	r.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	published := map[string]bool{}
+	for _, t := range p.Tracks() {
+		published[t.ID] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, id := range want {
+		if t := r.tracks[id]; published[id] && (t == nil || !t.started) {
+			n++
+		}
+	}
+	return n
 }
 
 // follow reads the peer's room events until it is gone: the server's
@@ -260,7 +277,10 @@ func (r *receiveLog) follow(p *Peer) {
 func (r *receiveLog) setPeer(p *Peer) {
 	r.mu.Lock()
 	r.peer = p
-	r.wantNow = len(p.Welcome().Tracks)
+	r.wantNow = r.wantNow[:0]
+	for _, t := range p.Welcome().Tracks {
+		r.wantNow = append(r.wantNow, t.ID)
+	}
 	r.mu.Unlock()
 }
 

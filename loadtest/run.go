@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/confab-sfu/confab/signal"
@@ -98,6 +99,10 @@ type plan struct {
 	expect     int // tracks this peer should receive
 }
 
+// joinTimeout bounds joining and publishing, and the wait for the first
+// packet of every track a newcomer should receive.
+const joinTimeout = 20 * time.Second
+
 // ErrNothingReceived is returned when peers joined but no media arrived.
 var ErrNothingReceived = errors.New("no media received")
 
@@ -156,16 +161,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var joinTimes []float64
 	progress := newProgress(cfg.Progress, len(plans))
 
+	fail := func(name string, err error) {
+		mu.Lock()
+		rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", name, err))
+		mu.Unlock()
+	}
+
 	// join brings one planned participant in and records it.
 	join := func(pl plan) error {
 		rec := newReceiveLog(pl.name, pl.expect)
 		start := time.Now()
-		var video *VideoSource
-		p, err := Join(runCtx, PeerOptions{URL: cfg.URL, Room: pl.room, Name: pl.name, API: api, Logger: cfg.Logger,
+		var video atomic.Pointer[VideoSource]
+		setup, cancelSetup := context.WithTimeout(runCtx, joinTimeout)
+		defer cancelSetup()
+		p, err := Join(setup, PeerOptions{URL: cfg.URL, Room: pl.room, Name: pl.name, API: api, Logger: cfg.Logger,
 			OnTrack: func(rt *RemoteTrack) { rec.track(rt, cfg.Layer) },
 			OnKeyframeRequest: func(string) {
-				if video != nil {
-					video.RequestKeyframe()
+				if v := video.Load(); v != nil {
+					v.RequestKeyframe()
 				}
 			}})
 		if err != nil {
@@ -174,24 +187,25 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rec.setPeer(p)
 		go rec.follow(p)
 		if pl.publish {
-			if err := publishMedia(runCtx, p, pl.name, cfg, &video, &sent); err != nil {
+			if err := publishMedia(setup, runCtx, p, pl.name, cfg, &video, &sent); err != nil {
 				_ = p.Leave()
 				return fmt.Errorf("publish: %w", err)
 			}
 		}
 		progress.join()
-		ready := rec.waitFirstMedia(runCtx, 20*time.Second)
+		ready, missing := rec.waitFirstMedia(runCtx, joinTimeout)
+		if missing > 0 && runCtx.Err() == nil {
+			// It stays in the run (and its figures count), but the join failed.
+			fail(pl.name, fmt.Errorf("no media on %d tracks %v after joining", missing, joinTimeout))
+		}
 		mu.Lock()
 		live[p] = rec
 		all = append(all, rec)
-		joinTimes = append(joinTimes, float64(ready.Sub(start).Microseconds())/1000)
+		if missing == 0 {
+			joinTimes = append(joinTimes, float64(ready.Sub(start).Microseconds())/1000)
+		}
 		mu.Unlock()
 		return nil
-	}
-	fail := func(name string, err error) {
-		mu.Lock()
-		rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", name, err))
-		mu.Unlock()
 	}
 
 	interval := time.Duration(0)
@@ -391,13 +405,14 @@ func churn(ctx context.Context, wg *sync.WaitGroup, mu *sync.Mutex, live map[*Pe
 }
 
 // publishMedia publishes audio and, if configured, video from the clips.
-func publishMedia(ctx context.Context, p *Peer, name string, cfg Config, video **VideoSource, sent *sendMeter) error {
+// Negotiation is bounded by setup; the sources run until ctx ends.
+func publishMedia(setup, ctx context.Context, p *Peer, name string, cfg Config, video *atomic.Pointer[VideoSource], sent *sendMeter) error {
 	audio, err := NewAudioSource(name+"-mic", name)
 	if err != nil {
 		return err
 	}
 	sent.add(audio)
-	if _, err := p.Publish(ctx, signal.SourceMicrophone, audio.Track()); err != nil {
+	if _, err := p.Publish(setup, signal.SourceMicrophone, audio.Track()); err != nil {
 		return err
 	}
 	go audio.Run(ctx)
@@ -408,9 +423,9 @@ func publishMedia(ctx context.Context, p *Peer, name string, cfg Config, video *
 	if err != nil {
 		return err
 	}
-	*video = v
+	video.Store(v)
 	sent.add(v)
-	s, err := p.Publish(ctx, signal.SourceCamera, v.Tracks()...)
+	s, err := p.Publish(setup, signal.SourceCamera, v.Tracks()...)
 	if err != nil {
 		return err
 	}
