@@ -62,12 +62,17 @@ type series struct {
 
 const chartW, chartH, pad = 640.0, 220.0, 40.0
 
-// lineChart draws series on shared axes, with the maxima and a legend.
+// lineChart draws series on shared axes, with the maxima and, for more
+// than one series, a legend in a row above the plot.
 func lineChart(title string, ss ...series) template.HTML {
+	top := 24.0
+	if len(ss) > 1 {
+		top = 44
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg viewBox="0 0 %.0f %.0f" role="img" aria-label="%s"><text x="%.0f" y="16" class="t">%s</text>`, chartW, chartH, template.HTMLEscapeString(title), pad, template.HTMLEscapeString(title))
 	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" class="axis"/><line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" class="axis"/>`,
-		pad, chartH-pad, chartW-10, chartH-pad, pad, 24.0, pad, chartH-pad)
+		pad, chartH-pad, chartW-10, chartH-pad, pad, top, pad, chartH-pad)
 	maxX, maxY := 0.0, 0.0
 	for _, s := range ss {
 		for _, p := range s.pts {
@@ -82,6 +87,11 @@ func lineChart(title string, ss ...series) template.HTML {
 	}
 	drawn := false
 	for i, s := range ss {
+		if len(ss) > 1 {
+			lx := pad + float64(i)*190
+			fmt.Fprintf(&b, `<line x1="%.0f" y1="30" x2="%.0f" y2="30" class="%s"/><text x="%.0f" y="34" class="l">%s</text>`,
+				lx, lx+16, s.class, lx+20, template.HTMLEscapeString(s.name))
+		}
 		if len(s.pts) == 0 {
 			continue
 		}
@@ -89,23 +99,28 @@ func lineChart(title string, ss ...series) template.HTML {
 		var coords []string
 		for _, p := range s.pts {
 			x := pad + p.x/maxX*(chartW-pad-10)
-			y := chartH - pad - p.y/maxY*(chartH-pad-24)
+			y := chartH - pad - p.y/maxY*(chartH-pad-top)
 			coords = append(coords, fmt.Sprintf("%.1f,%.1f", x, y))
 		}
 		fmt.Fprintf(&b, `<polyline points="%s" class="%s"><title>%s</title></polyline>`, strings.Join(coords, " "), s.class, template.HTMLEscapeString(s.name))
-		if len(ss) > 1 {
-			lx := chartW - 200
-			ly := 16 + float64(i)*14
-			fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" class="%s"/><text x="%.0f" y="%.0f" class="l">%s</text>`,
-				lx, ly-4, lx+16, ly-4, s.class, lx+20, ly, template.HTMLEscapeString(s.name))
-		}
 	}
 	if drawn {
-		fmt.Fprintf(&b, `<text x="4" y="30" class="l">%.1f</text><text x="4" y="%.0f" class="l">0</text><text x="%.0f" y="%.0f" class="l">%.0f s</text>`,
-			maxY, chartH-pad, chartW-50, chartH-pad+16, maxX)
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" class="l" text-anchor="end">%s</text><text x="%.0f" y="%.0f" class="l" text-anchor="end">0</text><text x="%.0f" y="%.0f" class="l">%.0f s</text>`,
+			pad-4, top+4, axisNumber(maxY), pad-4, chartH-pad, chartW-50, chartH-pad+16, maxX)
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
+}
+
+// axisNumber prints an axis maximum short enough for the margin.
+func axisNumber(v float64) string {
+	switch {
+	case v >= 10000:
+		return fmt.Sprintf("%.0fk", v/1000)
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.2g", v)
 }
 
 // histogram draws values in ten equal bins.

@@ -25,7 +25,8 @@ type trackLog struct {
 	video     bool
 	first     time.Time
 	packets   uint64
-	bytes     uint64
+	bytes     uint64 // media: padding-only probes are not counted
+	padding   uint64 // padding-only packets (the server's bandwidth probes)
 	started   bool
 	maxExt    int64 // highest extended sequence number
 	minExt    int64
@@ -69,7 +70,11 @@ func (t *trackLog) lostUpTo(ext int64) uint64 {
 
 func (t *trackLog) add(p *rtp.Packet, n int, now time.Time) {
 	t.packets++
-	t.bytes += uint64(n)
+	if p.Padding && len(p.Payload) == 0 {
+		t.padding++
+	} else {
+		t.bytes += uint64(n)
+	}
 	if !t.started {
 		t.started, t.first = true, now
 		t.maxExt, t.minExt = int64(p.SequenceNumber), int64(p.SequenceNumber)
@@ -348,6 +353,7 @@ func (r *receiveLog) stats(seconds float64) SubscriberStats {
 	for _, t := range r.tracks {
 		bytes += t.bytes
 		s.Freezes += t.freezes
+		s.Padding += t.padding
 	}
 	if seconds > 0 {
 		s.BitrateKbps = float64(bytes) * 8 / 1000 / seconds

@@ -135,3 +135,16 @@ func TestPercentiles(t *testing.T) {
 		t.Error("empty input")
 	}
 }
+
+func TestPaddingIsNotMedia(t *testing.T) {
+	r := newReceiveLog("x", 1)
+	tl := &trackLog{video: true}
+	r.tracks["t"] = tl
+	now := time.Now()
+	tl.add(&rtp.Packet{Header: rtp.Header{SequenceNumber: 1, Timestamp: 1}, Payload: []byte{0x10, 1, 2}}, 1000, now)
+	tl.add(&rtp.Packet{Header: rtp.Header{SequenceNumber: 2, Timestamp: 1, Padding: true}, PaddingSize: 200}, 212, now)
+	st := r.stats(1)
+	if st.Packets != 2 || st.Padding != 1 || st.BitrateKbps != 8 {
+		t.Errorf("%+v: want 2 packets, 1 of them padding, 8 kbit/s of media", st)
+	}
+}

@@ -86,7 +86,8 @@ type SubscriberStats struct {
 	Expected     int      `json:"expectedTracks"`
 	Packets      uint64   `json:"packets"`
 	Lost         uint64   `json:"lost"`
-	BitrateKbps  float64  `json:"bitrateKbps"`
+	BitrateKbps  float64  `json:"bitrateKbps"`    // media, without padding-only packets
+	Padding      uint64   `json:"paddingPackets"` // padding-only packets (bandwidth probes), in Packets too
 	Freezes      int      `json:"freezes"`
 	Layers       []string `json:"layers,omitempty"`       // per video track, from keyframe widths
 	ServerLayers []string `json:"serverLayers,omitempty"` // per video track, from "layers" messages
