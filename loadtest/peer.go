@@ -29,6 +29,8 @@ type APIOptions struct {
 	Loopback bool
 	// Net replaces the network stack (tests impair a link with it).
 	Net transport.Net
+	// Logger receives pion's own logs; nil leaves pion's default (stderr).
+	Logger *slog.Logger
 }
 
 // NewAPI returns a pion API with the codecs and feedback a browser offers:
@@ -57,6 +59,9 @@ func NewAPI(o APIOptions) (*webrtc.API, error) {
 	}
 	if o.Net != nil {
 		se.SetNet(o.Net)
+	}
+	if o.Logger != nil {
+		se.LoggerFactory = slogFactory{o.Logger}
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }

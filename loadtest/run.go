@@ -146,7 +146,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("unknown scenario %q (meeting, lecture, churn)", cfg.Scenario)
 		}
 	}
-	api, err := NewAPI(APIOptions{Loopback: cfg.Loopback})
+	api, err := NewAPI(APIOptions{Loopback: cfg.Loopback, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

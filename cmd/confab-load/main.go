@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"os/signal"
@@ -52,6 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	loopback := fs.String("loopback", "auto", "restrict ICE to loopback: auto (when the URL host is loopback), true or false")
 	jsonOut := fs.String("json", "", "write the full report as JSON to this file")
 	htmlOut := fs.String("html", "", "write a self-contained HTML report with charts to this file")
+	verbose := fs.Bool("v", false, "log what the peers (and pion below them) report to stderr, from level info")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,6 +75,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "auto", "low", "medium", "high":
 	default:
 		return fmt.Errorf("-layer %q: want auto, low, medium or high", cfg.Layer)
+	}
+	if *verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		cfg.Progress = stderr // a live line only on a terminal
