@@ -91,7 +91,9 @@ async function startPreview() {
   state.local = stream;
   state.notice = notice;
   applyLocalMute();
-  $('preview').srcObject = stream;
+  // An element showing a stream without tracks never loads (and holds back
+  // the page's load event).
+  $('preview').srcObject = stream.getTracks().length ? stream : null;
   showMessage('prejoin-message', notice);
   try {
     await listDevices($('camera-select'), $('mic-select'));
@@ -145,6 +147,18 @@ function onScreen(tile) {
   return r.bottom > 0 && r.right > 0 && r.top < h && r.left < w;
 }
 document.addEventListener('visibilitychange', () => scheduleSubscribe());
+window.addEventListener('resize', () => scheduleSubscribe());
+
+// A window moved to a screen of another pixel density needs other layers,
+// though no element changed size.
+function watchPixelRatio() {
+  const query = matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`);
+  query.addEventListener('change', () => {
+    scheduleSubscribe();
+    watchPixelRatio();
+  }, { once: true });
+}
+watchPixelRatio();
 
 let subscribeTimer = null;
 function scheduleSubscribe() {
@@ -429,9 +443,21 @@ function announceMuted() {
   }
 }
 
-function sendMute(track, muted) {
-  if (!state.sig || !state.joined) return;
-  state.sig.request({ type: 'mute', trackId: track.id, muted }).catch((e) => console.warn('mute', String(e)));
+// sendMute announces one track's state. The server knows a track only once
+// its media arrives, shortly after the offer was answered, and does not tell
+// the publisher: an unknown track is retried for a while.
+function sendMute(track, muted, attempt = 0) {
+  const sig = state.sig;
+  if (!sig || !state.joined) return;
+  sig.request({ type: 'mute', trackId: track.id, muted }).catch((e) => {
+    const kind = track.kind === 'audio' ? 'audio' : 'video';
+    const current = sig === state.sig && state.muted[kind] === muted;
+    if (e.code === 'unknown_track' && current && attempt < 20) {
+      setTimeout(() => sendMute(track, muted, attempt + 1), 500);
+      return;
+    }
+    if (current) console.warn('mute', String(e));
+  });
 }
 
 function attachTrack(e) {
@@ -689,6 +715,9 @@ $('toggle-side').addEventListener('click', () => {
   $('toggle-side').setAttribute('aria-pressed', String(!hidden));
 });
 
+// Notices stay until read: a click dismisses them.
+$('meeting-message').addEventListener('click', () => showMessage('meeting-message', ''));
+
 $('enable-sound').addEventListener('click', () => {
   tiles.unblockSound();
   $('sound-banner').hidden = true;
@@ -768,6 +797,7 @@ async function join() {
     $('prejoin').hidden = true;
     $('meeting').hidden = false;
     $('preview').srcObject = null;
+    showMessage('prejoin-message', '');
     showMessage('meeting-message', state.notice);
     tiles.layout();
     scheduleSubscribe();

@@ -2,6 +2,9 @@
 // receives (resolution, frame rate, bitrate, loss, the simulcast layer the
 // server forwards) and, on the self tile, what each published layer sends.
 
+// Sent layers are listed lowest first, in this client's rids.
+const RID_ORDER = { l: 0, m: 1, h: 2 };
+
 // Byte counters of the previous sample, by stats id, to turn totals into
 // rates.
 const previous = new Map();
@@ -20,8 +23,8 @@ function rate(id, bytes, now) {
 export async function collect(pc, where) {
   const report = await pc.getStats();
   const now = performance.now();
-  const lines = new Map(); // tile key -> [line]
-  const add = (key, line) => lines.set(key, [...(lines.get(key) || []), line]);
+  const lines = new Map(); // tile key -> [{order, text}]
+  const add = (key, text, order = 0) => lines.set(key, [...(lines.get(key) || []), { order, text }]);
   for (const id of previous.keys()) if (!report.has(id)) previous.delete(id);
   report.forEach((s) => {
     if (s.type === 'inbound-rtp' && s.kind === 'video') {
@@ -35,6 +38,7 @@ export async function collect(pc, where) {
       let layer = '-';
       if (d) layer = d.paused || !d.current ? 'paused' : d.current;
       if (d && d.target && d.target !== d.current && !d.paused) layer += ` → ${d.target}`;
+      if (d && d.reason && d.reason !== 'requested' && d.reason !== 'paused') layer += ` (${d.reason})`;
       add(info.key,
         `${s.frameWidth || 0}×${s.frameHeight || 0} ${Math.round(s.framesPerSecond || 0)} fps\n` +
         `${kbps} kbit/s, loss ${loss}%\n` +
@@ -45,9 +49,10 @@ export async function collect(pc, where) {
       const rid = s.rid ? `${s.rid}: ` : '';
       const key = where.outbound(s.mid);
       if (!key) return;
-      add(key, `${rid}${s.frameWidth || 0}×${s.frameHeight || 0} ${Math.round(s.framesPerSecond || 0)} fps ${kbps} kbit/s${limit}`);
+      add(key, `${rid}${s.frameWidth || 0}×${s.frameHeight || 0} ${Math.round(s.framesPerSecond || 0)} fps ${kbps} kbit/s${limit}`, RID_ORDER[s.rid] ?? 0);
     }
   });
-  for (const [key, l] of lines) lines.set(key, l.join('\n'));
-  return lines;
+  const text = new Map();
+  for (const [key, l] of lines) text.set(key, l.sort((a, b) => a.order - b.order).map((x) => x.text).join('\n'));
+  return text;
 }

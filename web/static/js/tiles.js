@@ -62,8 +62,9 @@ export class Tiles {
     const video = tile.querySelector('video');
     // Our own voice must never play back; our own screen neither.
     video.muted = self || key === 'self/screen';
+    // The stream is attached once it has a track: a media element showing
+    // an empty stream never loads, and holds back the page's load event.
     tile.stream = new MediaStream();
-    video.srcObject = tile.stream;
     this.rename(tile, name);
     (screen ? this.stage : this.grid).append(tile);
     this.map.set(key, tile);
@@ -99,6 +100,8 @@ export class Tiles {
     for (const t of tile.stream.getTracks()) if (t.kind === track.kind) tile.stream.removeTrack(t);
     tile.stream.addTrack(track);
     if (track.kind === 'video') tile.dataset.hasVideo = 'true';
+    const video = tile.querySelector('video');
+    if (video.srcObject !== tile.stream) video.srcObject = tile.stream;
     this.play(tile);
   }
 

@@ -1,0 +1,385 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdpruntime "github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/confab-sfu/confab/internal/testserver"
+	"github.com/confab-sfu/confab/room"
+)
+
+// Browser tests run inside a private network namespace where lo is the only
+// interface: Chromium sends ICE checks from every interface it has, and
+// here it has only loopback. TestMain re-runs the test binary there.
+const netnsEnv = "CONFAB_TEST_IN_NETNS"
+
+// netnsErr says why the namespace could not be entered ("" when inside).
+var netnsErr string
+
+func TestMain(m *testing.M) {
+	if os.Getenv(netnsEnv) == "" {
+		if code, err := rerunInNetns(); err == nil {
+			os.Exit(code)
+		} else {
+			netnsErr = err.Error()
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// rerunInNetns runs this test binary again in a new network namespace with
+// lo up, and returns its exit code.
+func rerunInNetns() (int, error) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		return 0, fmt.Errorf("unshare not found: %w", err)
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return 0, fmt.Errorf("ip not found: %w", err)
+	}
+	flags := []string{"--net"}
+	if os.Geteuid() != 0 {
+		flags = []string{"--net", "--map-root-user"}
+	}
+	probe := exec.Command("unshare", append(flags, "--", "ip", "link", "set", "lo", "up")...)
+	if out, err := probe.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("cannot create a network namespace: %w: %s", err, out)
+	}
+	args := append(flags, "--", "sh", "-c", `ip link set lo up && exec "$0" "$@"`, os.Args[0])
+	cmd := exec.Command("unshare", append(args, os.Args[1:]...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), netnsEnv+"=1")
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), nil
+		}
+		return 0, fmt.Errorf("run the tests in the namespace: %w", err)
+	}
+	return 0, nil
+}
+
+// needBrowser returns Chromium's path, or skips (fails under CONFAB_E2E=1).
+func needBrowser(t *testing.T) string {
+	t.Helper()
+	mandatory := os.Getenv("CONFAB_E2E") == "1"
+	miss := func(why string) {
+		if mandatory {
+			t.Fatalf("browser tests are mandatory (CONFAB_E2E=1): %s", why)
+		}
+		t.Skip(why)
+	}
+	if os.Getenv(netnsEnv) == "" {
+		miss("not isolated in a network namespace: " + netnsErr)
+	}
+	path := os.Getenv("CONFAB_CHROMIUM")
+	if path == "" {
+		path = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(path); err != nil {
+		miss("no Chromium at " + path + " (apt-get install chromium, or set CONFAB_CHROMIUM)")
+	}
+	return path
+}
+
+// startServer runs the whole server on 127.0.0.1 with loopback-only ICE.
+func startServer(t *testing.T, maxParticipants int) string {
+	t.Helper()
+	_, u := testserver.Start(t, room.Config{MaxParticipants: maxParticipants})
+	return u
+}
+
+// browser is one headless Chromium; each participant is a tab of it.
+type browser struct {
+	t    *testing.T
+	ctx  context.Context
+	mu   sync.Mutex
+	tabs []*tab
+}
+
+// tab is one participant's page and its console log.
+type tab struct {
+	name string
+	ctx  context.Context
+	mu   sync.Mutex
+	log  strings.Builder
+}
+
+// warmUpJS gathers ICE candidates once. Chromium enumerates networks when
+// the first PeerConnection needs them; in a namespace where nothing ever
+// changes, a gathering that starts before the enumeration ends can wait
+// forever, so the tests let it finish before any participant joins.
+const warmUpJS = `
+const pc = new RTCPeerConnection();
+pc.createDataChannel('warm-up');
+const found = new Promise((resolve) => {
+  pc.onicecandidate = (e) => { if (e.candidate && e.candidate.address === '127.0.0.1') resolve(true); };
+  setTimeout(() => resolve(false), 8000);
+});
+await pc.setLocalDescription();
+const ok = await found;
+pc.close();
+return ok;`
+
+// newBrowser starts Chromium with a fake camera and microphone that grants
+// media permission without asking, and loopback ICE candidates allowed.
+func newBrowser(t *testing.T, path string, base string) *browser {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", "new"),
+		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		// One --disable-features only: Chromium obeys a single one.
+		chromedp.Flag("disable-features", "Translate,WebRtcHideLocalIpsWithMdns"),
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
+		chromedp.WindowSize(1280, 800),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	if err := chromedp.Do(bctx); err != nil {
+		cancelAlloc()
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc()
+	})
+	b := &browser{t: t, ctx: bctx}
+	warm := b.tab("warm-up")
+	if err := chromedp.Do(warm.ctx, chromedp.Navigate(base+"/")); err != nil {
+		t.Fatalf("open the landing page: %v", err)
+	}
+	for range 3 {
+		var ok bool
+		if err := warm.eval(warmUpJS, &ok); err == nil && ok {
+			return b
+		}
+	}
+	t.Fatal("Chromium gathers no loopback ICE candidate")
+	return nil
+}
+
+// tab opens a tab, recording its console for failure reports.
+func (b *browser) tab(name string) *tab {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	b.t.Cleanup(cancel)
+	tb := &tab{name: name, ctx: ctx}
+	chromedp.Listen(ctx, func(ev any) {
+		e, ok := ev.(*cdpruntime.EventConsoleAPICalled)
+		if !ok {
+			return
+		}
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		fmt.Fprintf(&tb.log, "[%s] %s:", name, e.Type)
+		for _, a := range e.Args {
+			if len(a.Value) > 0 {
+				fmt.Fprintf(&tb.log, " %s", a.Value)
+			} else {
+				fmt.Fprintf(&tb.log, " %s", a.Description)
+			}
+		}
+		tb.log.WriteString("\n")
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatalf("open tab %s: %v", name, err)
+	}
+	b.mu.Lock()
+	b.tabs = append(b.tabs, tb)
+	b.mu.Unlock()
+	return tb
+}
+
+// join opens the room page with the automation contract's autojoin.
+func (b *browser) join(base, roomName, name string) *tab {
+	b.t.Helper()
+	tb := b.tab(name)
+	u := fmt.Sprintf("%s/r/%s?name=%s&autojoin=1", base, roomName, url.QueryEscape(name))
+	if err := chromedp.Do(tb.ctx, chromedp.Navigate(u)); err != nil {
+		b.t.Fatalf("open %s: %v", u, err)
+	}
+	return tb
+}
+
+// eval runs JavaScript (a function body, may await) in the tab and decodes
+// its JSON result into out.
+func (tb *tab) eval(js string, out any) error {
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(async () => JSON.stringify(await (async () => {`+js+`})()))()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		return fmt.Errorf("evaluate in %s: %w", tb.name, err)
+	}
+	return json.Unmarshal([]byte(s), out)
+}
+
+// do runs chromedp actions in the tab or fails the test.
+func (tb *tab) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 15*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v", tb.name, err)
+	}
+}
+
+// snapshot is what a page shows and receives, from window.confab and
+// getStats.
+type snapshot struct {
+	Me      string           `json:"me"`
+	Status  map[string]any   `json:"status"`
+	Frames  map[string]int   `json:"frames"` // participant -> video frames decoded
+	Audio   map[string]int   `json:"audio"`  // participant -> audio packets received
+	Layers  map[string]any   `json:"layers"` // participant -> the server's layer decision
+	Sent    map[string]int   `json:"sent"`   // rid -> frames encoded by us
+	Tiles   []map[string]any `json:"tiles"`
+	Message string           `json:"message"`
+}
+
+const snapshotJS = `
+const c = window.confab;
+const out = {me: '', frames: {}, audio: {}, layers: {}, sent: {}, tiles: [],
+  message: (document.getElementById('prejoin-message').textContent + ' ' + document.getElementById('meeting-message').textContent).trim()};
+if (!c) return out;
+out.me = c.participantId; out.status = c.status(); out.tiles = c.tiles();
+for (const [id, d] of c.state.layers) { const t = c.state.tracks.get(id); if (t) out.layers[t.participant] = d; }
+if (!c.pc) return out;
+const r = await c.pc.getStats();
+r.forEach(s => {
+  if (s.type === 'outbound-rtp' && s.kind === 'video') out.sent[s.rid || '-'] = s.framesEncoded || 0;
+  if (s.type !== 'inbound-rtp') return;
+  const id = c.state.mids.get(s.mid); const info = id && c.state.tracks.get(id);
+  if (!info) return;
+  if (s.kind === 'video') out.frames[info.participant] = (out.frames[info.participant] || 0) + (s.framesDecoded || 0);
+  else out.audio[info.participant] = (out.audio[info.participant] || 0) + (s.packetsReceived || 0);
+});
+return out;`
+
+func (tb *tab) snapshot() (snapshot, error) {
+	var s snapshot
+	err := tb.eval(snapshotJS, &s)
+	return s, err
+}
+
+// tile returns the camera tile of a participant as the page lists it.
+func (s snapshot) tile(participant string) (map[string]any, bool) {
+	for _, tl := range s.Tiles {
+		if tl["participant"] == participant && tl["source"] == "camera" {
+			return tl, true
+		}
+	}
+	return nil, false
+}
+
+// waitFor polls cond until it holds; on timeout it prints every tab's
+// console log and state, and fails.
+func (b *browser) waitFor(what string, within time.Duration, cond func() (bool, string)) {
+	b.t.Helper()
+	deadline := time.Now().Add(within)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		last = msg
+		time.Sleep(250 * time.Millisecond)
+	}
+	b.report()
+	b.t.Fatalf("timed out after %v waiting for %s: %s", within, what, last)
+}
+
+// waitSnapshot waits until cond holds for the tab's snapshot.
+func (b *browser) waitSnapshot(tb *tab, what string, within time.Duration, cond func(snapshot) (bool, string)) snapshot {
+	b.t.Helper()
+	var s snapshot
+	b.waitFor(tb.name+": "+what, within, func() (bool, string) {
+		var err error
+		if s, err = tb.snapshot(); err != nil {
+			return false, err.Error()
+		}
+		return cond(s)
+	})
+	return s
+}
+
+// report logs each tab's console and state, for failures.
+func (b *browser) report() {
+	b.mu.Lock()
+	tabs := append([]*tab(nil), b.tabs...)
+	b.mu.Unlock()
+	for _, tb := range tabs {
+		tb.mu.Lock()
+		b.t.Logf("console of %s:\n%s", tb.name, tb.log.String())
+		tb.mu.Unlock()
+		if s, err := tb.snapshot(); err == nil {
+			js, _ := json.MarshalIndent(s, "", "  ")
+			b.t.Logf("state of %s: %s", tb.name, js)
+		}
+	}
+}
+
+// screenshot saves the tab as PNG under the test output directory.
+func (tb *tab) screenshot(t *testing.T, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 15*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	path := filepath.Join(outputDir(t), name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Errorf("save screenshot: %v", err)
+		return
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+func outputDir(t *testing.T) string {
+	dir := os.Getenv("CONFAB_TEST_OUTPUT")
+	if dir == "" {
+		_, file, _, _ := runtime.Caller(0)
+		dir = filepath.Join(filepath.Dir(file), "..", "testoutput")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("create test output directory: %v", err)
+	}
+	return dir
+}
+
+// keys lists a map's keys, sorted, for messages.
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
