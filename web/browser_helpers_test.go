@@ -253,9 +253,9 @@ func (tb *tab) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
 type snapshot struct {
 	Me      string           `json:"me"`
 	Status  map[string]any   `json:"status"`
-	Frames  map[string]int   `json:"frames"` // participant -> video frames decoded
+	Frames  map[string]int   `json:"frames"` // participant (or "<participant>/screen") -> video frames decoded
 	Audio   map[string]int   `json:"audio"`  // participant -> audio packets received
-	Layers  map[string]any   `json:"layers"` // participant -> the server's layer decision
+	Layers  map[string]any   `json:"layers"` // participant (or "<participant>/screen") -> the server's layer decision
 	Sent    map[string]int   `json:"sent"`   // rid -> frames encoded by us
 	Tiles   []map[string]any `json:"tiles"`
 	Message string           `json:"message"`
@@ -267,7 +267,8 @@ const out = {me: '', frames: {}, audio: {}, layers: {}, sent: {}, tiles: [],
   message: (document.getElementById('prejoin-message').textContent + ' ' + document.getElementById('meeting-message').textContent).trim()};
 if (!c) return out;
 out.me = c.participantId; out.status = c.status(); out.tiles = c.tiles();
-for (const [id, d] of c.state.layers) { const t = c.state.tracks.get(id); if (t) out.layers[t.participant] = d; }
+const key = (t) => t.source === 'screen' ? t.participant + '/screen' : t.participant;
+for (const [id, d] of c.state.layers) { const t = c.state.tracks.get(id); if (t) out.layers[key(t)] = d; }
 if (!c.pc) return out;
 const r = await c.pc.getStats();
 r.forEach(s => {
@@ -275,7 +276,7 @@ r.forEach(s => {
   if (s.type !== 'inbound-rtp') return;
   const id = c.state.mids.get(s.mid); const info = id && c.state.tracks.get(id);
   if (!info) return;
-  if (s.kind === 'video') out.frames[info.participant] = (out.frames[info.participant] || 0) + (s.framesDecoded || 0);
+  if (s.kind === 'video') out.frames[key(info)] = (out.frames[key(info)] || 0) + (s.framesDecoded || 0);
   else out.audio[info.participant] = (out.audio[info.participant] || 0) + (s.packetsReceived || 0);
 });
 return out;`

@@ -202,3 +202,55 @@ func TestBrowserAdaptiveSubscribe(t *testing.T) {
 		return c == "high", fmt.Sprintf("layers %v", s.Layers)
 	})
 }
+
+// TestBrowserScreenShare: a shared screen reaches the others as an extra
+// tile on the stage, camera tiles become thumbnails on the low layer, and
+// stopping the share removes it.
+func TestBrowserScreenShare(t *testing.T) {
+	path := needBrowser(t)
+	base := startServer(t, 0)
+	b := newBrowser(t, path, base)
+	pub, viewer := b.join(base, "demo", "pub"), b.join(base, "demo", "viewer")
+	pubID := b.joined(pub)
+	b.joined(viewer)
+	b.receivesFrom(viewer, 10, false, map[string]string{"pub": pubID})
+	// A click is a user gesture, which getDisplayMedia requires.
+	pub.do(t, chromedp.Click(chromedp.CSS("#toggle-screen")))
+	screen := pubID + "/screen"
+	b.waitSnapshot(viewer, "the screen on the stage, camera thumbnails on the low layer", 30*time.Second, func(s snapshot) (bool, string) {
+		var onStage bool
+		for _, tl := range s.Tiles {
+			if tl["key"] == screen && tl["source"] == "screen" && tl["participant"] == pubID {
+				onStage = true
+			}
+		}
+		cam, _ := s.Layers[pubID].(map[string]any)
+		ok := onStage && s.Frames[screen] > 30 && cam != nil && cam["current"] == "low"
+		return ok, fmt.Sprintf("tiles %v, frames %v, layers %v", s.Tiles, s.Frames, s.Layers)
+	})
+	var stage struct {
+		Stage     []string `json:"stage"`
+		Own       bool     `json:"own"`
+		Thumbnail float64  `json:"thumbnail"`
+		Big       float64  `json:"big"`
+	}
+	if err := viewer.eval(`return {stage: [...document.querySelectorAll('#stage .tile')].map(e => e.dataset.key),
+  thumbnail: document.querySelector('#grid .tile').clientWidth, big: document.querySelector('#stage .tile').clientWidth}`, &stage); err != nil {
+		t.Fatal(err)
+	}
+	if len(stage.Stage) != 1 || stage.Stage[0] != screen || stage.Big < 2*stage.Thumbnail {
+		t.Errorf("stage %v: the screen %v px wide, camera tiles %v px", stage.Stage, stage.Big, stage.Thumbnail)
+	}
+	if err := pub.eval(`return !!document.querySelector('#stage .tile[data-key="self/screen"]')`, &stage.Own); err != nil || !stage.Own {
+		t.Errorf("the sharer does not see its own screen (%v)", err)
+	}
+	pub.do(t, chromedp.Click(chromedp.CSS("#toggle-screen")))
+	b.waitSnapshot(viewer, "the screen gone", 15*time.Second, func(s snapshot) (bool, string) {
+		for _, tl := range s.Tiles {
+			if tl["source"] == "screen" {
+				return false, fmt.Sprintf("tiles %v", s.Tiles)
+			}
+		}
+		return len(s.Tiles) == 2, fmt.Sprintf("tiles %v", s.Tiles)
+	})
+}
