@@ -144,7 +144,16 @@ type videoLog struct {
 	at      []time.Time
 	keys    []keyRecord
 	pids    []uint16
+	info    []pktInfo // per entry of seqs
 	packets int
+}
+
+// pktInfo is what loss accounting needs to know of a received packet.
+type pktInfo struct {
+	padding bool // no payload: a bandwidth probe
+	start   bool // first packet of a frame
+	marker  bool // last packet of a frame
+	pid     uint16
 }
 
 type keyRecord struct {
@@ -170,9 +179,13 @@ func (v *videoLog) read(rt *loadtest.RemoteTrack) {
 		v.tss = append(v.tss, pkt.Timestamp)
 		v.at = append(v.at, now)
 		p := pkt.Payload
+		info := pktInfo{padding: len(p) == 0, marker: pkt.Marker}
 		if len(p) >= 4 {
-			v.pids = append(v.pids, uint16(p[2]&0x7f)<<8|uint16(p[3]))
+			info.pid = uint16(p[2]&0x7f)<<8 | uint16(p[3])
+			info.start = p[0]&0x10 != 0
+			v.pids = append(v.pids, info.pid)
 		}
+		v.info = append(v.info, info)
 		if len(p) >= 14 && p[0]&0x10 != 0 && p[4]&0x01 == 0 && p[7] == 0x9d {
 			v.keys = append(v.keys, keyRecord{at: now, width: uint16(p[10]) | uint16(p[11])<<8})
 		}
@@ -190,16 +203,24 @@ func (v *videoLog) lastWidth() uint16 {
 	return v.keys[len(v.keys)-1].width
 }
 
-// lossSince returns the fraction of sequence numbers missing among those
-// received after t (gaps inside the received range count as lost).
+// lossSince returns the fraction of media packets missing among those
+// received after t (so far): gaps inside the received range count as lost, except a
+// gap between the end of one frame and the start of the next, which only
+// padding (bandwidth probes, never retransmitted) can have held.
 func (v *videoLog) lossSince(t time.Time) (loss float64, received int) {
+	return v.lossBetween(t, time.Now())
+}
+
+// lossBetween is lossSince for the range of sequence numbers first
+// received between from and to.
+func (v *videoLog) lossBetween(from, to time.Time) (loss float64, received int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	seen := map[uint16]bool{}
+	got := map[uint16]pktInfo{}
 	var first, last uint16
 	have := false
 	for i, s := range v.seqs {
-		if v.at[i].Before(t) {
+		if v.at[i].Before(from) || v.at[i].After(to) {
 			continue
 		}
 		if !have {
@@ -208,13 +229,57 @@ func (v *videoLog) lossSince(t time.Time) (loss float64, received int) {
 		if s-first < 0x8000 && s-last < 0x8000 {
 			last = s
 		}
-		seen[s] = true
+	}
+	// Whatever arrived, whenever: a repair of a loss near the end of the
+	// window lands after it.
+	for i, s := range v.seqs {
+		if have && s-first <= last-first {
+			got[s] = v.info[i]
+		}
 	}
 	if !have {
 		return 1, 0
 	}
-	span := int(last-first) + 1
-	return 1 - float64(len(seen))/float64(span), len(seen)
+	lost, media := 0, 0
+	var prev pktInfo
+	var lastPID uint16
+	havePID := false
+	for s := first; ; s++ {
+		if in, ok := got[s]; ok {
+			if !in.padding {
+				media++
+			}
+			prev = in
+			if !in.padding {
+				lastPID, havePID = in.pid, true
+			}
+		} else {
+			// A run of missing numbers: find where it ends.
+			end := s
+			for {
+				if _, ok := got[end]; ok {
+					break
+				}
+				end++
+			}
+			next := got[end]
+			betweenFrames := (prev.marker || prev.padding) &&
+				(next.padding || (next.start && havePID && next.pid == (lastPID+1)&0x7fff))
+			if !betweenFrames {
+				n := int(end - s)
+				lost += n
+				media += n
+			}
+			s = end - 1
+		}
+		if s == last {
+			break
+		}
+	}
+	if media == 0 {
+		return 0, 0
+	}
+	return float64(lost) / float64(media), media - lost
 }
 
 // subscriber joins with an optional impaired downlink and logs its video.

@@ -176,8 +176,8 @@ func (a *allocator) allocate(now time.Time) {
 	}
 	a.planned, a.desired = planned, desired
 	// Something is held back: find out whether the link has more room.
-	if desired*10 > est*9 && !a.probe.active && now.After(a.probe.next) {
-		a.probe.start(now, est, min(desired*10/9+1, est*3/2))
+	if desired*10 > est*9 && !a.probe.busy() && now.After(a.probe.next) {
+		a.probe.start(now, est, a.probe.goalFor(est, desired))
 	}
 }
 

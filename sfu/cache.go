@@ -12,6 +12,7 @@ type cacheEntry struct {
 	seq   uint16
 	n     uint16
 	valid bool
+	at    int64 // arrival, Unix nanoseconds
 	buf   [maxPacketSize]byte
 }
 
@@ -31,8 +32,9 @@ func newPacketCache(size int) *packetCache {
 	return &packetCache{entries: make([]cacheEntry, size)}
 }
 
-// store copies pkt (a whole RTP packet) under its sequence number.
-func (c *packetCache) store(seq uint16, pkt []byte) {
+// store copies pkt (a whole RTP packet), which arrived at at (Unix
+// nanoseconds), under its sequence number.
+func (c *packetCache) store(seq uint16, pkt []byte, at int64) {
 	if len(pkt) > maxPacketSize {
 		return
 	}
@@ -41,17 +43,19 @@ func (c *packetCache) store(seq uint16, pkt []byte) {
 	e.seq = seq
 	e.n = uint16(copy(e.buf[:], pkt))
 	e.valid = true
+	e.at = at
 	c.mu.Unlock()
 }
 
 // get copies the packet with sequence number seq into dst and returns its
-// length, or 0 when it is no longer (or never was) in the cache.
-func (c *packetCache) get(seq uint16, dst []byte) int {
+// length and arrival time, or 0 when it is no longer (or never was) in the
+// cache.
+func (c *packetCache) get(seq uint16, dst []byte) (n int, at int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := &c.entries[int(seq)&(len(c.entries)-1)]
 	if !e.valid || e.seq != seq {
-		return 0
+		return 0, 0
 	}
-	return copy(dst, e.buf[:e.n])
+	return copy(dst, e.buf[:e.n]), e.at
 }

@@ -132,6 +132,10 @@ func ParseCIDRs(s string) ([]netip.Prefix, error) {
 // interceptors the server needs. NACKs from subscribers are answered from the
 // Receiver's shared cache, so pion's NACK responder is not registered.
 // onEstimator receives each new PeerConnection's bandwidth estimator.
+// srtpReplayWindow is how far behind the newest packet a retransmission
+// may arrive and still be accepted, in packets.
+const srtpReplayWindow = 1024
+
 func newAPI(cfg *Config, udpMux ice.UDPMux, onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := registerCodecs(m); err != nil {
@@ -213,6 +217,10 @@ func newAPI(cfg *Config, udpMux ice.UDPMux, onEstimator func(cc.BandwidthEstimat
 	}
 	// Disconnected after 5 s of silence, failed after 15 s.
 	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
+	// pion's default SRTP replay window is 64 packets: 250 ms of a 2.5 Mbit/s
+	// screen share. A publisher's retransmission arriving later than that
+	// would be dropped as a replay; 1024 covers a second or more of any track.
+	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 

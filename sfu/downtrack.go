@@ -31,11 +31,24 @@ type sentPacket struct {
 	srcSeq    uint16
 	layer     int8
 	valid     bool
+	resends   uint8
 	ts        uint32
+	resentAt  uint32 // milliseconds, wrapping: only differences matter
 	pidOff    uint16
 	tl0Off    uint8
 	keyIdxOff uint8
 }
+
+// Retransmission limits. A receiver whose SRTP replay window has moved past
+// a packet rejects its retransmission as a replay and keeps asking for it
+// (pion's NACK generator asks as long as the packet is in its 512-packet
+// window): without limits one burst of loss becomes a NACK storm that fills
+// the link with retransmissions nobody can use.
+const (
+	maxResends   = 4                 // per packet
+	minResendGap = 40                // ms between resends of one packet
+	maxResendAge = 1000 * int64(1e6) // ns since the packet reached us
+)
 
 // DownTrack forwards one published track to one subscriber. It implements
 // webrtc.TrackLocal, so pion hands it the negotiated SSRC, payload type and
@@ -266,23 +279,27 @@ func (d *DownTrack) fillHeader(src *rtp.Header, seq uint16, ts uint32) {
 }
 
 // retransmit answers a NACK for one outgoing sequence number from the
-// Receiver's cache.
-func (d *DownTrack) retransmit(seq uint16) bool {
+// Receiver's cache, within the retransmission limits.
+func (d *DownTrack) retransmit(seq uint16, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.bound || d.closed {
 		return false
 	}
-	sp := d.history[seq%historySize]
+	sp := &d.history[seq%historySize]
 	if !sp.valid || sp.dstSeq != seq || sp.layer == paddingLayer {
+		return false
+	}
+	nowMs := uint32(now.UnixMilli())
+	if sp.resends >= maxResends || (sp.resends > 0 && nowMs-sp.resentAt < minResendGap) {
 		return false
 	}
 	l := d.recv.layer(sp.layer)
 	if l == nil {
 		return false
 	}
-	n := l.cache.get(sp.srcSeq, d.rtxBuf[:])
-	if n == 0 {
+	n, at := l.cache.get(sp.srcSeq, d.rtxBuf[:])
+	if n == 0 || now.UnixNano()-at > maxResendAge {
 		return false
 	}
 	if err := d.rtxPkt.Unmarshal(d.rtxBuf[:n]); err != nil {
@@ -301,6 +318,8 @@ func (d *DownTrack) retransmit(seq uint16) bool {
 	if _, err := d.writer.WriteRTP(&d.hdr, payload); err != nil {
 		return false
 	}
+	sp.resends++
+	sp.resentAt = nowMs
 	return true
 }
 
@@ -342,11 +361,12 @@ func (d *DownTrack) readRTCP(s *webrtc.RTPSender) {
 			case *rtcp.ReceiverEstimatedMaximumBitrate:
 				d.peer.alloc.remb.Store(int64(p.Bitrate))
 			case *rtcp.TransportLayerNack:
+				now := time.Now()
 				for _, pair := range p.Nacks {
 					for _, seq := range pair.PacketList() {
 						d.nacks.Add(1)
 						metricNACKsReceived.Inc()
-						if d.retransmit(seq) {
+						if d.retransmit(seq, now) {
 							d.resent.Add(1)
 							metricNACKsAnswered.Inc()
 						}

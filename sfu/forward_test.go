@@ -130,19 +130,45 @@ func TestForwardWaitsForKeyframeAndSwitchesSeamlessly(t *testing.T) {
 func TestRetransmitFromSharedCache(t *testing.T) {
 	r, downs, ws := newTestReceiver(1, 2)
 	f := &feeder{}
-	f.send(r, 0, true, 1)
+	start := time.Now()
+	f.send(r, 0, true, start.UnixNano())
 	for i := 0; i < 9; i++ {
-		f.send(r, 0, false, int64(i+2))
+		f.send(r, 0, false, start.UnixNano())
 	}
 	before := ws[1].packets
-	if !downs[1].retransmit(ws[1].lastSeq - 3) {
+	lost := ws[1].lastSeq - 3
+	if !downs[1].retransmit(lost, start) {
 		t.Fatal("NACKed packet not resent")
 	}
-	if ws[1].packets != before+1 || ws[1].lastSeq != ws[1].lastSeq {
-		t.Fatal("resend not written")
+	if ws[1].packets != before+1 || ws[1].lastSeq != lost {
+		t.Fatalf("resend not written (last seq %d, want %d)", ws[1].lastSeq, lost)
 	}
-	if downs[1].retransmit(ws[1].lastSeq + 100) {
+	if downs[1].retransmit(ws[1].lastSeq+100, start) {
 		t.Fatal("never-sent packet resent")
+	}
+	// A repeated NACK right away is the same request again: no resend.
+	if downs[1].retransmit(lost, start.Add(10*time.Millisecond)) {
+		t.Fatal("resent twice within the minimum gap")
+	}
+	// Later ones are answered, up to the limit per packet.
+	at := start
+	for i := 1; i < maxResends; i++ {
+		at = at.Add(50 * time.Millisecond)
+		if !downs[1].retransmit(lost, at) {
+			t.Fatalf("resend %d refused", i+1)
+		}
+	}
+	if downs[1].retransmit(lost, at.Add(50*time.Millisecond)) {
+		t.Fatalf("resent more than %d times", maxResends)
+	}
+	// A packet that reached us too long ago is not worth sending: the
+	// receiver has given up on its frame (and may reject it as a replay).
+	if downs[1].retransmit(lost-1, start.Add(time.Duration(maxResendAge)+time.Millisecond)) {
+		t.Fatal("resent a packet older than the age limit")
+	}
+	// The other subscriber's history is its own.
+	if !downs[0].retransmit(ws[0].lastSeq-3, start) {
+		t.Fatal("other subscriber's NACK not answered")
 	}
 }
 

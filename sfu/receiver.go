@@ -223,7 +223,7 @@ func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now i
 	l.lastPacket.Store(now)
 	l.packets.Add(1)
 	l.bytes.Add(uint64(len(raw)))
-	l.cache.store(pkt.SequenceNumber, raw)
+	l.cache.store(pkt.SequenceNumber, raw, now)
 
 	vd := &l.vd
 	*vd = vp8Descriptor{}
