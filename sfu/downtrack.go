@@ -32,8 +32,8 @@ type sentPacket struct {
 	layer     int8
 	valid     bool
 	resends   uint8
+	resentAt  uint8 // 10 ms ticks, wrapping (2.56 s, beyond maxResendAge)
 	ts        uint32
-	resentAt  uint32 // milliseconds, wrapping: only differences matter
 	pidOff    uint16
 	tl0Off    uint8
 	keyIdxOff uint8
@@ -46,7 +46,7 @@ type sentPacket struct {
 // the link with retransmissions nobody can use.
 const (
 	maxResends   = 4                 // per packet
-	minResendGap = 40                // ms between resends of one packet
+	minResendGap = 4                 // 10 ms ticks between resends of one packet
 	maxResendAge = 1000 * int64(1e6) // ns since the packet reached us
 )
 
@@ -290,8 +290,8 @@ func (d *DownTrack) retransmit(seq uint16, now time.Time) bool {
 	if !sp.valid || sp.dstSeq != seq || sp.layer == paddingLayer {
 		return false
 	}
-	nowMs := uint32(now.UnixMilli())
-	if sp.resends >= maxResends || (sp.resends > 0 && nowMs-sp.resentAt < minResendGap) {
+	tick := uint8(now.UnixMilli() / 10)
+	if sp.resends >= maxResends || (sp.resends > 0 && tick-sp.resentAt < minResendGap) {
 		return false
 	}
 	l := d.recv.layer(sp.layer)
@@ -319,7 +319,7 @@ func (d *DownTrack) retransmit(seq uint16, now time.Time) bool {
 		return false
 	}
 	sp.resends++
-	sp.resentAt = nowMs
+	sp.resentAt = tick
 	return true
 }
 
