@@ -110,6 +110,9 @@ func (r *recorder) onTrack(rt *loadtest.RemoteTrack) {
 			if pkt.Unmarshal(buf[:n]) != nil {
 				continue
 			}
+			if pkt.Padding && len(pkt.Payload) == 0 {
+				continue // a bandwidth probe: no media
+			}
 			r.mu.Lock()
 			rc.payloads = append(rc.payloads, append([]byte(nil), pkt.Payload...))
 			rc.seqs = append(rc.seqs, pkt.SequenceNumber)

@@ -258,8 +258,9 @@ func TestSlowConsumer(t *testing.T) {
 		if code != websocket.StatusPolicyViolation {
 			t.Errorf("close status %d, want 1008", code)
 		}
-		// Whatever was in flight arrives; the queue is dropped.
-		if got := int64(len(frames)); got == 0 || got > sent.Load() {
+		// Whatever was in flight arrives (possibly nothing, if the writer
+		// had not run yet when the queue overflowed); the queue is dropped.
+		if got := int64(len(frames)); got > sent.Load() {
 			t.Errorf("client read %d frames of %d queued", got, sent.Load())
 		}
 		t.Logf("queue of 64 overflowed after %d messages of 4 KB; client got %d before the close", sent.Load(), len(frames))
