@@ -110,6 +110,7 @@ type Peer struct {
 	events       []*signal.Message
 	eventWake    chan struct{}
 	lastOfferErr error
+	ownMids      int // mids given to own sections (c0, c1, ...)
 
 	eventsOut chan *signal.Message
 	leaving   chan struct{}
@@ -361,6 +362,16 @@ func (p *Peer) offer() {
 		return
 	}
 	p.needOffer = false
+	// pion gives a new transceiver its mid in CreateOffer, from the same
+	// counter as the server's: an offer the server refuses or loses in
+	// glare would leave a mid that a later server offer reuses for another
+	// section. Own sections get their own namespace.
+	for _, t := range p.pc.GetTransceivers() {
+		if t.Mid() == "" && t.Sender() != nil && t.Sender().Track() != nil {
+			_ = t.SetMid(fmt.Sprintf("c%d", p.ownMids))
+			p.ownMids++
+		}
+	}
 	offer, err := p.pc.CreateOffer(nil)
 	if err != nil {
 		p.log.Warn("create offer", "err", err)
@@ -456,7 +467,16 @@ func (p *Peer) Publish(ctx context.Context, source string, tracks ...webrtc.Trac
 	if r.err != nil {
 		return nil, r.err
 	}
-	return r.sender, p.waitOffer(ctx, r.gen)
+	if err := p.waitOffer(ctx, r.gen); err != nil {
+		// Refused: stop sending on it, so that nothing is left half-added.
+		p.enqueue(func() {
+			if err := p.pc.RemoveTrack(r.sender); err != nil {
+				p.log.Debug("remove refused track", "err", err)
+			}
+		})
+		return nil, err
+	}
+	return r.sender, nil
 }
 
 // Unpublish stops sending a track and renegotiates.

@@ -55,12 +55,18 @@ func (p *testPeer) saw(typ string, f func(*signal.Message) bool) bool {
 // join connects a participant to room.
 func join(t *testing.T, ctx context.Context, url, roomName, name string) *testPeer {
 	t.Helper()
+	return joinWithToken(t, ctx, url, roomName, name, "")
+}
+
+// joinWithToken connects a participant presenting an access token.
+func joinWithToken(t *testing.T, ctx context.Context, url, roomName, name, token string) *testPeer {
+	t.Helper()
 	api, err := loadtest.NewAPI(loadtest.APIOptions{Loopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	p, err := loadtest.Join(ctx, loadtest.PeerOptions{URL: url, Room: roomName, Name: name, API: api, OnTrack: rec.onTrack})
+	p, err := loadtest.Join(ctx, loadtest.PeerOptions{URL: url, Room: roomName, Name: name, Token: token, API: api, OnTrack: rec.onTrack})
 	if err != nil {
 		t.Fatalf("%s joins %s: %v", name, roomName, err)
 	}

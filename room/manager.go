@@ -46,7 +46,10 @@ type Config struct {
 	// LayersInterval is the least time between two layer reports to one
 	// participant (default 500 ms).
 	LayersInterval time.Duration
-	Logger         *slog.Logger
+	// AuthSecret, when set, makes every join present an access token signed
+	// with it (HS256, see MintToken). Without it rooms are open.
+	AuthSecret []byte
+	Logger     *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -78,6 +81,7 @@ var (
 	ErrRoomFull     = errors.New("room is full")
 	ErrTooManyRooms = errors.New("too many rooms")
 	ErrShutdown     = errors.New("server is shutting down")
+	ErrRemoved      = errors.New("a moderator removed you from this room")
 )
 
 var roomNameRE = regexp.MustCompile(`^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}$`)

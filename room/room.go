@@ -12,9 +12,10 @@ import (
 
 // publishedTrack is a track in a room with its announced metadata.
 type publishedTrack struct {
-	recv  *sfu.Receiver
-	owner *participant
-	muted bool
+	recv    *sfu.Receiver
+	owner   *participant
+	muted   bool
+	mutedBy string // the moderator whose mute stopped forwarding
 }
 
 func (t *publishedTrack) info() signal.Track {
@@ -27,6 +28,7 @@ func (t *publishedTrack) info() signal.Track {
 		Codec:       t.recv.Codec().MimeType,
 		Layers:      t.recv.Layers(),
 		Muted:       t.muted,
+		MutedBy:     t.mutedBy,
 	}
 }
 
@@ -41,6 +43,7 @@ type Room struct {
 	order        []string // join order, for stable member lists
 	tracks       map[string]*publishedTrack
 	speaker      string
+	removed      map[string]bool // identities a moderator removed, refused while the room lives
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -120,6 +123,9 @@ func (r *Room) size() int {
 func (r *Room) add(p *participant) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if p.identity != "" && r.removed[p.identity] {
+		return ErrRemoved
+	}
 	if len(r.participants) >= r.mgr.cfg.MaxParticipants {
 		return ErrRoomFull
 	}
@@ -143,7 +149,7 @@ func (r *Room) membersLocked(except string) []signal.Participant {
 			continue
 		}
 		if p, ok := r.participants[id]; ok {
-			out = append(out, signal.Participant{ID: p.id, Name: p.name})
+			out = append(out, p.public())
 		}
 	}
 	return out
@@ -166,14 +172,16 @@ func (r *Room) tracksLocked(except string) []signal.Track {
 func (r *Room) welcome(p *participant, id string, iceServers []signal.ICEServer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	me, perms := p.public(), p.perms
 	p.send(&signal.Message{
 		Type: signal.TypeWelcome, ID: id, Room: r.name,
-		Participant: &signal.Participant{ID: p.id, Name: p.name},
+		Participant: &me,
 		Members:     r.membersLocked(p.id),
 		Tracks:      r.tracksLocked(p.id),
 		ICEServers:  iceServers,
+		Permissions: &perms,
 	})
-	r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantJoined, Participant: &signal.Participant{ID: p.id, Name: p.name}}, p.id)
+	r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantJoined, Participant: &me}, p.id)
 	for _, t := range r.tracks {
 		if t.owner != p {
 			p.subscribe(t.recv)
@@ -224,8 +232,10 @@ func (r *Room) unpublish(recv *sfu.Receiver) {
 	}
 }
 
-// setMuted records a publisher's mute state and tells the others.
-func (r *Room) setMuted(p *participant, trackID string, muted bool) bool {
+// setMuted records a mute: a publisher's own (announced; the client
+// stops sending), or a moderator's of someone else's track, which also stops
+// forwarding it to everyone until its owner unmutes it.
+func (r *Room) setMuted(p *participant, trackID string, muted bool) *signal.Error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t, ok := r.tracks[trackID]
@@ -238,13 +248,60 @@ func (r *Room) setMuted(p *participant, trackID string, muted bool) bool {
 			}
 		}
 	}
-	if !ok || t.owner != p {
-		return false
+	if !ok {
+		return signal.Errorf(signal.CodeUnknownTrack, "no track %q in this room", trackID)
 	}
-	t.muted = muted
+	switch {
+	case t.owner == p:
+		t.muted = muted
+		if !muted && t.mutedBy != "" {
+			t.mutedBy = ""
+			t.recv.SetBlocked(false)
+		}
+	case !p.perms.Moderate:
+		return signal.Errorf(signal.CodeForbidden, "only a moderator may mute another participant's track")
+	case !muted:
+		return signal.Errorf(signal.CodeForbidden, "only the owner may unmute a track")
+	default:
+		t.muted, t.mutedBy = true, p.id
+		t.recv.SetBlocked(true)
+		r.mgr.log.Info("muted by moderator", "room", r.name, "moderator", p.id, "participant", t.owner.id, "track", t.recv.ID())
+	}
 	info := t.info()
-	r.broadcastLocked(&signal.Message{Type: signal.TypeTrackUpdated, Track: &info}, p.id)
-	return true
+	// The owner hears of a moderator's mute too: its client shows it.
+	except := p.id
+	if t.owner != p {
+		except = ""
+	}
+	r.broadcastLocked(&signal.Message{Type: signal.TypeTrackUpdated, Track: &info}, except)
+	return nil
+}
+
+// removeByModerator disconnects a participant on a moderator's request.
+// With tokens, its identity may not rejoin while the room lives.
+func (r *Room) removeByModerator(mod *participant, id string) *signal.Error {
+	if !mod.perms.Moderate {
+		return signal.Errorf(signal.CodeForbidden, "only a moderator may remove participants")
+	}
+	r.mu.Lock()
+	target, ok := r.participants[id]
+	switch {
+	case !ok:
+		r.mu.Unlock()
+		return signal.Errorf(signal.CodeInvalidField, "no participant %q in this room", id)
+	case target == mod:
+		r.mu.Unlock()
+		return signal.Errorf(signal.CodeInvalidField, "to leave, send leave")
+	case target.identity != "":
+		if r.removed == nil {
+			r.removed = map[string]bool{}
+		}
+		r.removed[target.identity] = true
+	}
+	r.mu.Unlock()
+	r.mgr.log.Info("removed by moderator", "room", r.name, "moderator", mod.id, "participant", id)
+	target.kick("removed by a moderator", signal.CodeRemoved)
+	return nil
 }
 
 // remove takes p out of the room and tells the others.
@@ -261,7 +318,8 @@ func (r *Room) remove(p *participant) {
 			break
 		}
 	}
-	r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantLeft, Participant: &signal.Participant{ID: p.id, Name: p.name}}, p.id)
+	left := p.public()
+	r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantLeft, Participant: &left}, p.id)
 	r.mu.Unlock()
 }
 

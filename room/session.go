@@ -15,11 +15,16 @@ import (
 
 // participant is a joined member: its signaling connection and its Peer.
 type participant struct {
-	id   string
-	name string
-	conn *signal.Conn
-	peer *sfu.Peer
-	room *Room
+	id       string
+	name     string
+	identity string // the token's subject; "" in open rooms
+	role     string
+	perms    Permissions
+	conn     *signal.Conn
+	peer     *sfu.Peer
+	room     *Room
+	// kick closes the participant's connection with a bye.
+	kick func(reason, code string)
 
 	mu          sync.Mutex
 	layersTimer *time.Timer
@@ -32,7 +37,15 @@ func (p *participant) send(m *signal.Message) {
 	_ = p.conn.Send(m)
 }
 
+// public is how others see p.
+func (p *participant) public() signal.Participant {
+	return signal.Participant{ID: p.id, Name: p.name, Identity: p.identity, Role: p.role}
+}
+
 func (p *participant) subscribe(r *sfu.Receiver) {
+	if !p.perms.Subscribe {
+		return
+	}
 	if _, err := p.peer.Subscribe(r); err != nil && !errors.Is(err, sfu.ErrClosed) {
 		p.room.mgr.log.Warn("subscribe", "room", p.room.name, "participant", p.id, "track", r.ID(), "err", err)
 	}
@@ -165,7 +178,26 @@ func (s *session) handleJoin(m *signal.Message) bool {
 		s.fail(m.ID, signal.Errorf(signal.CodeInvalidRoom, "room names are 1-64 characters of A-Z a-z 0-9 - _ . not starting with a dot"))
 		return false
 	}
-	p := &participant{id: sfu.NewID("P"), name: strings.TrimSpace(m.Name), conn: s.conn}
+	p := &participant{id: sfu.NewID("P"), name: strings.TrimSpace(m.Name), conn: s.conn, perms: openPermissions}
+	if len(s.mgr.cfg.AuthSecret) > 0 {
+		c, err := verifyToken(s.mgr.cfg.AuthSecret, m.Token, m.Room, time.Now())
+		if err != nil {
+			code := tokenErrorCode(err)
+			metricJoins.WithLabelValues(code).Inc()
+			s.mgr.log.Info("join refused", "room", m.Room, "code", code, "err", err, "remote", s.conn.RemoteAddr())
+			s.fail(m.ID, signal.Errorf(code, "%v", err))
+			return false
+		}
+		p.identity, p.role, p.perms = c.Subject, c.Role, c.Perms
+		if p.perms == (Permissions{}) {
+			p.perms, _ = RolePermissions(c.Role)
+		}
+		if c.Name != "" {
+			p.name = c.Name
+		}
+	}
+	p.kick = func(reason, code string) { s.closeWith(websocket.StatusPolicyViolation, reason, code) }
+
 	// The Peer exists before the participant enters the room: from then on
 	// others' new tracks are subscribed to it at once.
 	peer, err := s.mgr.engine.NewPeer(sfu.PeerParams{
@@ -189,7 +221,8 @@ func (s *session) handleJoin(m *signal.Message) bool {
 			s.mgr.log.Info("connection failed", "room", m.Room, "participant", p.id, "err", err)
 			s.closeWith(websocket.StatusNormalClosure, "media connection failed", "")
 		},
-		MaxTracks: s.mgr.cfg.MaxTracksPerParticipant,
+		MaxTracks:  s.mgr.cfg.MaxTracksPerParticipant,
+		CanPublish: func() bool { return p.perms.Publish },
 	})
 	if err != nil {
 		metricJoins.WithLabelValues(signal.CodeInternal).Inc()
@@ -208,6 +241,8 @@ func (s *session) handleJoin(m *signal.Message) bool {
 			code = signal.CodeTooManyRooms
 		case errors.Is(err, ErrShutdown):
 			code = signal.CodeShuttingDown
+		case errors.Is(err, ErrRemoved):
+			code = signal.CodeForbidden
 		}
 		metricJoins.WithLabelValues(code).Inc()
 		s.fail(m.ID, signal.Errorf(code, "%v", err))
@@ -257,12 +292,22 @@ func (s *session) handle(m *signal.Message) {
 	case signal.TypeSubscribe:
 		s.handleSubscribe(m)
 	case signal.TypeMute:
-		if !p.room.setMuted(p, m.TrackID, *m.Muted) {
-			s.fail(m.ID, signal.Errorf(signal.CodeUnknownTrack, "no track %q of yours", m.TrackID))
+		if e := p.room.setMuted(p, m.TrackID, *m.Muted); e != nil {
+			s.fail(m.ID, e)
+			return
+		}
+		s.ok(m.ID)
+	case signal.TypeRemove:
+		if e := p.room.removeByModerator(p, m.ParticipantID); e != nil {
+			s.fail(m.ID, e)
 			return
 		}
 		s.ok(m.ID)
 	case signal.TypeChat:
+		if !p.perms.Chat {
+			s.fail(m.ID, signal.Errorf(signal.CodeForbidden, "you may not chat in this room"))
+			return
+		}
 		p.room.broadcast(&signal.Message{Type: signal.TypeChat, From: p.id, Name: p.name, Text: m.Text}, p.id)
 		s.ok(m.ID)
 	default:
@@ -302,6 +347,19 @@ func (s *session) handleSubscribe(m *signal.Message) {
 	}
 	s.ok(m.ID)
 	p.decisionChanged(nil)
+}
+
+// tokenErrorCode maps a token error to its protocol code.
+func tokenErrorCode(err error) string {
+	switch {
+	case errors.Is(err, ErrTokenMissing):
+		return signal.CodeUnauthorized
+	case errors.Is(err, ErrTokenExpired):
+		return signal.CodeTokenExpired
+	case errors.Is(err, ErrWrongRoom):
+		return signal.CodeWrongRoom
+	}
+	return signal.CodeInvalidToken
 }
 
 // offerError maps the Peer's errors to protocol codes.

@@ -443,6 +443,15 @@ func (d *DownTrack) SetPaused(p bool) {
 	}
 }
 
+// resync makes the track restart at the next keyframe (asking for one), as
+// after a pause: the subscriber missed packets it cannot decode without.
+func (d *DownTrack) resync() {
+	d.mu.Lock()
+	d.current = noLayer
+	d.mu.Unlock()
+	d.updateTarget()
+}
+
 // Decision describes how a track is forwarded to its subscriber right now.
 type Decision struct {
 	TrackID   string

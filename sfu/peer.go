@@ -595,6 +595,13 @@ func (p *Peer) onTrack(track *webrtc.TrackRemote, rtpRecv *webrtc.RTPReceiver) {
 	}
 	r, ok := p.receivers[rtpRecv]
 	if !ok {
+		// Offers are checked, but an answer could still turn a section the
+		// server sends on into sendrecv: media without the right is dropped.
+		if p.params.CanPublish != nil && !p.params.CanPublish() {
+			p.mu.Unlock()
+			p.log.Warn("track from a peer without the publish permission ignored", "participant", p.id)
+			return
+		}
 		if p.params.MaxTracks > 0 && p.published >= p.params.MaxTracks {
 			p.mu.Unlock()
 			p.log.Warn("track over the publish limit ignored", "participant", p.id)

@@ -68,6 +68,7 @@ type Receiver struct {
 	dtMu    sync.Mutex                   // serializes changes to downTracks
 	downs   atomic.Pointer[[]*DownTrack] // copy-on-write: the reader takes no lock
 	closed  atomic.Bool
+	blocked atomic.Bool // a moderator stopped this track for everyone
 	wg      sync.WaitGroup
 	done    chan struct{}
 	onClose []func()
@@ -248,7 +249,7 @@ func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now i
 		}
 	}
 	forwarded := 0
-	if downs := r.downs.Load(); downs != nil {
+	if downs := r.downs.Load(); downs != nil && !r.blocked.Load() {
 		if len(*downs) >= parallelFanOut {
 			if l.fan == nil {
 				l.fan = newFanOut()
@@ -269,6 +270,24 @@ func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now i
 		metricBytesOut.Add(float64(forwarded * len(raw)))
 	}
 }
+
+// SetBlocked stops (or resumes) forwarding this track to every subscriber,
+// whatever they asked for: a moderator's mute. On resume each subscriber
+// restarts at a keyframe and its sequence numbers continue where they
+// stopped, as after a pause.
+func (r *Receiver) SetBlocked(b bool) {
+	if r.blocked.Swap(b) == b || b {
+		return
+	}
+	if downs := r.downs.Load(); downs != nil {
+		for _, d := range *downs {
+			d.resync()
+		}
+	}
+}
+
+// Blocked reports whether a moderator stopped this track.
+func (r *Receiver) Blocked() bool { return r.blocked.Load() }
 
 // layerEnded runs when a layer's reader stops; the track ends with its
 // last layer.

@@ -17,7 +17,8 @@ const (
 	TypeLeave     = "leave"     // leave the room; the server closes the socket
 	TypeSubscribe = "subscribe" // request: per-track layer / pause preferences
 	TypeChat      = "chat"      // request: text to everyone in the room
-	TypeMute      = "mute"      // request: announce that one of my tracks is muted / unmuted
+	TypeMute      = "mute"      // request: announce that one of my tracks is muted / unmuted (a moderator: mute anyone's)
+	TypeRemove    = "remove"    // request (moderator): remove a participant from the room
 
 	// both directions
 	TypeOffer           = "offer"             // SDP offer (client offers carry an id)
@@ -58,10 +59,12 @@ const (
 	CodeForbidden          = "forbidden"           // the participant lacks the permission
 	CodeRateLimited        = "rate_limited"        // too many messages
 	CodeTooManyTracks      = "too_many_tracks"     // publish limit reached
-	CodeUnauthorized       = "unauthorized"        // token missing or bad
+	CodeUnauthorized       = "unauthorized"        // the server requires a token and none was given
+	CodeInvalidToken       = "invalid_token"       // token malformed, badly signed, or without identity
 	CodeTokenExpired       = "token_expired"       // token past its expiry
 	CodeWrongRoom          = "wrong_room"          // token is for another room
 	CodeShuttingDown       = "shutting_down"       // the server is draining
+	CodeRemoved            = "removed"             // bye: a moderator removed this participant
 	CodeInternal           = "internal"            // the server failed; not the client's fault
 )
 
@@ -99,6 +102,7 @@ type Message struct {
 	Members     []Participant `json:"members,omitempty"`
 	Tracks      []Track       `json:"tracks,omitempty"` // welcome: published tracks; offer: what the client publishes
 	ICEServers  []ICEServer   `json:"iceServers,omitempty"`
+	Permissions *Permissions  `json:"permissions,omitempty"` // welcome: what you may do
 
 	// offer / answer
 	SDP string `json:"sdp,omitempty"`
@@ -128,6 +132,9 @@ type Message struct {
 	// active_speaker
 	Speaker string `json:"speaker,omitempty"`
 
+	// remove: the participant a moderator removes
+	ParticipantID string `json:"participantId,omitempty"`
+
 	// error / bye
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
@@ -137,6 +144,17 @@ type Message struct {
 type Participant struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// Identity is the token's subject when the server requires tokens.
+	Identity string `json:"identity,omitempty"`
+	Role     string `json:"role,omitempty"`
+}
+
+// Permissions is what a participant may do in its room.
+type Permissions struct {
+	Publish   bool `json:"publish"`
+	Subscribe bool `json:"subscribe"`
+	Chat      bool `json:"chat"`
+	Moderate  bool `json:"moderate"`
 }
 
 // Track describes a published track. In a client offer only ID (the
@@ -150,6 +168,9 @@ type Track struct {
 	Codec       string   `json:"codec,omitempty"`  // mime type, e.g. "video/VP8"
 	Layers      []string `json:"layers,omitempty"` // simulcast layers the publisher sends
 	Muted       bool     `json:"muted,omitempty"`
+	// MutedBy is the moderator who muted the track; forwarding is stopped
+	// until the owner unmutes it.
+	MutedBy string `json:"mutedBy,omitempty"`
 }
 
 // Candidate is an ICE candidate as the browser's RTCIceCandidateInit has it.

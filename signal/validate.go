@@ -67,6 +67,10 @@ func (m *Message) Validate() *Error {
 		if m.TrackID == "" || m.Muted == nil {
 			return Errorf(CodeInvalidField, "mute needs trackId and muted")
 		}
+	case TypeRemove:
+		if m.ParticipantID == "" {
+			return Errorf(CodeInvalidField, "remove needs participantId")
+		}
 	case TypeLeave, TypeEndOfCandidates:
 	case "":
 		return Errorf(CodeInvalidField, "message without type")
