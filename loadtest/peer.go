@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -61,7 +62,7 @@ func NewAPI(o APIOptions) (*webrtc.API, error) {
 		se.SetNet(o.Net)
 	}
 	if o.Logger != nil {
-		se.LoggerFactory = slogFactory{o.Logger}
+		se.LoggerFactory = sfu.PionLoggerFactory(o.Logger)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
@@ -77,6 +78,9 @@ type PeerOptions struct {
 	// OnKeyframeRequest is called when the server asks for a keyframe of
 	// one of the peer's published tracks (by the local track id).
 	OnKeyframeRequest func(trackID string)
+	// RelayOnly makes the peer use only TURN relay candidates (from the
+	// ICE servers in welcome), as a client behind a strict firewall would.
+	RelayOnly bool
 }
 
 // RemoteTrack is a track forwarded to the peer.
@@ -140,7 +144,11 @@ func Join(ctx context.Context, o PeerOptions) (*Peer, error) {
 		_ = client.Close()
 		return nil, fmt.Errorf("join %s: %w", o.Room, err)
 	}
-	pc, err := o.API.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle, ICEServers: iceServers(welcome.ICEServers)})
+	pcCfg := webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle, ICEServers: iceServers(welcome.ICEServers)}
+	if o.RelayOnly {
+		pcCfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := o.API.NewPeerConnection(pcCfg)
 	if err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("create peer connection: %w", err)

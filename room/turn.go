@@ -20,8 +20,8 @@ type TURNConfig struct {
 	TTL    time.Duration // how long credentials stay valid (default 12 h)
 }
 
-// credentials returns the ICE server entry for one participant.
-func (t TURNConfig) credentials(participant string, now time.Time) signal.ICEServer {
+// CredentialsFor returns the ICE server entry for one participant.
+func (t TURNConfig) CredentialsFor(participant string, now time.Time) signal.ICEServer {
 	ttl := t.TTL
 	if ttl <= 0 {
 		ttl = 12 * time.Hour
@@ -37,7 +37,7 @@ func (t TURNConfig) credentials(participant string, now time.Time) signal.ICESer
 func (m *Manager) iceServersFor(participant string) []signal.ICEServer {
 	out := append([]signal.ICEServer(nil), m.cfg.ICEServers...)
 	if len(m.cfg.TURN.URLs) > 0 && m.cfg.TURN.Secret != "" {
-		out = append(out, m.cfg.TURN.credentials(participant, time.Now()))
+		out = append(out, m.cfg.TURN.CredentialsFor(participant, time.Now()))
 	}
 	return out
 }

@@ -9,7 +9,7 @@ import (
 func TestTURNCredentialsFollowTheRESTScheme(t *testing.T) {
 	// Reference value computed independently (Python hmac): HMAC-SHA1("north", "1700003600:P1"), base64.
 	c := TURNConfig{URLs: []string{"turn:127.0.0.1:3478"}, Secret: "north", TTL: time.Hour}
-	s := c.credentials("P1", time.Unix(1700000000, 0))
+	s := c.CredentialsFor("P1", time.Unix(1700000000, 0))
 	if s.Username != "1700003600:P1" {
 		t.Fatalf("username %q", s.Username)
 	}

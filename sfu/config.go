@@ -187,6 +187,7 @@ func newAPI(cfg *Config, udpMux ice.UDPMux, onEstimator func(cc.BandwidthEstimat
 	ir.Add(twccExt)
 
 	se := webrtc.SettingEngine{}
+	se.LoggerFactory = PionLoggerFactory(cfg.Logger)
 	se.SetInterfaceFilter(cfg.AllowsInterface)
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
 	if cfg.MDNS {

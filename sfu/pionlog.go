@@ -1,4 +1,4 @@
-package loadtest
+package sfu
 
 import (
 	"context"
@@ -8,10 +8,13 @@ import (
 	"github.com/pion/logging"
 )
 
-// slogFactory hands pion's loggers to slog, so a load run with hundreds of
-// peers does not print pion's shutdown chatter ("closed pipe") to stderr
-// unless the caller's logger wants it. Pion's info (state changes of every
-// connection) is debug here.
+// PionLoggerFactory hands pion's loggers to slog, so pion's messages carry
+// the same format and attributes as ours, and hundreds of peers leaving do
+// not print pion's shutdown chatter ("closed pipe") to stderr unless the
+// logger wants debug. Pion's info (state changes of every connection) is
+// debug here.
+func PionLoggerFactory(l *slog.Logger) logging.LoggerFactory { return slogFactory{l} }
+
 type slogFactory struct{ log *slog.Logger }
 
 func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {

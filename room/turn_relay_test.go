@@ -1,0 +1,212 @@
+package room_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/confab-sfu/confab/loadtest"
+	"github.com/confab-sfu/confab/room"
+	"github.com/pion/turn/v5"
+	"github.com/pion/webrtc/v4"
+)
+
+// relayMeeting: a relay-only participant (only TURN candidates, as behind a
+// firewall that blocks direct UDP) publishes and receives through the TURN
+// server at turnURLs, using the credentials the server hands out in
+// welcome; media flows both ways and its selected path is a relay.
+func relayMeeting(t *testing.T, turnURLs []string, secret string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, url := startServer(t, room.Config{TURN: room.TURNConfig{URLs: turnURLs, Secret: secret, TTL: time.Hour}})
+	direct := join(t, ctx, url, "firewalled", "direct")
+
+	api, err := loadtest.NewAPI(loadtest.APIOptions{Loopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	p, err := loadtest.Join(ctx, loadtest.PeerOptions{URL: url, Room: "firewalled", Name: "relayed", API: api, OnTrack: rec.onTrack, RelayOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Leave() })
+	relayed := &testPeer{Peer: p, rec: rec}
+	go relayed.collect()
+	if s := p.Welcome().ICEServers; len(s) == 0 || !strings.HasPrefix(s[len(s)-1].Username, strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)[:6]) {
+		t.Fatalf("welcome ICE servers %+v: want TURN credentials expiring in an hour", s)
+	}
+
+	fromDirect := publish(t, ctx, direct, "direct", "audio", "video")
+	fromRelayed := publish(t, ctx, relayed, "relayed", "audio", "video")
+	eventually(t, 30*time.Second, "media both ways through the relay", func() (bool, string) {
+		if ok, why := checkTracks(relayed, 30, map[string][]*source{direct.ID(): fromDirect}); !ok {
+			return false, why
+		}
+		return checkTracks(direct, 30, map[string][]*source{relayed.ID(): fromRelayed})
+	})
+	pair, err := selectedPair(relayed.PeerConnection())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pair.Local.Typ != webrtc.ICECandidateTypeRelay {
+		t.Fatalf("selected pair %s: the relay-only peer is not relayed", pair)
+	}
+	t.Logf("relayed path: %s", pair)
+}
+
+func selectedPair(pc *webrtc.PeerConnection) (*webrtc.ICECandidatePair, error) {
+	sctp := pc.SCTP()
+	var tr *webrtc.ICETransport
+	if sctp != nil {
+		tr = sctp.Transport().ICETransport()
+	}
+	if tr == nil {
+		for _, s := range pc.GetSenders() {
+			if s.Transport() != nil {
+				tr = s.Transport().ICETransport()
+				break
+			}
+		}
+	}
+	if tr == nil {
+		return nil, fmt.Errorf("no ICE transport")
+	}
+	return tr.GetSelectedCandidatePair()
+}
+
+// TestEmbeddedTURNRelaysMedia: the embedded TURN server admits the
+// server's time-limited credentials and relays media to the SFU.
+func TestEmbeddedTURNRelaysMedia(t *testing.T) {
+	const secret = "embedded turn secret"
+	ts, err := room.StartTURN(room.EmbeddedTURN{Listen: "127.0.0.1:0", RelayIP: "127.0.0.1", Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts.Close()
+	relayMeeting(t, ts.URLs("127.0.0.1")[:1], secret)
+}
+
+// TestEmbeddedTURNRefusesBadCredentialsAndForeignPeers: a wrong password
+// gets no allocation, and the relay will not forward to addresses other
+// than the allowed ones (it is not an open proxy).
+func TestEmbeddedTURNRefusesBadCredentialsAndForeignPeers(t *testing.T) {
+	ts, err := room.StartTURN(room.EmbeddedTURN{Listen: "127.0.0.1:0", RelayIP: "127.0.0.1", Secret: "right"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts.Close()
+	user := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10) + ":someone"
+	if err := turnAllocate(ts.Addr(), user, "wrong password", "127.0.0.1"); err == nil {
+		t.Fatal("allocation with a wrong password succeeded")
+	}
+	good := room.TURNConfig{Secret: "right", URLs: []string{"x"}}.CredentialsFor("someone", time.Now())
+	if err := turnAllocate(ts.Addr(), good.Username, good.Credential, "127.0.0.1"); err != nil {
+		t.Fatalf("allocation with good credentials: %v", err)
+	}
+	if err := turnAllocate(ts.Addr(), good.Username, good.Credential, "10.1.2.3"); err == nil {
+		t.Fatal("permission to relay to a foreign address granted")
+	}
+}
+
+// TestCoturnRelaysMedia: the same through a real coturn from Debian's
+// packages, configured with use-auth-secret, on loopback.
+func TestCoturnRelaysMedia(t *testing.T) {
+	bin, err := exec.LookPath("turnserver")
+	if err != nil {
+		if os.Getenv("CONFAB_E2E") != "" {
+			t.Fatal("CONFAB_E2E is set but coturn (turnserver) is not installed")
+		}
+		t.Skip("coturn (turnserver) not installed")
+	}
+	const secret = "coturn shared secret"
+	port := freeUDPPort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-n", "--no-cli", "--no-tls", "--no-dtls",
+		"--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port="+strconv.Itoa(port),
+		"--min-port=50000", "--max-port=50999", "--allow-loopback-peers",
+		"--use-auth-secret", "--static-auth-secret="+secret, "--realm=confab.test",
+		"--log-file=stdout", "--simple-log", "--no-stdout-log=false")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logs := make(chan string, 1000)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			select {
+			case logs <- sc.Text():
+			default:
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			for len(logs) > 0 {
+				t.Log("coturn:", <-logs)
+			}
+		}
+	}()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	good := room.TURNConfig{Secret: secret, URLs: []string{"x"}}.CredentialsFor("probe", time.Now())
+	eventually(t, 10*time.Second, "coturn up", func() (bool, string) {
+		err := turnAllocate(addr, good.Username, good.Credential, "127.0.0.1")
+		return err == nil, fmt.Sprint(err)
+	})
+	relayMeeting(t, []string{"turn:" + addr + "?transport=udp"}, secret)
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// turnAllocate allocates a relay on the TURN server at addr and asks for
+// permission to reach peerIP.
+func turnAllocate(addr, user, pass, peerIP string) error {
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: addr, TURNServerAddr: addr, Username: user, Password: pass,
+		Conn: conn, RTO: 200 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	relay, err := c.AllocateWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("allocate: %w", err)
+	}
+	defer relay.Close()
+	if err := c.CreatePermission(&net.UDPAddr{IP: net.ParseIP(peerIP), Port: 9}); err != nil {
+		return fmt.Errorf("permission for %s: %w", peerIP, err)
+	}
+	return nil
+}
