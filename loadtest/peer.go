@@ -32,6 +32,9 @@ type APIOptions struct {
 	Net transport.Net
 	// Logger receives pion's own logs; nil leaves pion's default (stderr).
 	Logger *slog.Logger
+	// TCPOnly makes ICE use TCP only (active candidates), as a client on a
+	// network that blocks UDP; the server must accept ICE over TCP.
+	TCPOnly bool
 }
 
 // NewAPI returns a pion API with the codecs and feedback a browser offers:
@@ -57,6 +60,9 @@ func NewAPI(o APIOptions) (*webrtc.API, error) {
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 		se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	}
+	if o.TCPOnly {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
 	}
 	if o.Net != nil {
 		se.SetNet(o.Net)

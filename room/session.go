@@ -219,7 +219,7 @@ func (s *session) handleJoin(m *signal.Message) bool {
 		OnDecision: p.decisionChanged,
 		OnFailed: func(err error) {
 			s.mgr.log.Info("connection failed", "room", m.Room, "participant", p.id, "err", err)
-			s.closeWith(websocket.StatusNormalClosure, "media connection failed", "")
+			s.closeWith(websocket.StatusNormalClosure, "media connection failed: "+err.Error(), "")
 		},
 		MaxTracks:  s.mgr.cfg.MaxTracksPerParticipant,
 		CanPublish: func() bool { return p.perms.Publish },

@@ -39,6 +39,12 @@ type Config struct {
 	UDPPort int
 	// PortMin and PortMax bound the ephemeral UDP ports when UDPPort is zero.
 	PortMin, PortMax uint16
+	// TCPPort, when non-zero, also accepts ICE over TCP on this one port
+	// (ICE-TCP mux), for clients on networks that block UDP.
+	TCPPort int
+	// ConnectTimeout is how long a peer may take, from its first offer or
+	// answer, to connect its media; then it is failed (default 30 s).
+	ConnectTimeout time.Duration
 	// NAT1To1IPs are public addresses advertised as host candidates (NAT 1:1).
 	NAT1To1IPs []string
 	// KeyframeInterval is the least time between two keyframe requests the
@@ -59,6 +65,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.KeyframeInterval <= 0 {
 		c.KeyframeInterval = 500 * time.Millisecond
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -136,7 +145,7 @@ func ParseCIDRs(s string) ([]netip.Prefix, error) {
 // may arrive and still be accepted, in packets.
 const srtpReplayWindow = 1024
 
-func newAPI(cfg *Config, udpMux ice.UDPMux, onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, error) {
+func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux, onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := registerCodecs(m); err != nil {
 		return nil, fmt.Errorf("register codecs: %w", err)
@@ -195,11 +204,15 @@ func newAPI(cfg *Config, udpMux ice.UDPMux, onEstimator func(cc.BandwidthEstimat
 	} else {
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
-	if cfg.Loopback {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	} else {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+	if !cfg.Loopback {
+		networks = append(networks, webrtc.NetworkTypeUDP6)
 	}
+	if tcpMux != nil {
+		se.SetICETCPMux(tcpMux)
+		networks = append(networks, webrtc.NetworkTypeTCP4)
+	}
+	se.SetNetworkTypes(networks)
 	if len(cfg.AllowedCIDRs) > 0 {
 		se.SetRemoteIPFilter(func(ip net.IP) bool {
 			a, ok := netip.AddrFromSlice(ip)

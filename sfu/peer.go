@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,7 +68,9 @@ type Peer struct {
 
 	connected atomic.Bool
 	closed    chan struct{}
-	closeOnce sync.Once
+	// connectTimer fails a peer whose media never connects (under mu).
+	connectTimer *time.Timer
+	closeOnce    sync.Once
 
 	mu            sync.Mutex
 	needNeg       bool
@@ -88,9 +92,9 @@ type Peer struct {
 // Engine builds Peers that share one pion API (codecs, interceptors, ICE
 // settings and the optional UDP mux).
 type Engine struct {
-	cfg    Config
-	api    *webrtc.API
-	closer func() error
+	cfg     Config
+	api     *webrtc.API
+	closers []func() error
 
 	// newPC serializes PeerConnection creation so the estimator that pion
 	// builds inside NewPeerConnection can be handed to the right Peer.
@@ -110,25 +114,39 @@ func NewEngine(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("listen on udp port %d: %w", cfg.UDPPort, err)
 		}
 		mux = m
-		e.closer = m.Close
+		e.closers = append(e.closers, m.Close)
 	}
-	api, err := newAPI(&e.cfg, mux, func(est cc.BandwidthEstimator) { e.estimator = est })
-	if err != nil {
-		if e.closer != nil {
-			_ = e.closer()
+	var tcpMux ice.TCPMux
+	if cfg.TCPPort != 0 {
+		host := ""
+		if cfg.Loopback {
+			host = "127.0.0.1"
 		}
+		ln, err := net.Listen("tcp4", net.JoinHostPort(host, strconv.Itoa(cfg.TCPPort)))
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("listen on tcp port %d: %w", cfg.TCPPort, err)
+		}
+		tcpMux = webrtc.NewICETCPMux(PionLoggerFactory(cfg.Logger).NewLogger("ice-tcp"), ln, 64)
+		e.closers = append(e.closers, tcpMux.Close)
+	}
+	api, err := newAPI(&e.cfg, mux, tcpMux, func(est cc.BandwidthEstimator) { e.estimator = est })
+	if err != nil {
+		e.Close()
 		return nil, err
 	}
 	e.api = api
 	return e, nil
 }
 
-// Close releases the shared UDP port.
+// Close releases the shared UDP and TCP ports.
 func (e *Engine) Close() error {
-	if e.closer != nil {
-		return e.closer()
+	var errs []error
+	for _, c := range e.closers {
+		errs = append(errs, c())
 	}
-	return nil
+	e.closers = nil
+	return errors.Join(errs...)
 }
 
 // Config returns the engine's effective configuration.
@@ -193,6 +211,7 @@ func (p *Peer) onConnectionState(s webrtc.PeerConnectionState) {
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
 		if p.connected.CompareAndSwap(false, true) {
+			go p.stopConnectTimer()
 			// Keyframes sent before DTLS finished never arrived: ask again.
 			// On its own goroutine, as pion may call this with p.mu held.
 			go func() {
@@ -288,6 +307,7 @@ func (p *Peer) HandleOffer(offer string, sources map[string]string, reply func(a
 	}
 	reply(p.pc.LocalDescription().SDP)
 	p.sdpOnWireLocked()
+	p.armConnectTimerLocked()
 	p.applyHeldRemoteLocked()
 	p.scheduleLocked()
 	return nil
@@ -349,6 +369,7 @@ func (p *Peer) HandleAnswer(answer string) error {
 		return fmt.Errorf("%w: apply answer: %v", ErrInvalidSDP, err)
 	}
 	p.offerInFlight = false
+	p.armConnectTimerLocked()
 	p.log.Debug("client answered", "participant", p.id)
 	if p.offerTimer != nil {
 		p.offerTimer.Stop()
@@ -579,6 +600,30 @@ func (p *Peer) offerTimedOut() {
 	}
 }
 
+// armConnectTimerLocked starts, once, the deadline for media to connect
+// after the first completed offer/answer exchange. Before one there is no
+// ICE to wait for (a receive-only member of an empty room).
+func (p *Peer) armConnectTimerLocked() {
+	if p.connectTimer != nil || p.connected.Load() {
+		return
+	}
+	d := p.engine.cfg.ConnectTimeout
+	p.connectTimer = time.AfterFunc(d, func() {
+		if !p.connected.Load() && !p.isClosed() {
+			p.log.Info("media did not connect in time", "participant", p.id, "timeout", d)
+			p.fail(fmt.Errorf("media did not connect within %v", d))
+		}
+	})
+}
+
+func (p *Peer) stopConnectTimer() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.connectTimer != nil {
+		p.connectTimer.Stop()
+	}
+}
+
 // fail reports a peer that cannot go on.
 func (p *Peer) fail(err error) {
 	if p.params.OnFailed != nil {
@@ -684,6 +729,9 @@ func (p *Peer) Close() error {
 		}
 		if p.offerTimer != nil {
 			p.offerTimer.Stop()
+		}
+		if p.connectTimer != nil {
+			p.connectTimer.Stop()
 		}
 		downs := make([]*DownTrack, 0, len(p.downs))
 		for d, s := range p.downs {

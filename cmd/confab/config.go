@@ -49,6 +49,13 @@ type config struct {
 	turnURLs        string
 	turnSecret      string
 	turnTTL         time.Duration
+	turnListen      string
+	turnRelayIP     string
+	turnRealm       string
+	authSecret      string
+	joinTimeout     time.Duration
+	iceTCPPort      int
+	connectTimeout  time.Duration
 	configFile      string
 
 	allowed []netip.Prefix
@@ -83,6 +90,13 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.turnURLs, "turn-urls", "", "comma-separated TURN URLs handed to clients with time-limited credentials, e.g. turn:turn.example.org:3478,turns:turn.example.org:443?transport=tcp")
 	fs.StringVar(&c.turnSecret, "turn-secret", "", "shared secret of the TURN server (coturn static-auth-secret with use-auth-secret)")
 	fs.DurationVar(&c.turnTTL, "turn-ttl", 12*time.Hour, "how long TURN credentials stay valid")
+	fs.StringVar(&c.turnListen, "turn-listen", "", "run the embedded TURN server on this address (UDP and TCP), e.g. :3478; it accepts the credentials of -turn-secret")
+	fs.StringVar(&c.turnRelayIP, "turn-relay-ip", "", "public IP the embedded TURN server relays from (default: the first -public-ip)")
+	fs.StringVar(&c.turnRealm, "turn-realm", "confab", "realm of the embedded TURN server")
+	fs.StringVar(&c.authSecret, "auth-secret", "", "require access tokens signed with this secret (HS256) to join; mint them with 'confab token'")
+	fs.DurationVar(&c.joinTimeout, "join-timeout", 10*time.Second, "close WebSockets that have not joined a room in this time")
+	fs.IntVar(&c.iceTCPPort, "ice-tcp-port", 0, "also accept ICE over TCP on this single port, for UDP-blocked clients (0: off)")
+	fs.DurationVar(&c.connectTimeout, "ice-connect-timeout", 30*time.Second, "drop a participant whose media has not connected this long after negotiating")
 	fs.StringVar(&c.configFile, "config", "", "YAML file of settings named like the flags (flags and environment win)")
 	return fs
 }
@@ -130,8 +144,24 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			return nil, err
 		}
 	}
-	if (c.turnURLs == "") != (c.turnSecret == "") {
+	if c.turnListen == "" && (c.turnURLs == "") != (c.turnSecret == "") {
 		return nil, fmt.Errorf("-turn-urls and -turn-secret go together")
+	}
+	if c.turnListen != "" {
+		if c.turnRelayIP == "" {
+			if ips := splitList(c.publicIPs); len(ips) > 0 {
+				c.turnRelayIP = ips[0]
+			}
+		}
+		if c.turnRelayIP == "" {
+			return nil, fmt.Errorf("-turn-listen needs -turn-relay-ip (or -public-ip): the address clients reach the relay at")
+		}
+	}
+	if c.iceTCPPort < 0 || c.iceTCPPort > 65535 {
+		return nil, fmt.Errorf("-ice-tcp-port %d out of range", c.iceTCPPort)
+	}
+	if c.joinTimeout <= 0 || c.connectTimeout <= 0 {
+		return nil, fmt.Errorf("-join-timeout and -ice-connect-timeout must be positive")
 	}
 	allowed, err := sfu.ParseCIDRs(c.iceAllowedCIDRs)
 	if err != nil {
@@ -216,8 +246,11 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 			PortMax:          uint16(c.icePortMax),
 			NAT1To1IPs:       splitList(c.publicIPs),
 			KeyframeInterval: c.keyframeEvery,
+			TCPPort:          c.iceTCPPort,
+			ConnectTimeout:   c.connectTimeout,
 			Logger:           logger,
 		},
+		JoinTimeout:             c.joinTimeout,
 		MaxParticipants:         c.maxParticipants,
 		MaxRooms:                c.maxRooms,
 		MaxTracksPerParticipant: c.maxTracks,
@@ -227,6 +260,9 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 			MessageRate: c.signalRate, MessageBurst: c.signalBurst},
 	}
 	rc.TURN = room.TURNConfig{URLs: splitList(c.turnURLs), Secret: c.turnSecret, TTL: c.turnTTL}
+	if c.authSecret != "" {
+		rc.AuthSecret = []byte(c.authSecret)
+	}
 	if stun := splitList(c.stun); len(stun) > 0 {
 		rc.ICEServers = []signal.ICEServer{{URLs: stun}}
 	}

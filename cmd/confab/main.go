@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +27,16 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		if err := runToken(os.Args[2:], os.Stdout, os.Getenv, time.Now()); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return
+			}
+			fmt.Fprintln(os.Stderr, "confab token:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, nil); err != nil {
@@ -44,7 +56,19 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(url st
 		return err
 	}
 	logger := newLogger(cfg, os.Stderr)
-	mgr, err := room.NewManager(cfg.roomConfig(logger))
+	rc := cfg.roomConfig(logger)
+	if cfg.turnListen != "" {
+		ts, err := startEmbeddedTURN(cfg, &rc, logger)
+		if err != nil {
+			return err
+		}
+		defer ts.Close()
+	}
+	if len(rc.AuthSecret) == 0 && !loopbackOnly(cfg.listen) {
+		logger.Warn("ROOMS ARE OPEN: anyone who can reach " + cfg.listen + " can join any room, publish and chat. " +
+			"Set -auth-secret (CONFAB_AUTH_SECRET) and hand out tokens from 'confab token' to control who gets in.")
+	}
+	mgr, err := room.NewManager(rc)
 	if err != nil {
 		return err
 	}
@@ -109,6 +133,45 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(url st
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return merr
+}
+
+// startEmbeddedTURN runs the TURN server and points welcome's TURN
+// credentials at it (with a random secret when none is configured: then
+// only this process hands out credentials).
+func startEmbeddedTURN(cfg *config, rc *room.Config, logger *slog.Logger) (*room.TURNServer, error) {
+	secret := cfg.turnSecret
+	if secret == "" {
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		secret = base64.RawURLEncoding.EncodeToString(b)
+	}
+	ts, err := room.StartTURN(room.EmbeddedTURN{Listen: cfg.turnListen, RelayIP: cfg.turnRelayIP, Realm: cfg.turnRealm,
+		Secret: secret, Logger: logger.With("component", "turn")})
+	if err != nil {
+		return nil, err
+	}
+	rc.TURN.Secret = secret
+	if len(rc.TURN.URLs) == 0 {
+		rc.TURN.URLs = ts.URLs(cfg.turnRelayIP)
+	}
+	logger.Info("embedded TURN server listening", "addr", ts.Addr(), "relay", cfg.turnRelayIP, "urls", rc.TURN.URLs)
+	return ts, nil
+}
+
+// loopbackOnly reports whether a listen address accepts only local
+// connections.
+func loopbackOnly(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // baseURL is the URL to print: a wildcard or empty host becomes localhost,
