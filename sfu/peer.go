@@ -108,8 +108,15 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg}
 	var mux ice.UDPMux
 	if cfg.UDPPort != 0 {
-		m, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, ice.UDPMuxFromPortWithInterfaceFilter(cfg.AllowsInterface),
-			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4))
+		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithInterfaceFilter(cfg.AllowsInterface),
+			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4),
+			ice.UDPMuxFromPortWithLogger(PionLoggerFactory(cfg.Logger).NewLogger("udp-mux"))}
+		if cfg.IncludeLoopback {
+			// Without it the mux skips loopback addresses, and a server
+			// restricted to "lo" would have no candidate at all.
+			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+		}
+		m, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("listen on udp port %d: %w", cfg.UDPPort, err)
 		}

@@ -33,22 +33,28 @@ const (
 )
 
 // readLimiter bounds the messages one connection may send. Only the
-// reader uses it, so it needs no lock.
+// reader uses it, so it needs no lock. A client is disconnected when more
+// than a burst of its messages is dropped within one second: a paced flood
+// (1,000 a second, say) gets a message through now and then, so counting
+// only drops in a row would never end it.
 type readLimiter struct {
-	b        bucket
-	burst    int
-	dropped  int       // messages dropped since the last admitted one
-	lastWarn time.Time // when the client was last told
+	b           bucket
+	burst       int
+	dropped     int       // messages dropped since windowStart
+	windowStart time.Time // start of the current one-second window
+	lastWarn    time.Time // when the client was last told
 }
 
 func newReadLimiter(rate float64, burst int, now time.Time) readLimiter {
-	return readLimiter{b: bucket{rate: rate, tokens: float64(burst), burst: float64(burst), last: now}, burst: burst}
+	return readLimiter{b: bucket{rate: rate, tokens: float64(burst), burst: float64(burst), last: now}, burst: burst, windowStart: now}
 }
 
 func (l *readLimiter) admit(now time.Time) admission {
 	if l.b.allow(now) {
-		l.dropped = 0
 		return admitOK
+	}
+	if now.Sub(l.windowStart) >= time.Second {
+		l.windowStart, l.dropped = now, 0
 	}
 	l.dropped++
 	if l.dropped > l.burst {
