@@ -82,7 +82,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.BoolVar(&c.pprof, "pprof", false, "serve /debug/pprof")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for participants to leave")
 	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated Origin host patterns allowed to open the WebSocket (default: same host)")
-	fs.Float64Var(&c.signalRate, "signal-rate", 50, "signaling messages per second one connection may send (more are refused, persistent excess disconnects)")
+	fs.Float64Var(&c.signalRate, "signal-rate", 50, "signaling messages per second one connection may send (excess is refused; more than a burst refused within a second disconnects)")
 	fs.IntVar(&c.signalBurst, "signal-burst", 100, "signaling messages one connection may send in a burst")
 	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", 50, "signaling connections from one client IP (0: no limit)")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate (PEM) to serve HTTPS and WSS")
