@@ -25,8 +25,8 @@ type ConnOptions struct {
 	InsecureSkipVerify bool          // accept any Origin (development and tests)
 	// MessageRate and MessageBurst bound what one connection may send
 	// (token bucket, default 50/s with bursts of 100). Messages over the
-	// limit are dropped with a rate_limited error; a client that keeps
-	// going for another burst's worth is disconnected (1008).
+	// limit are dropped with a rate_limited error; a client with more
+	// than a burst dropped within one second is disconnected (1008).
 	MessageRate  float64
 	MessageBurst int
 	Logger       *slog.Logger

@@ -54,6 +54,8 @@ type config struct {
 	turnRealm       string
 	authSecret      string
 	joinTimeout     time.Duration
+	signalMaxBytes  int
+	signalQueue     int
 	iceTCPPort      int
 	connectTimeout  time.Duration
 	configFile      string
@@ -94,6 +96,8 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.turnRelayIP, "turn-relay-ip", "", "public IP the embedded TURN server relays from (default: the first -public-ip)")
 	fs.StringVar(&c.turnRealm, "turn-realm", "confab", "realm of the embedded TURN server")
 	fs.StringVar(&c.authSecret, "auth-secret", "", "require access tokens signed with this secret (HS256) to join; mint them with 'confab token'")
+	fs.IntVar(&c.signalMaxBytes, "signal-max-message", 64<<10, "largest signaling message in bytes (larger: close 1009)")
+	fs.IntVar(&c.signalQueue, "signal-queue", 512, "signaling messages queued to a client that is not reading before it is disconnected (1008)")
 	fs.DurationVar(&c.joinTimeout, "join-timeout", 10*time.Second, "close WebSockets that have not joined a room in this time")
 	fs.IntVar(&c.iceTCPPort, "ice-tcp-port", 0, "also accept ICE over TCP on this single port, for UDP-blocked clients (0: off)")
 	fs.DurationVar(&c.connectTimeout, "ice-connect-timeout", 30*time.Second, "drop a participant whose media has not connected this long after negotiating")
@@ -159,6 +163,9 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	}
 	if c.iceTCPPort < 0 || c.iceTCPPort > 65535 {
 		return nil, fmt.Errorf("-ice-tcp-port %d out of range", c.iceTCPPort)
+	}
+	if c.signalMaxBytes < 1024 || c.signalQueue < 16 {
+		return nil, fmt.Errorf("-signal-max-message must be at least 1024 and -signal-queue at least 16")
 	}
 	if c.joinTimeout <= 0 || c.connectTimeout <= 0 {
 		return nil, fmt.Errorf("-join-timeout and -ice-connect-timeout must be positive")
@@ -257,7 +264,8 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 		Logger:                  logger,
 		MaxConnsPerIP:           c.maxConnsPerIP,
 		Conn: signal.ConnOptions{OriginPatterns: splitList(c.allowedOrigins), Logger: logger,
-			MessageRate: c.signalRate, MessageBurst: c.signalBurst},
+			MessageRate: c.signalRate, MessageBurst: c.signalBurst,
+			ReadLimit: int64(c.signalMaxBytes), QueueSize: c.signalQueue},
 	}
 	rc.TURN = room.TURNConfig{URLs: splitList(c.turnURLs), Secret: c.turnSecret, TTL: c.turnTTL}
 	if c.authSecret != "" {
