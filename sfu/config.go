@@ -37,6 +37,9 @@ type Config struct {
 	MDNS bool
 	// UDPPort, when non-zero, carries all ICE traffic on one UDP port (ICE UDP mux).
 	UDPPort int
+	// NoUDPBatch sends each packet on the UDP port with its own system call
+	// instead of batching them (sendmmsg); for comparison and debugging.
+	NoUDPBatch bool
 	// PortMin and PortMax bound the ephemeral UDP ports when UDPPort is zero.
 	PortMin, PortMax uint16
 	// TCPPort, when non-zero, also accepts ICE over TCP on this one port

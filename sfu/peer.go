@@ -116,6 +116,13 @@ func NewEngine(cfg Config) (*Engine, error) {
 			// restricted to "lo" would have no candidate at all.
 			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
 		}
+		if !cfg.NoUDPBatch {
+			n, err := newBatchNet()
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, ice.UDPMuxFromPortWithNet(n))
+		}
 		m, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("listen on udp port %d: %w", cfg.UDPPort, err)

@@ -57,6 +57,7 @@ type config struct {
 	signalMaxBytes  int
 	signalQueue     int
 	iceTCPPort      int
+	iceUDPBatch     bool
 	connectTimeout  time.Duration
 	configFile      string
 
@@ -99,6 +100,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.IntVar(&c.signalMaxBytes, "signal-max-message", 64<<10, "largest signaling message in bytes (larger: close 1009)")
 	fs.IntVar(&c.signalQueue, "signal-queue", 512, "signaling messages queued to a client that is not reading before it is disconnected (1008)")
 	fs.DurationVar(&c.joinTimeout, "join-timeout", 10*time.Second, "close WebSockets that have not joined a room in this time")
+	fs.BoolVar(&c.iceUDPBatch, "ice-udp-batch", true, "with -ice-udp-port, send packets in batches (sendmmsg) instead of one system call each")
 	fs.IntVar(&c.iceTCPPort, "ice-tcp-port", 0, "also accept ICE over TCP on this single port, for UDP-blocked clients (0: off)")
 	fs.DurationVar(&c.connectTimeout, "ice-connect-timeout", 30*time.Second, "drop a participant whose media has not connected this long after negotiating")
 	fs.StringVar(&c.configFile, "config", "", "YAML file of settings named like the flags (flags and environment win)")
@@ -254,6 +256,7 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 			NAT1To1IPs:       splitList(c.publicIPs),
 			KeyframeInterval: c.keyframeEvery,
 			TCPPort:          c.iceTCPPort,
+			NoUDPBatch:       !c.iceUDPBatch,
 			ConnectTimeout:   c.connectTimeout,
 			Logger:           logger,
 		},
