@@ -47,6 +47,7 @@ func TestRoutes(t *testing.T) {
 		{"/static/js/layout.js", "text/javascript; charset=utf-8", "bestTileWidth", 200},
 		{"/static/js/stats.js", "text/javascript; charset=utf-8", "inbound-rtp", 200},
 		{"/static/js/landing.js", "text/javascript; charset=utf-8", "randomRoomName", 200},
+		{"/static/js/auth.js", "text/javascript; charset=utf-8", "tokenClaims", 200},
 		{"/static/app.css", "text/css; charset=utf-8", ".tile", 200},
 		{"/static/favicon.svg", "image/svg+xml", "<svg", 200},
 		{"/static/nope.js", "", "", 404},

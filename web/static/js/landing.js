@@ -29,12 +29,22 @@ export function roomFrom(input) {
 document.getElementById('create').addEventListener('click', () => {
   location.href = `/r/${randomRoomName()}`;
 });
+// tokenFrom returns the invitation token of a pasted link, or "".
+export function tokenFrom(input) {
+  const m = input.trim().match(/\/r\/[^/?#]+\?([^#]*)/);
+  return m ? new URLSearchParams(m[1]).get('token') || '' : '';
+}
+
 document.getElementById('join-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  const name = roomFrom(document.getElementById('room-name').value);
+  const input = document.getElementById('room-name').value;
+  const name = roomFrom(input);
   if (!name) {
     document.getElementById('landing-message').textContent = 'Room names are 1-64 letters, digits, - _ or . (not starting with .).';
     return;
   }
-  location.href = `/r/${encodeURIComponent(name)}`;
+  // A pasted invitation keeps its token: without it a secured meeting
+  // refuses the join.
+  const token = tokenFrom(input);
+  location.href = `/r/${encodeURIComponent(name)}${token ? `?token=${encodeURIComponent(token)}` : ''}`;
 });

@@ -1,29 +1,42 @@
 // The meeting page: joins the room named in the URL with one
 // RTCPeerConnection, publishes camera (three simulcast layers) and mic,
 // shows everyone else, and keeps the session alive across reconnects.
+// With an invitation (?token=...) the server's permissions decide: viewers
+// only watch, moderators may mute and remove others.
 // Automation contract (docs/web-client.md): ?name=N&autojoin=1 joins at once.
 import { Signaling, SignalError } from './signaling.js';
 import { CAMERA_ENCODINGS, SCREEN_ENCODINGS, preferCodecs, listDevices, capture } from './media.js';
 import { collect } from './stats.js';
 import { Tiles } from './tiles.js';
+import { AUTH_CODES, AUTH_MESSAGES, OPEN_PERMISSIONS, expectedPermissions, tokenClaims } from './auth.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const debug = params.get('debug') === '1';
 const roomName = decodeURIComponent(location.pathname.split('/')[2] || '');
+// The invitation: sent with every join. Its claims (not checked here) only
+// prepare the pre-join screen; the welcome's permissions are what counts.
+const token = params.get('token') || '';
+const claims = tokenClaims(token);
 
 // A video tile may receive a layer up to this much larger than itself: with
 // layers a factor 2 apart, the next lower one would be blurred by upscaling.
 const SIZE_ALLOWANCE = 1.5;
+const canShareScreen = !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
 const BACKOFF_MIN = 1000;
 const BACKOFF_MAX = 15000;
 // Join refusals that another attempt cannot fix.
-const FINAL_CODES = ['room_full', 'invalid_room', 'unauthorized', 'token_expired', 'wrong_room', 'unsupported_version'];
+// "forbidden" on join: a moderator removed this identity from the room.
+const FINAL_CODES = ['room_full', 'invalid_room', 'unsupported_version', 'forbidden', ...AUTH_CODES];
 
 const state = {
   room: roomName,
   name: '',
   me: '',
+  token,
+  perms: expectedPermissions(claims), // what we may do: the welcome's, guessed before
+  role: (claims && claims.role) || '',
+  captured: false,      // camera and microphone were asked for
   sig: null,
   pc: null,
   joined: false,
@@ -76,17 +89,68 @@ function explain(err) {
     timeout: 'The server did not answer in time.',
     shutting_down: 'The server is restarting. Try again in a moment.',
     too_many_rooms: 'The server has too many meetings right now. Try again later.',
-    unauthorized: 'You need a valid invitation to join this meeting.',
-    token_expired: 'Your invitation has expired.',
-    wrong_room: 'Your invitation is for another meeting.',
+    forbidden: 'You are not allowed to do that in this meeting.',
+    ...AUTH_MESSAGES,
   };
   return codes[err.code] || err.message || String(err);
+}
+
+// explainJoin: a join refused as "forbidden" means a moderator removed
+// this invitation's holder.
+function explainJoin(err) {
+  if (err.code === 'forbidden') return 'A moderator removed you from this meeting: you cannot join it again.';
+  return explain(err);
+}
+
+// --- permissions ----------------------------------------------------------
+
+// applyPermissions adopts what the server grants (welcome), dropping the
+// camera and microphone of a participant who may not publish.
+function applyPermissions(perms, role) {
+  state.perms = {
+    publish: !!perms.publish, subscribe: !!perms.subscribe, chat: !!perms.chat, moderate: !!perms.moderate,
+  };
+  state.role = role || '';
+  if (!state.perms.publish) {
+    if (state.local) state.local.getTracks().forEach((t) => t.stop());
+    state.local = new MediaStream();
+    state.notice = '';
+    $('preview').srcObject = null;
+    if (state.screenTrack) stopScreen();
+  }
+  renderPermissions();
+}
+
+// renderPermissions shows only the controls we may use: a viewer gets no
+// camera, microphone or screen controls (and is told it is watching),
+// chat is hidden without the chat permission, a moderator is badged.
+function renderPermissions() {
+  const { publish, chat, moderate } = state.perms;
+  const badge = $('role-badge');
+  badge.textContent = moderate ? 'Moderator' : publish ? '' : 'Watching';
+  badge.dataset.role = moderate ? 'moderator' : publish ? '' : 'viewer';
+  badge.hidden = !badge.textContent;
+  for (const id of ['preview-box', 'pre-toggles', 'devices', 'toggle-mic', 'toggle-cam']) $(id).hidden = !publish;
+  $('toggle-screen').hidden = !publish || !canShareScreen;
+  $('viewer-note').hidden = publish;
+  $('prejoin-note').hidden = publish;
+  $('prejoin-note').textContent = publish ? '' : 'You are invited to watch and listen: your camera and microphone will not be used.';
+  $('join').textContent = publish ? 'Join meeting' : 'Join to watch';
+  for (const id of ['chat-title', 'chat-log', 'chat-form']) $(id).hidden = !chat;
+  $('toggle-side').textContent = chat ? 'Chat' : 'People';
+}
+
+// hasTile: viewers are listed under People but get no tile: a lecture's
+// audience would otherwise fill the speakers' screens with avatars.
+function hasTile(p) {
+  return p.role !== 'viewer';
 }
 
 // --- pre-join: name, preview, devices ------------------------------------
 
 async function startPreview() {
   if (state.local) state.local.getTracks().forEach((t) => t.stop());
+  state.captured = true;
   const { stream, notice } = await capture($('camera-select').value, $('mic-select').value);
   state.local = stream;
   state.notice = notice;
@@ -101,6 +165,39 @@ async function startPreview() {
     console.warn('list devices', String(e));
   }
   updateMediaButtons();
+}
+
+// prepareMedia gets the camera and microphone before joining, unless we
+// may only watch: a viewer is never asked for them.
+async function prepareMedia() {
+  if (state.local) return;
+  if (!state.perms.publish) {
+    state.local = new MediaStream();
+    return;
+  }
+  await startPreview();
+}
+
+// captureLate publishes after all when the welcome allows what the
+// invitation seemed not to.
+async function captureLate() {
+  state.captured = true;
+  const { stream, notice } = await capture('', '');
+  if (!state.perms.publish || state.leaving) {
+    stream.getTracks().forEach((t) => t.stop());
+    return;
+  }
+  state.local = stream;
+  state.notice = notice;
+  applyLocalMute();
+  // Not connected now: the next join publishes it.
+  if (state.pc && state.joined) {
+    const self = tiles.ensure('self', { participant: state.me, name: `${state.name} (you)`, self: true });
+    for (const t of stream.getVideoTracks()) tiles.addTrack(self, t);
+    publishLocal(state.pc);
+  }
+  updateMediaButtons();
+  if (notice) showMessage('meeting-message', notice);
 }
 
 function applyLocalMute() {
@@ -225,19 +322,28 @@ async function connect() {
   state.bye = null;
   state.lastSubscriptions = '';
   sig.onmessage = (m) => {
-    if (sig === state.sig) serialize(() => handle(m), m.type);
+    if (sig !== state.sig) return;
+    // A bye is acted on at once: the socket closes right after it, maybe
+    // before queued negotiation steps have run.
+    if (m.type === 'bye') byeReceived(m);
+    else serialize(() => handle(m), m.type);
   };
   sig.onclose = (e, byUs) => signalClosed(sig, e, byUs);
   let welcome;
   try {
     await sig.open();
-    welcome = await sig.request({ type: 'join', room: state.room, name: state.name, version: 1 });
+    const join = { type: 'join', room: state.room, name: state.name, version: 1 };
+    if (state.token) join.token = state.token;
+    welcome = await sig.request(join);
   } catch (e) {
     sig.close();
     if (state.sig === sig) state.sig = null;
     throw e;
   }
   state.me = welcome.participant.id;
+  // An invitation may carry the name, which the server then uses.
+  if (welcome.participant.name) state.name = welcome.participant.name;
+  applyPermissions(welcome.permissions || OPEN_PERMISSIONS, welcome.participant.role);
   state.members.clear();
   for (const p of welcome.members || []) state.members.set(p.id, p);
   state.tracks.clear();
@@ -255,16 +361,29 @@ async function connect() {
       }
     }, 3000);
   }
-  const self = tiles.ensure('self', { participant: state.me, name: `${state.name} (you)`, self: true });
-  self.dataset.participant = state.me;
-  for (const t of state.local.getVideoTracks()) tiles.addTrack(self, t);
-  for (const p of state.members.values()) tiles.ensure(p.id, { participant: p.id, name: p.name });
+  if (state.perms.publish) {
+    const self = tiles.ensure('self', { participant: state.me, name: `${state.name} (you)`, self: true });
+    self.dataset.participant = state.me;
+    for (const t of state.local.getVideoTracks()) tiles.addTrack(self, t);
+  } else {
+    tiles.remove('self');
+  }
+  for (const p of state.members.values()) if (hasTile(p)) tiles.ensure(p.id, { participant: p.id, name: p.name });
   for (const t of state.tracks.values()) applyMuted(t);
-  renderPeople();
   publishLocal(pc);
   state.joined = true;
+  renderPeople();
   updateMediaButtons();
   setStatus('Connected');
+  if (state.perms.publish && !state.captured) captureLate().catch((e) => console.warn('capture', String(e)));
+}
+
+// byeReceived: the server is closing our connection. Removal by a
+// moderator ends the meeting here at once, with no reconnect; other codes
+// are acted on when the socket closes (signalClosed).
+function byeReceived(m) {
+  state.bye = m;
+  if (m.code === 'removed') endMeeting('removed', AUTH_MESSAGES.removed);
 }
 
 function signalClosed(sig, e, byUs) {
@@ -275,7 +394,7 @@ function signalClosed(sig, e, byUs) {
     // Removed on purpose: coming back would be wrong.
     dropConnection();
     setStatus('Disconnected', 'error');
-    showMessage('meeting-message', bye.message || explain(bye));
+    showMessage('meeting-message', AUTH_MESSAGES[bye.code] || bye.message || explain(bye));
     return;
   }
   scheduleReconnect(e.code === 1001 || (bye && bye.code === 'shutting_down') ? 'The server is restarting' : 'Connection lost');
@@ -312,7 +431,7 @@ async function attemptReconnect(why) {
   } catch (e) {
     if (e instanceof SignalError && FINAL_CODES.includes(e.code)) {
       setStatus('Not connected', 'error');
-      showMessage('meeting-message', explain(e));
+      showMessage('meeting-message', explainJoin(e));
       return;
     }
     console.warn('reconnect', String(e));
@@ -383,6 +502,9 @@ function setupPeerConnection(iceServers) {
 // gathering stuck, so there is nothing to roll back.
 async function offer(pc) {
   if (pc !== state.pc || state.awaitServerOffer || pc.signalingState !== 'stable') return;
+  // Who may not publish has nothing to offer: the server's offers carry
+  // what we receive.
+  if (!state.perms.publish) return;
   const local = await pc.createOffer();
   const tracks = [];
   for (const t of pc.getTransceivers()) {
@@ -522,7 +644,7 @@ async function handle(m) {
       break;
     case 'participant_joined':
       state.members.set(m.participant.id, m.participant);
-      tiles.ensure(m.participant.id, { participant: m.participant.id, name: m.participant.name });
+      if (hasTile(m.participant)) tiles.ensure(m.participant.id, { participant: m.participant.id, name: m.participant.name });
       addSystemLine(`${m.participant.name} joined`);
       renderPeople();
       break;
@@ -539,9 +661,14 @@ async function handle(m) {
     }
     case 'track_published':
     case 'track_updated': {
+      if (state.me && m.track.participant === state.me) {
+        ownTrackUpdated(m.track);
+        break;
+      }
       const info = { ...(state.tracks.get(m.track.id) || {}), ...m.track, muted: !!m.track.muted };
       state.tracks.set(m.track.id, info);
       applyMuted(info);
+      renderPeople(); // a moderator's Mute button follows the track
       scheduleSubscribe();
       break;
     }
@@ -554,6 +681,7 @@ async function handle(m) {
         const tile = tiles.get(info.participant);
         if (tile) tile.dataset.mutedAudio = 'false';
       }
+      renderPeople();
       break;
     }
     case 'active_speaker':
@@ -565,15 +693,34 @@ async function handle(m) {
     case 'chat':
       addChat(m.from, m.name, m.text);
       break;
-    case 'bye':
-      state.bye = m;
-      break;
     case 'error':
       console.warn('server error', m.code, m.message);
       break;
     default:
       if (debug) console.log('ignored message', m.type);
   }
+}
+
+// ownTrackUpdated: a moderator muted one of our tracks. The server stopped
+// forwarding it; we mute it here too, so the controls tell the truth and
+// unmuting works as usual (it sends mute false, which the owner may).
+function ownTrackUpdated(t) {
+  if (!t.muted || !t.mutedBy) return;
+  const by = state.members.get(t.mutedBy);
+  const who = by ? ` (${by.name})` : '';
+  if (t.source === 'screen' || t.source === 'screen_audio') {
+    if (state.screenTrack) stopScreen();
+    showMessage('meeting-message', `A moderator stopped your screen share${who}.`);
+    return;
+  }
+  const kind = t.kind === 'video' ? 'video' : 'audio';
+  state.muted[kind] = true;
+  applyLocalMute();
+  updateMediaButtons();
+  renderPeople();
+  showMessage('meeting-message', kind === 'audio'
+    ? `A moderator muted you${who}. Unmute when you want to speak.`
+    : `A moderator turned off your camera${who}. Start it again when you are ready.`);
 }
 
 function setSpeaker(id) {
@@ -584,31 +731,127 @@ function setSpeaker(id) {
 
 // --- people and chat ----------------------------------------------------
 
+// renderPeople lists everyone with their role and mic/camera state; a
+// moderator gets Mute and Remove buttons on the others. Rows are updated
+// in place, so a button is not replaced under a pointer when someone
+// starts speaking.
 function renderPeople() {
   const ul = $('people');
-  ul.replaceChildren();
-  const all = state.joined || state.me ? [{ id: state.me, name: `${state.name} (you)` }, ...state.members.values()] : [];
-  for (const p of all) {
-    const li = document.createElement('li');
-    li.dataset.participant = p.id;
-    li.dataset.speaking = String(!!p.id && p.id === state.speaker);
-    const who = document.createElement('span');
-    who.className = 'who';
-    who.textContent = p.name;
-    li.append(who);
-    const tile = tiles.get(p.id === state.me ? 'self' : p.id);
-    const off = [];
-    if (tile && tile.dataset.mutedAudio === 'true') off.push('mic off');
-    if (tile && tile.dataset.mutedVideo === 'true') off.push('cam off');
-    if (off.length) {
-      const s = document.createElement('span');
-      s.className = 'state';
-      s.textContent = off.join(' · ');
-      li.append(s);
+  const all = state.joined || state.me ? [{ id: state.me, name: `${state.name} (you)`, role: state.role }, ...state.members.values()] : [];
+  const old = new Map([...ul.children].map((li) => [li.dataset.participant, li]));
+  const items = all.map((p) => {
+    const view = personView(p);
+    const key = JSON.stringify(view);
+    let li = old.get(p.id);
+    old.delete(p.id);
+    if (!li || li.dataset.view !== key) {
+      const fresh = personItem(p, view);
+      fresh.dataset.view = key;
+      if (li) li.replaceWith(fresh);
+      li = fresh;
     }
-    ul.append(li);
-  }
+    li.dataset.speaking = String(!!p.id && p.id === state.speaker);
+    return li;
+  });
+  for (const li of old.values()) li.remove();
+  items.forEach((li, i) => {
+    if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] || null);
+  });
   $('people-count').textContent = all.length ? `(${all.length})` : '';
+}
+
+// micTracks: a participant's microphone tracks as we know them.
+function micTracks(participant) {
+  return [...state.tracks.values()].filter((t) => t.participant === participant && t.kind === 'audio' && t.source === 'microphone');
+}
+
+function personView(p) {
+  const self = p.id === state.me;
+  const tile = tiles.get(self ? 'self' : p.id);
+  const off = [];
+  if (tile && tile.dataset.mutedAudio === 'true') off.push('mic off');
+  if (tile && tile.dataset.mutedVideo === 'true') off.push('cam off');
+  const view = { name: p.name, role: p.role || '', off: off.join(' · ') };
+  if (state.perms.moderate && state.joined && !self) {
+    const mics = micTracks(p.id);
+    // mute: "none" (nothing to mute), "muted" or "on".
+    view.mute = !mics.length ? 'none' : mics.every((t) => t.muted) ? 'muted' : 'on';
+    view.remove = true;
+  }
+  return view;
+}
+
+function personItem(p, view) {
+  const li = document.createElement('li');
+  li.dataset.participant = p.id;
+  if (view.role) li.dataset.role = view.role;
+  const who = document.createElement('span');
+  who.className = 'who';
+  who.textContent = view.name;
+  li.append(who);
+  if (view.role === 'viewer' || view.role === 'moderator') {
+    const r = document.createElement('span');
+    r.className = 'role';
+    r.textContent = view.role;
+    li.append(r);
+  }
+  if (view.off) {
+    const s = document.createElement('span');
+    s.className = 'state';
+    s.textContent = view.off;
+    li.append(s);
+  }
+  const button = (action, text, label, disabled) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = `small ${action}`;
+    b.dataset.action = action;
+    b.textContent = text;
+    b.title = label;
+    b.setAttribute('aria-label', label);
+    b.disabled = disabled;
+    li.append(b);
+  };
+  if (view.mute && (view.mute !== 'none' || view.role !== 'viewer')) {
+    const muted = view.mute === 'muted';
+    button('mute', muted ? 'Muted' : 'Mute', muted ? `${p.name} is muted` : `Mute ${p.name}`, view.mute !== 'on');
+  }
+  if (view.remove) button('remove', 'Remove', `Remove ${p.name} from the meeting`, false);
+  return li;
+}
+
+// Moderator actions. No confirmation dialog: the buttons sit apart from
+// the names, and a removed person can be invited again with a new link.
+$('people').addEventListener('click', (e) => {
+  const b = e.target.closest('button[data-action]');
+  const li = b && b.closest('li');
+  if (!li || b.disabled) return;
+  if (b.dataset.action === 'remove') b.disabled = true;
+  moderate(b.dataset.action, li.dataset.participant);
+});
+
+// moderate mutes a participant's microphone ("mute") or removes them from
+// the meeting ("remove"). Failures are shown, not thrown.
+async function moderate(action, participant) {
+  const p = state.members.get(participant);
+  const name = p ? p.name : 'that participant';
+  if (!state.sig || !state.joined || !state.perms.moderate) return false;
+  try {
+    if (action === 'mute') {
+      const mics = micTracks(participant).filter((t) => !t.muted);
+      if (!mics.length) return false;
+      await Promise.all(mics.map((t) => state.sig.request({ type: 'mute', trackId: t.id, muted: true })));
+    } else if (action === 'remove') {
+      await state.sig.request({ type: 'remove', participantId: participant });
+    } else {
+      return false;
+    }
+    return true;
+  } catch (err) {
+    showMessage('meeting-message', `Could not ${action} ${name}: ${explain(err)}`);
+    renderPeople();
+    return false;
+  }
 }
 
 function appendChatLine(li) {
@@ -702,7 +945,6 @@ function stopScreen() {
 }
 
 $('toggle-screen').addEventListener('click', () => (state.screenTrack ? stopScreen() : startScreen()));
-if (!navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia) $('toggle-screen').hidden = true;
 
 $('toggle-stats').addEventListener('click', () => {
   const on = document.body.classList.toggle('show-stats');
@@ -723,21 +965,34 @@ $('enable-sound').addEventListener('click', () => {
   $('sound-banner').hidden = true;
 });
 
-function leave() {
+// endMeeting closes the session for good and shows the end card: we left
+// ("left", with a way back) or a moderator removed us ("removed").
+function endMeeting(reason, title) {
   state.leaving = true;
   if (state.reconnectTimer) {
     clearTimeout(state.reconnectTimer);
     clearInterval(state.reconnectTimer.countdown);
+    state.reconnectTimer = null;
   }
-  if (state.sig) state.sig.send({ type: 'leave' });
+  if (state.sig && reason === 'left') state.sig.send({ type: 'leave' });
   dropConnection();
   stopScreen();
   tiles.remove('self');
   if (state.local) state.local.getTracks().forEach((t) => t.stop());
+  $('preview').srcObject = null;
+  $('prejoin').hidden = true;
   $('meeting').hidden = true;
   $('left').hidden = false;
-  $('rejoin').href = `/r/${encodeURIComponent(state.room)}`;
+  $('left').dataset.reason = reason;
+  $('left-title').textContent = title;
+  // The invitation comes along: it is what lets us in again.
+  $('rejoin').href = `/r/${encodeURIComponent(state.room)}${state.token ? `?token=${encodeURIComponent(state.token)}` : ''}`;
+  $('rejoin').hidden = reason === 'removed';
   setStatus('');
+}
+
+function leave() {
+  endMeeting('left', 'You left the meeting');
 }
 $('leave').addEventListener('click', leave);
 
@@ -792,7 +1047,7 @@ async function join() {
   showMessage('prejoin-message', '');
   setStatus('Connecting…', 'idle');
   try {
-    if (!state.local) await startPreview();
+    await prepareMedia();
     await connect();
     $('prejoin').hidden = true;
     $('meeting').hidden = false;
@@ -804,8 +1059,17 @@ async function join() {
   } catch (e) {
     dropConnection();
     setStatus(e.code === 'room_full' ? 'Room is full' : 'Not connected', 'error');
-    showMessage('prejoin-message', explain(e));
-    $('join').disabled = false;
+    showMessage('prejoin-message', explainJoin(e));
+    // Without a valid invitation, trying again cannot help, and the camera
+    // has no reason to stay on.
+    const refused = AUTH_CODES.includes(e.code) || e.code === 'forbidden';
+    if (refused && state.local) {
+      state.local.getTracks().forEach((t) => t.stop());
+      state.local = null;
+      $('preview').srcObject = null;
+      updateMediaButtons();
+    }
+    $('join').disabled = refused;
   }
 }
 
@@ -817,7 +1081,15 @@ try {
 } catch {
   // Storage may be disabled.
 }
-$('display-name').value = params.get('name') || remembered;
+// A name in the invitation is the one the server uses.
+if (claims && typeof claims.name === 'string' && claims.name.trim()) {
+  $('display-name').value = claims.name.trim();
+  $('display-name').readOnly = true;
+} else {
+  $('display-name').value = params.get('name') || remembered;
+}
+if (state.token) $('copy-link').title = 'Copy the meeting link (everyone needs their own invitation to join)';
+renderPermissions();
 $('prejoin-form').addEventListener('submit', (e) => {
   e.preventDefault();
   join();
@@ -844,13 +1116,17 @@ window.confab = {
     height: t.clientHeight,
   })),
   chat: () => state.chat.map(({ from, name, text }) => ({ from, name, text })),
+  get permissions() { return { ...state.perms }; },
+  get role() { return state.role; },
   join,
   leave,
   setMuted,
+  muteParticipant: (id) => moderate('mute', id),
+  removeParticipant: (id) => moderate('remove', id),
 };
 
 if (params.get('autojoin') === '1' && $('display-name').value.trim()) {
   join();
-} else {
+} else if (state.perms.publish) {
   startPreview().catch((e) => showMessage('prejoin-message', explain(e)));
 }
