@@ -103,6 +103,9 @@ type Manager struct {
 	sessions sync.WaitGroup
 	conns    map[*session]struct{}
 	perIP    map[string]int
+
+	httpMu       sync.Mutex
+	httpSessions map[string]*httpSession // WHIP and WHEP, by id
 }
 
 var (
@@ -123,7 +126,8 @@ func init() {
 // NewManager creates a Manager and, unless cfg.Engine is set, its media plane.
 func NewManager(cfg Config) (*Manager, error) {
 	cfg.setDefaults()
-	m := &Manager{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, rooms: map[string]*Room{}, conns: map[*session]struct{}{}, perIP: map[string]int{}}
+	m := &Manager{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, rooms: map[string]*Room{}, conns: map[*session]struct{}{}, perIP: map[string]int{},
+		httpSessions: map[string]*httpSession{}}
 	if m.engine == nil {
 		if cfg.SFU.Logger == nil {
 			cfg.SFU.Logger = cfg.Logger
@@ -230,12 +234,20 @@ func (m *Manager) join(name string, p *participant) (*Room, error) {
 // removeIfEmpty drops a room whose last participant left.
 func (m *Manager) removeIfEmpty(r *Room) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	closed := false
 	if m.rooms[r.name] == r && r.empty() {
 		delete(m.rooms, r.name)
 		metricRooms.Dec()
 		r.close()
+		closed = true
 		m.log.Info("room closed", "room", r.name)
+	}
+	m.mu.Unlock()
+	if closed {
+		// Its audience has nothing left to watch.
+		for _, w := range r.takeWatchers() {
+			w.end("the room closed")
+		}
 	}
 }
 
@@ -272,6 +284,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	for _, s := range sessions {
 		s.shutdown()
 	}
+	m.closeHTTPSessions()
 	done := make(chan struct{})
 	go func() {
 		m.sessions.Wait()

@@ -38,12 +38,15 @@ type Room struct {
 	name string
 	mgr  *Manager
 
-	mu           sync.Mutex
-	participants map[string]*participant
-	order        []string // join order, for stable member lists
-	tracks       map[string]*publishedTrack
-	speaker      string
-	removed      map[string]bool // identities a moderator removed, refused while the room lives
+	mu            sync.Mutex
+	participants  map[string]*participant
+	order         []string // join order, for stable member lists
+	tracks        map[string]*publishedTrack
+	speaker       string
+	removed       map[string]bool                  // identities a moderator removed, refused while the room lives
+	watchers      map[*httpSession][]*sfu.Receiver // WHEP viewers and what they receive
+	audienceTimer *time.Timer
+	lastAudience  time.Time
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -226,9 +229,20 @@ func (r *Room) unpublish(recv *sfu.Receiver) {
 		}
 	}
 	r.broadcastLocked(&signal.Message{Type: signal.TypeTrackUnpublished, Track: &info}, t.owner.id)
+	var watchers []*httpSession
+	for w, recvs := range r.watchers {
+		for _, rc := range recvs {
+			if rc == recv {
+				watchers = append(watchers, w)
+			}
+		}
+	}
 	r.mu.Unlock()
 	for _, o := range others {
 		o.unsubscribe(recv)
+	}
+	for _, w := range watchers {
+		w.peer.Unsubscribe(recv)
 	}
 }
 

@@ -34,6 +34,9 @@ type participant struct {
 // send queues a message; a client too slow to read is disconnected by the
 // connection itself, never waited for.
 func (p *participant) send(m *signal.Message) {
+	if p.conn == nil {
+		return // a WHIP publisher has no signaling channel
+	}
 	_ = p.conn.Send(m)
 }
 

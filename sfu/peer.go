@@ -85,6 +85,7 @@ type Peer struct {
 	receivers     map[*webrtc.RTPReceiver]*Receiver
 	downs         map[*DownTrack]*webrtc.RTPSender
 	published     int
+	whole         bool // negotiated once with AnswerWhole: never offers
 	alloc         *allocator
 	wg            sync.WaitGroup // goroutines the peer owns
 }
@@ -543,7 +544,7 @@ func (p *Peer) Renegotiate() {
 // scheduleLocked arranges a negotiation soon if one is needed. Called after
 // every change and after every completed exchange.
 func (p *Peer) scheduleLocked() {
-	if p.isClosed() {
+	if p.isClosed() || p.whole {
 		return
 	}
 	if !p.needNeg || p.offerInFlight || p.negTimer != nil {

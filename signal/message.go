@@ -36,8 +36,9 @@ const (
 	TypeTrackUnpublished  = "track_unpublished"
 	TypeTrackUpdated      = "track_updated" // muted state or layers changed
 	TypeActiveSpeaker     = "active_speaker"
-	TypeLayers            = "layers" // forwarding decisions for my subscriptions
-	TypeBye               = "bye"    // the server is about to close this connection
+	TypeLayers            = "layers"   // forwarding decisions for my subscriptions
+	TypeBye               = "bye"      // the server is about to close this connection
+	TypeAudience          = "audience" // how many watch without being members (throttled)
 )
 
 // Error codes: stable strings clients may branch on.
@@ -134,6 +135,9 @@ type Message struct {
 
 	// remove: the participant a moderator removes
 	ParticipantID string `json:"participantId,omitempty"`
+
+	// audience: viewers watching without being members (WHEP players)
+	Audience int `json:"audience,omitempty"`
 
 	// error / bye
 	Code    string `json:"code,omitempty"`

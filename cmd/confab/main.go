@@ -74,6 +74,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(url st
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", mgr.ServeWS)
+	mux.HandleFunc("/whip/", mgr.ServeWHIP)
+	mux.HandleFunc("/whep/", mgr.ServeWHEP)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")

@@ -32,6 +32,8 @@ func Start(t testing.TB, cfg room.Config) (*room.Manager, string) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", mgr.ServeWS)
+	mux.HandleFunc("/whip/", mgr.ServeWHIP)
+	mux.HandleFunc("/whep/", mgr.ServeWHEP)
 	mux.Handle("/metrics", promhttp.Handler())
 	mux.Handle("/", web.Handler())
 	srv := httptest.NewServer(mux)

@@ -1,0 +1,98 @@
+package room
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/confab-sfu/confab/sfu"
+	"github.com/confab-sfu/confab/signal"
+)
+
+// audienceInterval is the least time between two audience counts sent to
+// the room: an audience of hundreds joining costs the members one message
+// a second, not one per viewer.
+const audienceInterval = time.Second
+
+// addWatcher admits a WHEP viewer to the room's audience and picks what it
+// receives.
+func (r *Room) addWatcher(s *httpSession, participantID, source string) *httpError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.participants) == 0 {
+		return &httpError{http.StatusNotFound, "nothing is being published in room " + r.name}
+	}
+	if len(r.participants)+len(r.watchers) >= r.mgr.cfg.MaxParticipants {
+		return &httpError{http.StatusServiceUnavailable, ErrRoomFull.Error()}
+	}
+	owner, recvs := r.watchTargetLocked(participantID, source)
+	if owner == nil {
+		if participantID != "" {
+			return &httpError{http.StatusNotFound, "no participant " + participantID + " publishing video in room " + r.name}
+		}
+		return &httpError{http.StatusNotFound, "nothing is being published in room " + r.name}
+	}
+	if r.watchers == nil {
+		r.watchers = map[*httpSession][]*sfu.Receiver{}
+	}
+	r.watchers[s] = recvs
+	r.audienceChangedLocked()
+	return nil
+}
+
+// watchTracks returns what a watcher was given.
+func (r *Room) watchTracks(s *httpSession) []*sfu.Receiver {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.watchers[s]
+}
+
+func (r *Room) removeWatcher(s *httpSession) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.watchers[s]; ok {
+		delete(r.watchers, s)
+		if len(r.participants) > 0 {
+			r.audienceChangedLocked()
+		}
+	}
+}
+
+// Audience is the number of viewers watching without being members.
+func (r *Room) Audience() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.watchers)
+}
+
+// audienceChangedLocked schedules an audience count for the members.
+func (r *Room) audienceChangedLocked() {
+	if r.audienceTimer != nil {
+		return
+	}
+	wait := max(0, audienceInterval-time.Since(r.lastAudience))
+	r.audienceTimer = time.AfterFunc(wait, r.sendAudience)
+}
+
+func (r *Room) sendAudience() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.audienceTimer = nil
+	r.lastAudience = time.Now()
+	r.broadcastLocked(&signal.Message{Type: signal.TypeAudience, Audience: len(r.watchers)}, "")
+}
+
+// takeWatchers stops the audience count of a room that is closing and
+// returns its watchers, to be ended outside the lock.
+func (r *Room) takeWatchers() []*httpSession {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*httpSession, 0, len(r.watchers))
+	for s := range r.watchers {
+		out = append(out, s)
+	}
+	if r.audienceTimer != nil {
+		r.audienceTimer.Stop()
+		r.audienceTimer = nil
+	}
+	return out
+}
