@@ -61,7 +61,7 @@ func (r *Room) removeWatcher(s *httpSession) {
 func (r *Room) Audience() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.watchers)
+	return r.audienceCountLocked()
 }
 
 // audienceChangedLocked schedules an audience count for the members.
@@ -78,7 +78,9 @@ func (r *Room) sendAudience() {
 	defer r.mu.Unlock()
 	r.audienceTimer = nil
 	r.lastAudience = time.Now()
-	r.broadcastLocked(&signal.Message{Type: signal.TypeAudience, Audience: len(r.watchers)}, "")
+	// Everyone gets the count, the audience too (a viewer's page shows
+	// how many watch), at most once a second.
+	r.broadcastLocked(&signal.Message{Type: signal.TypeAudience, Audience: r.audienceCountLocked()}, "")
 }
 
 // takeWatchers stops the audience count of a room that is closing and

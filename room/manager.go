@@ -213,6 +213,7 @@ func (m *Manager) join(name string, p *participant) (*Room, error) {
 			return nil, ErrTooManyRooms
 		}
 		r = newRoom(m, name)
+		r.lecture = p.wantsLecture
 		m.rooms[name] = r
 		metricRooms.Inc()
 	}

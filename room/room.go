@@ -45,6 +45,8 @@ type Room struct {
 	speaker       string
 	removed       map[string]bool                  // identities a moderator removed, refused while the room lives
 	watchers      map[*httpSession][]*sfu.Receiver // WHEP viewers and what they receive
+	lecture       bool                             // see lecture.go
+	hands         map[string]bool                  // raised hands of the audience
 	audienceTimer *time.Timer
 	lastAudience  time.Time
 
@@ -151,7 +153,7 @@ func (r *Room) membersLocked(except string) []signal.Participant {
 		if id == except {
 			continue
 		}
-		if p, ok := r.participants[id]; ok {
+		if p, ok := r.participants[id]; ok && !r.audienceLocked(p) {
 			out = append(out, p.public())
 		}
 	}
@@ -175,16 +177,26 @@ func (r *Room) tracksLocked(except string) []signal.Track {
 func (r *Room) welcome(p *participant, id string, iceServers []signal.ICEServer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	me, perms := p.public(), p.perms
-	p.send(&signal.Message{
+	me, perms := p.public(), p.permissions()
+	welcome := &signal.Message{
 		Type: signal.TypeWelcome, ID: id, Room: r.name,
 		Participant: &me,
 		Members:     r.membersLocked(p.id),
 		Tracks:      r.tracksLocked(p.id),
 		ICEServers:  iceServers,
 		Permissions: &perms,
-	})
-	r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantJoined, Participant: &me}, p.id)
+		Lecture:     r.lecture,
+		Audience:    r.audienceCountLocked(),
+	}
+	if r.lecture && p.permissions().Moderate {
+		welcome.Hands = r.handsLocked()
+	}
+	p.send(welcome)
+	if r.audienceLocked(p) {
+		r.audienceChangedLocked() // a viewer is counted, not announced
+	} else {
+		r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantJoined, Participant: &me}, p.id)
+	}
 	for _, t := range r.tracks {
 		if t.owner != p {
 			p.subscribe(t.recv)
@@ -272,7 +284,7 @@ func (r *Room) setMuted(p *participant, trackID string, muted bool) *signal.Erro
 			t.mutedBy = ""
 			t.recv.SetBlocked(false)
 		}
-	case !p.perms.Moderate:
+	case !p.permissions().Moderate:
 		return signal.Errorf(signal.CodeForbidden, "only a moderator may mute another participant's track")
 	case !muted:
 		return signal.Errorf(signal.CodeForbidden, "only the owner may unmute a track")
@@ -294,7 +306,7 @@ func (r *Room) setMuted(p *participant, trackID string, muted bool) *signal.Erro
 // removeByModerator disconnects a participant on a moderator's request.
 // With tokens, its identity may not rejoin while the room lives.
 func (r *Room) removeByModerator(mod *participant, id string) *signal.Error {
-	if !mod.perms.Moderate {
+	if !mod.permissions().Moderate {
 		return signal.Errorf(signal.CodeForbidden, "only a moderator may remove participants")
 	}
 	r.mu.Lock()
@@ -333,7 +345,16 @@ func (r *Room) remove(p *participant) {
 		}
 	}
 	left := p.public()
-	r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantLeft, Participant: &left}, p.id)
+	if r.hands[p.id] {
+		delete(r.hands, p.id)
+		lowered := false
+		r.toModeratorsLocked(&signal.Message{Type: signal.TypeHand, Participant: &left, Raised: &lowered})
+	}
+	if r.audienceLocked(p) {
+		r.audienceChangedLocked()
+	} else {
+		r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantLeft, Participant: &left}, p.id)
+	}
 	r.mu.Unlock()
 }
 

@@ -19,10 +19,13 @@ type participant struct {
 	name     string
 	identity string // the token's subject; "" in open rooms
 	role     string
+	permMu   sync.Mutex // guards perms and role; taken last, never held while taking another lock
 	perms    Permissions
-	conn     *signal.Conn
-	peer     *sfu.Peer
-	room     *Room
+	// wantsLecture makes the room a lecture if this join creates it.
+	wantsLecture bool
+	conn         *signal.Conn
+	peer         *sfu.Peer
+	room         *Room
 	// kick closes the participant's connection with a bye.
 	kick func(reason, code string)
 
@@ -42,11 +45,26 @@ func (p *participant) send(m *signal.Message) {
 
 // public is how others see p.
 func (p *participant) public() signal.Participant {
+	p.permMu.Lock()
+	defer p.permMu.Unlock()
 	return signal.Participant{ID: p.id, Name: p.name, Identity: p.identity, Role: p.role}
 }
 
+// permissions is what p may do now (a moderator may change it).
+func (p *participant) permissions() Permissions {
+	p.permMu.Lock()
+	defer p.permMu.Unlock()
+	return p.perms
+}
+
+func (p *participant) setRole(perms Permissions, role string) {
+	p.permMu.Lock()
+	defer p.permMu.Unlock()
+	p.perms, p.role = perms, role
+}
+
 func (p *participant) subscribe(r *sfu.Receiver) {
-	if !p.perms.Subscribe {
+	if !p.permissions().Subscribe {
 		return
 	}
 	if _, err := p.peer.Subscribe(r); err != nil && !errors.Is(err, sfu.ErrClosed) {
@@ -181,7 +199,8 @@ func (s *session) handleJoin(m *signal.Message) bool {
 		s.fail(m.ID, signal.Errorf(signal.CodeInvalidRoom, "room names are 1-64 characters of A-Z a-z 0-9 - _ . not starting with a dot"))
 		return false
 	}
-	p := &participant{id: sfu.NewID("P"), name: strings.TrimSpace(m.Name), conn: s.conn, perms: openPermissions}
+	p := &participant{id: sfu.NewID("P"), name: strings.TrimSpace(m.Name), conn: s.conn, perms: openPermissions,
+		wantsLecture: m.Lecture}
 	if len(s.mgr.cfg.AuthSecret) > 0 {
 		c, err := verifyToken(s.mgr.cfg.AuthSecret, m.Token, m.Room, time.Now())
 		if err != nil {
@@ -192,6 +211,7 @@ func (s *session) handleJoin(m *signal.Message) bool {
 			return false
 		}
 		p.identity, p.role, p.perms = c.Subject, c.Role, c.Perms
+		p.wantsLecture = p.wantsLecture || c.Lecture
 		if p.perms == (Permissions{}) {
 			p.perms, _ = RolePermissions(c.Role)
 		}
@@ -225,7 +245,7 @@ func (s *session) handleJoin(m *signal.Message) bool {
 			s.closeWith(websocket.StatusNormalClosure, "media connection failed: "+err.Error(), "")
 		},
 		MaxTracks:  s.mgr.cfg.MaxTracksPerParticipant,
-		CanPublish: func() bool { return p.perms.Publish },
+		CanPublish: func() bool { return p.permissions().Publish },
 	})
 	if err != nil {
 		metricJoins.WithLabelValues(signal.CodeInternal).Inc()
@@ -306,8 +326,20 @@ func (s *session) handle(m *signal.Message) {
 			return
 		}
 		s.ok(m.ID)
+	case signal.TypeRaiseHand:
+		if e := p.room.raiseHand(p, *m.Raised); e != nil {
+			s.fail(m.ID, e)
+			return
+		}
+		s.ok(m.ID)
+	case signal.TypePromote:
+		if e := p.room.promote(p, m.ParticipantID, m.Role); e != nil {
+			s.fail(m.ID, e)
+			return
+		}
+		s.ok(m.ID)
 	case signal.TypeChat:
-		if !p.perms.Chat {
+		if !p.permissions().Chat {
 			s.fail(m.ID, signal.Errorf(signal.CodeForbidden, "you may not chat in this room"))
 			return
 		}

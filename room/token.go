@@ -40,10 +40,12 @@ var openPermissions = Permissions{Publish: true, Subscribe: true, Chat: true}
 // Claims are the contents of an access token: an HS256 JWT whose subject
 // is the participant's identity.
 type Claims struct {
-	Room  string      `json:"room"`
-	Name  string      `json:"name,omitempty"`
-	Role  string      `json:"role,omitempty"`
-	Perms Permissions `json:"perms"`
+	Room string `json:"room"`
+	// Lecture makes the room a lecture when this token's join creates it.
+	Lecture bool        `json:"lecture,omitempty"`
+	Name    string      `json:"name,omitempty"`
+	Role    string      `json:"role,omitempty"`
+	Perms   Permissions `json:"perms"`
 	jwt.RegisteredClaims
 }
 
@@ -54,6 +56,7 @@ type TokenParams struct {
 	Name     string        // display name; the join's name when empty
 	Role     string        // RoleViewer, RoleSpeaker or RoleModerator
 	TTL      time.Duration // validity from now
+	Lecture  bool          // the room is a lecture when this token's join creates it
 }
 
 // MintToken signs an access token with secret.
@@ -77,7 +80,7 @@ func MintToken(secret []byte, tp TokenParams, now time.Time) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("unknown role %q (viewer, speaker or moderator)", tp.Role)
 	}
-	c := Claims{Room: tp.Room, Name: tp.Name, Role: tp.Role, Perms: perms,
+	c := Claims{Room: tp.Room, Name: tp.Name, Role: tp.Role, Perms: perms, Lecture: tp.Lecture,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   tp.Identity,
 			IssuedAt:  jwt.NewNumericDate(now),

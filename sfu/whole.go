@@ -87,3 +87,21 @@ func (p *Peer) AnswerWhole(ctx context.Context, offer string, send []*Receiver) 
 	}
 	return p.pc.LocalDescription().SDP, nil
 }
+
+// StopPublishing ends every track the peer publishes (a participant moved
+// to the audience): their subscribers see them end, and anything the
+// client still sends on those sections is discarded. Later offers that
+// send are refused unless CanPublish allows them again.
+func (p *Peer) StopPublishing() {
+	p.mu.Lock()
+	rtps := make([]*webrtc.RTPReceiver, 0, len(p.receivers))
+	for rr := range p.receivers {
+		rtps = append(rtps, rr)
+	}
+	p.mu.Unlock()
+	for _, rr := range rtps {
+		if err := rr.Stop(); err != nil {
+			p.log.Debug("stop receiver", "participant", p.id, "err", err)
+		}
+	}
+}

@@ -13,12 +13,14 @@ const Version = 1
 // response (welcome, answer, ok, error) repeats it.
 const (
 	// client -> server
-	TypeJoin      = "join"      // request: enter a room
-	TypeLeave     = "leave"     // leave the room; the server closes the socket
-	TypeSubscribe = "subscribe" // request: per-track layer / pause preferences
-	TypeChat      = "chat"      // request: text to everyone in the room
-	TypeMute      = "mute"      // request: announce that one of my tracks is muted / unmuted (a moderator: mute anyone's)
-	TypeRemove    = "remove"    // request (moderator): remove a participant from the room
+	TypeJoin      = "join"       // request: enter a room
+	TypeLeave     = "leave"      // leave the room; the server closes the socket
+	TypeSubscribe = "subscribe"  // request: per-track layer / pause preferences
+	TypeChat      = "chat"       // request: text to everyone in the room
+	TypeMute      = "mute"       // request: announce that one of my tracks is muted / unmuted (a moderator: mute anyone's)
+	TypeRemove    = "remove"     // request (moderator): remove a participant from the room
+	TypeRaiseHand = "raise_hand" // request (lecture audience): raise or lower a hand
+	TypePromote   = "promote"    // request (moderator): give a participant another role
 
 	// both directions
 	TypeOffer           = "offer"             // SDP offer (client offers carry an id)
@@ -36,9 +38,11 @@ const (
 	TypeTrackUnpublished  = "track_unpublished"
 	TypeTrackUpdated      = "track_updated" // muted state or layers changed
 	TypeActiveSpeaker     = "active_speaker"
-	TypeLayers            = "layers"   // forwarding decisions for my subscriptions
-	TypeBye               = "bye"      // the server is about to close this connection
-	TypeAudience          = "audience" // how many watch without being members (throttled)
+	TypeLayers            = "layers"      // forwarding decisions for my subscriptions
+	TypeBye               = "bye"         // the server is about to close this connection
+	TypeAudience          = "audience"    // how many watch without being members (throttled)
+	TypeHand              = "hand"        // to moderators: a hand raised or lowered
+	TypePermissions       = "permissions" // your role and permissions changed
 )
 
 // Error codes: stable strings clients may branch on.
@@ -97,6 +101,9 @@ type Message struct {
 	Name    string `json:"name,omitempty"`
 	Version int    `json:"version,omitempty"`
 	Token   string `json:"token,omitempty"`
+	// Lecture asks for a lecture room (in join; honoured when the join
+	// creates the room) and says a room is one (in welcome).
+	Lecture bool `json:"lecture,omitempty"`
 
 	// welcome
 	Participant *Participant  `json:"participant,omitempty"` // welcome: you; joined / left: them
@@ -136,8 +143,16 @@ type Message struct {
 	// remove: the participant a moderator removes
 	ParticipantID string `json:"participantId,omitempty"`
 
-	// audience: viewers watching without being members (WHEP players)
+	// audience: viewers watching without being members (WHEP players and
+	// a lecture's viewers)
 	Audience int `json:"audience,omitempty"`
+
+	// raise_hand, hand
+	Raised *bool `json:"raised,omitempty"`
+	// promote: the new role; permissions: the role now held
+	Role string `json:"role,omitempty"`
+	// welcome (moderators of a lecture): raised hands
+	Hands []Participant `json:"hands,omitempty"`
 
 	// error / bye
 	Code    string `json:"code,omitempty"`

@@ -71,6 +71,14 @@ func (m *Message) Validate() *Error {
 		if m.ParticipantID == "" {
 			return Errorf(CodeInvalidField, "remove needs participantId")
 		}
+	case TypeRaiseHand:
+		if m.Raised == nil {
+			return Errorf(CodeInvalidField, "raise_hand needs raised")
+		}
+	case TypePromote:
+		if m.ParticipantID == "" || (m.Role != "speaker" && m.Role != "viewer" && m.Role != "moderator") {
+			return Errorf(CodeInvalidField, "promote needs participantId and role speaker, viewer or moderator")
+		}
 	case TypeLeave, TypeEndOfCandidates:
 	case "":
 		return Errorf(CodeInvalidField, "message without type")

@@ -1,0 +1,124 @@
+package room
+
+import (
+	"github.com/confab-sfu/confab/signal"
+)
+
+// Lecture rooms: one or a few people on stage, an audience that only
+// watches. The audience (participants without the publish permission) is
+// not announced one by one: members get a throttled audience count, so a
+// viewer's join costs everyone else at most a share of one message a
+// second, and never a renegotiation. Audience members may raise a hand; a
+// moderator may promote them to speaker (they then publish and are
+// announced) and demote them back.
+
+// audienceLocked reports whether p is part of the audience rather than a
+// member.
+func (r *Room) audienceLocked(p *participant) bool {
+	return r.lecture && !p.permissions().Publish
+}
+
+// audienceCountLocked is everyone watching without being a member.
+func (r *Room) audienceCountLocked() int {
+	n := len(r.watchers)
+	for _, p := range r.participants {
+		if r.audienceLocked(p) {
+			n++
+		}
+	}
+	return n
+}
+
+// toModeratorsLocked sends m to the room's moderators.
+func (r *Room) toModeratorsLocked(m *signal.Message) {
+	for _, p := range r.participants {
+		if p.permissions().Moderate {
+			p.send(m)
+		}
+	}
+}
+
+// handsLocked lists the raised hands, in join order.
+func (r *Room) handsLocked() []signal.Participant {
+	var out []signal.Participant
+	for _, id := range r.order {
+		if r.hands[id] {
+			if p, ok := r.participants[id]; ok {
+				out = append(out, p.public())
+			}
+		}
+	}
+	return out
+}
+
+// raiseHand records an audience member's raised (or lowered) hand and
+// tells the moderators.
+func (r *Room) raiseHand(p *participant, raised bool) *signal.Error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.audienceLocked(p) {
+		return signal.Errorf(signal.CodeInvalidState, "only the audience of a lecture raises hands")
+	}
+	if r.hands[p.id] == raised {
+		return nil
+	}
+	if raised {
+		if r.hands == nil {
+			r.hands = map[string]bool{}
+		}
+		r.hands[p.id] = true
+	} else {
+		delete(r.hands, p.id)
+	}
+	pub := p.public()
+	r.toModeratorsLocked(&signal.Message{Type: signal.TypeHand, Participant: &pub, Raised: &raised})
+	return nil
+}
+
+// promote gives a participant another role on a moderator's request.
+func (r *Room) promote(mod *participant, id, role string) *signal.Error {
+	if !mod.permissions().Moderate {
+		return signal.Errorf(signal.CodeForbidden, "only a moderator may change roles")
+	}
+	perms, ok := RolePermissions(role)
+	if !ok {
+		return signal.Errorf(signal.CodeInvalidField, "unknown role %q", role)
+	}
+	r.mu.Lock()
+	target, ok := r.participants[id]
+	if !ok {
+		r.mu.Unlock()
+		return signal.Errorf(signal.CodeInvalidField, "no participant %q in this room", id)
+	}
+	if target.conn == nil {
+		r.mu.Unlock()
+		return signal.Errorf(signal.CodeInvalidState, "a WHIP publisher's role cannot change")
+	}
+	wasAudience := r.audienceLocked(target)
+	couldPublish := target.permissions().Publish
+	target.setRole(perms, role)
+	nowAudience := r.audienceLocked(target)
+	if r.hands[id] {
+		delete(r.hands, id)
+		lowered := false
+		pub := target.public()
+		r.toModeratorsLocked(&signal.Message{Type: signal.TypeHand, Participant: &pub, Raised: &lowered})
+	}
+	p := perms
+	target.send(&signal.Message{Type: signal.TypePermissions, Permissions: &p, Role: role})
+	pub := target.public()
+	switch {
+	case wasAudience && !nowAudience:
+		r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantJoined, Participant: &pub}, target.id)
+		r.audienceChangedLocked()
+	case !wasAudience && nowAudience:
+		r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantLeft, Participant: &pub}, target.id)
+		r.audienceChangedLocked()
+	}
+	r.mu.Unlock()
+	r.mgr.log.Info("role changed", "room", r.name, "moderator", mod.id, "participant", id, "role", role)
+	if couldPublish && !perms.Publish {
+		target.peer.StopPublishing()
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+package room_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/signal"
+)
+
+func lectureToken(t *testing.T, roomName, identity, role string) string {
+	t.Helper()
+	tok, err := room.MintToken(testSecret, room.TokenParams{Room: roomName, Identity: identity, Role: role, TTL: time.Hour, Lecture: true}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TestLectureAudienceIsCountedNotAnnounced: 60 viewers join a lecture. The
+// presenter and the viewers already there get no join event per viewer and
+// no renegotiation, only an audience count at most once a second.
+func TestLectureAudienceIsCountedNotAnnounced(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	mgr, url := startServer(t, room.Config{AuthSecret: testSecret, MaxParticipants: 200})
+	prof := joinWithToken(t, ctx, url, "aula", "prof", lectureToken(t, "aula", "prof", room.RoleModerator))
+	srcs := publish(t, ctx, prof, "prof", "audio", "video")
+	first := joinWithToken(t, ctx, url, "aula", "first", lectureToken(t, "aula", "first", room.RoleViewer))
+	eventually(t, 15*time.Second, "the first viewer receives the lecture", func() (bool, string) {
+		return checkTracks(first, 20, map[string][]*source{prof.ID(): srcs})
+	})
+	if !first.Welcome().Lecture {
+		t.Fatal("welcome does not say the room is a lecture")
+	}
+	time.Sleep(1500 * time.Millisecond) // let the first viewer's own count go out
+	mark := func(p *testPeer) int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.events) }
+	since := func(p *testPeer, from int) map[string]int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		out := map[string]int{}
+		for _, m := range p.events[from:] {
+			out[m.Type]++
+		}
+		return out
+	}
+	profFrom, firstFrom := mark(prof), mark(first)
+	start := time.Now()
+	const viewers = 60
+	var clients []*signal.Client
+	for i := 0; i < viewers; i++ {
+		c, err := signal.Dial(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+		if _, err := c.Join(ctx, "aula", fmt.Sprintf("v%d", i), lectureToken(t, "aula", fmt.Sprintf("v%d", i), room.RoleViewer)); err != nil {
+			t.Fatalf("viewer %d: %v", i, err)
+		}
+	}
+	eventually(t, 5*time.Second, "the presenter sees the full audience count", func() (bool, string) {
+		ok := prof.saw(signal.TypeAudience, func(m *signal.Message) bool { return m.Audience == viewers+1 })
+		return ok, fmt.Sprintf("audience %d", mgr.Room("aula").Audience())
+	})
+	elapsed := time.Since(start)
+	limit := int(elapsed/time.Second) + 2
+	for name, got := range map[string]map[string]int{"presenter": since(prof, profFrom), "first viewer": since(first, firstFrom)} {
+		t.Logf("%s received during %d joins in %v: %v", name, viewers, elapsed.Round(time.Millisecond), got)
+		if got[signal.TypeParticipantJoined] > 0 {
+			t.Errorf("%s was told of %d viewers joining", name, got[signal.TypeParticipantJoined])
+		}
+		total := 0
+		for _, n := range got {
+			total += n
+		}
+		if total > limit {
+			t.Errorf("%s received %d messages for %d viewer joins in %v; want at most %d", name, total, viewers, elapsed, limit)
+		}
+	}
+	for _, c := range clients {
+		_ = c.Close()
+	}
+	eventually(t, 10*time.Second, "the audience shrinks back", func() (bool, string) {
+		n := mgr.Room("aula").Audience()
+		return n == 1, fmt.Sprintf("audience %d", n)
+	})
+}
+
+// TestRaiseHandPromoteDemote: a viewer raises a hand, the moderator sees
+// it and promotes the viewer, who then publishes to everyone; demoted, its
+// tracks end and it may no longer publish.
+func TestRaiseHandPromoteDemote(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, url := startServer(t, room.Config{AuthSecret: testSecret})
+	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", room.RoleModerator))
+	other := joinWithToken(t, ctx, url, "aula", "other", lectureToken(t, "aula", "other", room.RoleViewer))
+	v := joinWithToken(t, ctx, url, "aula", "student", lectureToken(t, "aula", "student", room.RoleViewer))
+	request := func(p *testPeer, m *signal.Message) error { _, err := p.Client().Request(ctx, m); return err }
+	up := true
+
+	// Only the audience raises hands; only moderators see them.
+	if err := request(mod, &signal.Message{Type: signal.TypeRaiseHand, Raised: &up}); err == nil {
+		t.Error("a moderator raised a hand")
+	}
+	if err := request(v, &signal.Message{Type: signal.TypeRaiseHand, Raised: &up}); err != nil {
+		t.Fatalf("raise hand: %v", err)
+	}
+	eventually(t, 5*time.Second, "the moderator sees the hand", func() (bool, string) {
+		return mod.saw(signal.TypeHand, func(m *signal.Message) bool { return m.Participant.ID == v.ID() && *m.Raised }), ""
+	})
+	if other.saw(signal.TypeHand, nil) {
+		t.Error("another viewer saw the raised hand")
+	}
+	// A viewer cannot promote itself.
+	var serr *signal.Error
+	if err := request(v, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: room.RoleSpeaker}); !errors.As(err, &serr) || serr.Code != signal.CodeForbidden {
+		t.Fatalf("self-promotion: %v", err)
+	}
+	if err := request(mod, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: room.RoleSpeaker}); err != nil {
+		t.Fatalf("promote: %v", err)
+	}
+	eventually(t, 5*time.Second, "the student is told and announced", func() (bool, string) {
+		told := v.saw(signal.TypePermissions, func(m *signal.Message) bool { return m.Permissions.Publish && m.Role == room.RoleSpeaker })
+		announced := other.saw(signal.TypeParticipantJoined, func(m *signal.Message) bool { return m.Participant.ID == v.ID() })
+		lowered := mod.saw(signal.TypeHand, func(m *signal.Message) bool { return m.Participant.ID == v.ID() && !*m.Raised })
+		return told && announced && lowered, fmt.Sprintf("told %v announced %v hand lowered %v", told, announced, lowered)
+	})
+	srcs := publish(t, ctx, v, "student", "audio", "video")
+	for _, p := range []*testPeer{mod, other} {
+		eventually(t, 15*time.Second, "everyone receives the promoted student", func() (bool, string) {
+			return checkTracks(p, 20, map[string][]*source{v.ID(): srcs})
+		})
+	}
+	// Demoted: its tracks end for everyone and it leaves the stage.
+	if err := request(mod, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: room.RoleViewer}); err != nil {
+		t.Fatalf("demote: %v", err)
+	}
+	eventually(t, 10*time.Second, "the student's tracks end and it leaves the stage", func() (bool, string) {
+		gone := other.saw(signal.TypeParticipantLeft, func(m *signal.Message) bool { return m.Participant.ID == v.ID() })
+		unpublished := 0
+		other.mu.Lock()
+		for _, m := range other.events {
+			if m.Type == signal.TypeTrackUnpublished && m.Track.Participant == v.ID() {
+				unpublished++
+			}
+		}
+		other.mu.Unlock()
+		told := v.saw(signal.TypePermissions, func(m *signal.Message) bool { return !m.Permissions.Publish })
+		return gone && unpublished == 2 && told, fmt.Sprintf("left %v, %d tracks ended, told %v", gone, unpublished, told)
+	})
+	cam := newSource(t, "video", "student-again")
+	if _, err := v.Publish(ctx, "camera", cam.track); !errors.As(err, &serr) || serr.Code != signal.CodeForbidden {
+		t.Fatalf("publishing after demotion: %v, want forbidden", err)
+	}
+}
