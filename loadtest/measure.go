@@ -231,10 +231,18 @@ func (r *receiveLog) waitFirstMedia(ctx context.Context, limit time.Duration) (a
 func (r *receiveLog) missing() int {
 	r.mu.Lock()
 	p, want := r.peer, r.wantNow
-	r.mu.Unlock()
 	if p == nil {
-		return 0
+		// A WHEP viewer: it knows only how many tracks it was given.
+		started := 0
+		for _, t := range r.tracks {
+			if t.started {
+				started++
+			}
+		}
+		r.mu.Unlock()
+		return max(0, r.expect-started)
 	}
+	r.mu.Unlock()
 	published := map[string]bool{}
 	for _, t := range p.Tracks() {
 		published[t.ID] = true

@@ -673,6 +673,10 @@ type Stamper struct {
 // NewStamper reads the negotiated extension ids and the media section of a
 // published sender (call it after Publish returned).
 func (p *Peer) NewStamper(s *webrtc.RTPSender) (*Stamper, error) {
+	return newStamper(p.pc, s)
+}
+
+func newStamper(pc *webrtc.PeerConnection, s *webrtc.RTPSender) (*Stamper, error) {
 	st := &Stamper{}
 	for _, e := range s.GetParameters().HeaderExtensions {
 		switch e.URI {
@@ -682,7 +686,7 @@ func (p *Peer) NewStamper(s *webrtc.RTPSender) (*Stamper, error) {
 			st.ridID = uint8(e.ID)
 		}
 	}
-	for _, t := range p.pc.GetTransceivers() {
+	for _, t := range pc.GetTransceivers() {
 		if t.Sender() == s {
 			st.mid = []byte(t.Mid())
 		}

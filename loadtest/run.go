@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
 	"io"
 	"log/slog"
 	"net/url"
@@ -29,8 +31,14 @@ type Config struct {
 	Simulcast    bool          // publish video as three layers
 	Layer        string        // subscriber policy: auto, low, medium or high
 	Loopback     bool          // restrict ICE to loopback
-	Logger       *slog.Logger
-	Progress     io.Writer // a live line while running; nil for none
+	// ViewerProtocol is how lecture viewers connect: "ws" (the signaling
+	// WebSocket, the default) or "whep".
+	ViewerProtocol string
+	// PresenterProtocol is how lecture presenters publish: "ws" (default)
+	// or "whip".
+	PresenterProtocol string
+	Logger            *slog.Logger
+	Progress          io.Writer // a live line while running; nil for none
 }
 
 // Report is what a run measured.
@@ -119,6 +127,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if _, err := url.Parse(cfg.URL); err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
+	if cfg.ViewerProtocol == "" {
+		cfg.ViewerProtocol = "ws"
+	}
+	if cfg.PresenterProtocol == "" {
+		cfg.PresenterProtocol = "ws"
+	}
+	if cfg.ViewerProtocol != "ws" && cfg.ViewerProtocol != "whep" {
+		return nil, fmt.Errorf("viewer protocol %q: want ws or whep", cfg.ViewerProtocol)
+	}
+	if cfg.PresenterProtocol != "ws" && cfg.PresenterProtocol != "whip" {
+		return nil, fmt.Errorf("presenter protocol %q: want ws or whip", cfg.PresenterProtocol)
+	}
+	if (cfg.ViewerProtocol == "whep" || cfg.PresenterProtocol == "whip") && cfg.Scenario != "lecture" {
+		return nil, errors.New("WHIP presenters and WHEP viewers are for the lecture scenario")
+	}
 	var plans []plan
 	tracksPer := 1
 	if cfg.Video {
@@ -158,6 +181,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var sent sendMeter
 	var mu sync.Mutex
 	live := map[*Peer]*receiveLog{}
+	var sessions []*HTTPSession // WHIP presenters and WHEP viewers
 	var all []*receiveLog
 	var joinTimes []float64
 	progress := newProgress(cfg.Progress, len(plans))
@@ -175,6 +199,25 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		var video atomic.Pointer[VideoSource]
 		setup, cancelSetup := context.WithTimeout(runCtx, joinTimeout)
 		defer cancelSetup()
+		if (pl.publish && cfg.PresenterProtocol == "whip") || (!pl.publish && cfg.ViewerProtocol == "whep") {
+			s, err := joinHTTP(setup, runCtx, api, pl, cfg, rec, &video, &sent)
+			if err != nil {
+				return err
+			}
+			progress.join()
+			ready, missing := rec.waitFirstMedia(runCtx, joinTimeout)
+			if missing > 0 && runCtx.Err() == nil {
+				fail(pl.name, fmt.Errorf("no media on %d tracks %v after joining", missing, joinTimeout))
+			}
+			mu.Lock()
+			sessions = append(sessions, s)
+			all = append(all, rec)
+			if missing == 0 && !pl.publish {
+				joinTimes = append(joinTimes, float64(ready.Sub(start).Microseconds())/1000)
+			}
+			mu.Unlock()
+			return nil
+		}
 		p, err := Join(setup, PeerOptions{URL: cfg.URL, Room: pl.room, Name: pl.name, API: api, Logger: cfg.Logger,
 			OnTrack: func(rt *RemoteTrack) { rec.track(rt, cfg.Layer) },
 			OnKeyframeRequest: func(string) {
@@ -232,7 +275,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	wg.Wait()
 	mu.Lock()
-	rep.Joined = len(live)
+	rep.Joined = len(live) + len(sessions)
 	mu.Unlock()
 	if rep.Joined == 0 {
 		return rep, fmt.Errorf("no peer joined, %d failed", len(rep.Failures))
@@ -336,6 +379,12 @@ flow:
 	for _, p := range peers {
 		_ = p.Leave()
 	}
+	mu.Lock()
+	ended := append([]*HTTPSession(nil), sessions...)
+	mu.Unlock()
+	for _, s := range ended {
+		_ = s.Close()
+	}
 	rep.JoinMillis = percentiles(joinTimes)
 	rep.JoinSamples = joinTimes
 	var lostTotal uint64
@@ -403,6 +452,83 @@ func churn(ctx context.Context, wg *sync.WaitGroup, mu *sync.Mutex, live map[*Pe
 			fail(pl.name, err)
 		}
 	}()
+}
+
+// joinHTTP brings in a WHIP presenter or a WHEP viewer. A viewer that
+// comes before anything is published is refused with 404 and retries, as
+// a player page does.
+func joinHTTP(setup, ctx context.Context, api *webrtc.API, pl plan, cfg Config, rec *receiveLog,
+	video *atomic.Pointer[VideoSource], sent *sendMeter) (*HTTPSession, error) {
+	if !pl.publish {
+		for {
+			s, err := Watch(setup, api, cfg.URL, pl.room, "", func(rt *RemoteTrack) { rec.track(rt, "") })
+			var herr *HTTPStatusError
+			if !errors.As(err, &herr) || herr.Status != 404 {
+				return s, err
+			}
+			select {
+			case <-time.After(250 * time.Millisecond):
+			case <-setup.Done():
+				return nil, fmt.Errorf("nothing published in %s: %w", pl.room, err)
+			}
+		}
+	}
+	audio, err := NewAudioSource(pl.name+"-mic", pl.name)
+	if err != nil {
+		return nil, err
+	}
+	groups := [][]webrtc.TrackLocal{{audio.Track()}}
+	var v *VideoSource
+	if cfg.Video {
+		if v, err = NewVideoSource(pl.name+"-cam", pl.name, cfg.Simulcast, 2); err != nil {
+			return nil, err
+		}
+		groups = append(groups, v.Tracks())
+	}
+	s, senders, err := PublishWHIP(setup, api, cfg.URL, pl.room, "", groups...)
+	if err != nil {
+		return nil, err
+	}
+	sent.add(audio)
+	go audio.Run(ctx)
+	if v != nil {
+		if cfg.Simulcast {
+			st, err := newStamper(s.PeerConnection(), senders[1])
+			if err != nil {
+				_ = s.Close()
+				return nil, err
+			}
+			v.SetStamper(st)
+		}
+		video.Store(v)
+		sent.add(v)
+		go v.Run(ctx)
+		// Keyframe requests arrive as RTCP on each layer of the video sender.
+		for _, t := range v.Tracks() {
+			rid := t.RID()
+			go func() {
+				for {
+					var pkts []rtcp.Packet
+					var err error
+					if cfg.Simulcast {
+						pkts, _, err = senders[1].ReadSimulcastRTCP(rid)
+					} else {
+						pkts, _, err = senders[1].ReadRTCP()
+					}
+					if err != nil {
+						return
+					}
+					for _, p := range pkts {
+						switch p.(type) {
+						case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+							v.RequestKeyframe()
+						}
+					}
+				}
+			}()
+		}
+	}
+	return s, nil
 }
 
 // publishMedia publishes audio and, if configured, video from the clips.

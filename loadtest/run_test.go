@@ -139,3 +139,17 @@ func TestChurn(t *testing.T) {
 		t.Error("nothing received during churn")
 	}
 }
+
+// TestLectureOverWHIPAndWHEP: a WHIP presenter and 10 WHEP viewers; every
+// viewer receives audio and video with no loss.
+func TestLectureOverWHIPAndWHEP(t *testing.T) {
+	url := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	rep, err := loadtest.Run(ctx, loadtest.Config{URL: url, Scenario: "lecture", Viewers: 10, Duration: 3 * time.Second,
+		Ramp: 20, Video: true, Simulcast: true, Loopback: true, ViewerProtocol: "whep", PresenterProtocol: "whip"})
+	check(t, rep, err, 11)
+	if len(rep.JoinSamples) != 10 {
+		t.Errorf("%d join times for 10 WHEP viewers", len(rep.JoinSamples))
+	}
+}
