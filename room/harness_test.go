@@ -61,12 +61,24 @@ func join(t *testing.T, ctx context.Context, url, roomName, name string) *testPe
 // joinWithToken connects a participant presenting an access token.
 func joinWithToken(t *testing.T, ctx context.Context, url, roomName, name, token string) *testPeer {
 	t.Helper()
-	api, err := loadtest.NewAPI(loadtest.APIOptions{Loopback: true})
+	return joinWith(t, ctx, url, roomName, name, loadtest.APIOptions{Loopback: true},
+		func(o *loadtest.PeerOptions) { o.Token = token })
+}
+
+// joinWith connects a participant with its own network options and peer
+// options (a relay-only or TCP-only client, say).
+func joinWith(t *testing.T, ctx context.Context, url, roomName, name string, apiOpts loadtest.APIOptions, tweak func(*loadtest.PeerOptions)) *testPeer {
+	t.Helper()
+	api, err := loadtest.NewAPI(apiOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	p, err := loadtest.Join(ctx, loadtest.PeerOptions{URL: url, Room: roomName, Name: name, Token: token, API: api, OnTrack: rec.onTrack})
+	o := loadtest.PeerOptions{URL: url, Room: roomName, Name: name, API: api, OnTrack: rec.onTrack}
+	if tweak != nil {
+		tweak(&o)
+	}
+	p, err := loadtest.Join(ctx, o)
 	if err != nil {
 		t.Fatalf("%s joins %s: %v", name, roomName, err)
 	}
@@ -74,6 +86,20 @@ func joinWithToken(t *testing.T, ctx context.Context, url, roomName, name, token
 	tp := &testPeer{Peer: p, rec: rec}
 	go tp.collect()
 	return tp
+}
+
+// mediaBothWays has a and b publish audio and video and waits until each
+// receives the other's intact.
+func mediaBothWays(t *testing.T, ctx context.Context, a, b *testPeer, what string) {
+	t.Helper()
+	fromA := publish(t, ctx, a, "a", "audio", "video")
+	fromB := publish(t, ctx, b, "b", "audio", "video")
+	eventually(t, 30*time.Second, "media both ways "+what, func() (bool, string) {
+		if ok, why := checkTracks(b, 30, map[string][]*source{a.ID(): fromA}); !ok {
+			return false, why
+		}
+		return checkTracks(a, 30, map[string][]*source{b.ID(): fromB})
+	})
 }
 
 // received is what one subscriber got of one track.

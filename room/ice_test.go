@@ -32,27 +32,8 @@ func TestICEOverTCP(t *testing.T) {
 	cfg.SFU.TCPPort = freeTCPPort(t)
 	_, url := startServer(t, cfg)
 	udp := join(t, ctx, url, "tcp", "udp")
-
-	api, err := loadtest.NewAPI(loadtest.APIOptions{Loopback: true, TCPOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := newRecorder()
-	p, err := loadtest.Join(ctx, loadtest.PeerOptions{URL: url, Room: "tcp", Name: "tcp", API: api, OnTrack: rec.onTrack})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Leave() })
-	tcp := &testPeer{Peer: p, rec: rec}
-	go tcp.collect()
-	fromUDP := publish(t, ctx, udp, "udp", "audio", "video")
-	fromTCP := publish(t, ctx, tcp, "tcp", "audio", "video")
-	eventually(t, 30*time.Second, "media both ways over ICE-TCP", func() (bool, string) {
-		if ok, why := checkTracks(tcp, 30, map[string][]*source{udp.ID(): fromUDP}); !ok {
-			return false, why
-		}
-		return checkTracks(udp, 30, map[string][]*source{tcp.ID(): fromTCP})
-	})
+	tcp := joinWith(t, ctx, url, "tcp", "tcp", loadtest.APIOptions{Loopback: true, TCPOnly: true}, nil)
+	mediaBothWays(t, ctx, udp, tcp, "over ICE-TCP")
 	pair, err := selectedPair(tcp.PeerConnection())
 	if err != nil {
 		t.Fatal(err)

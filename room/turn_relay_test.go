@@ -27,31 +27,12 @@ func relayMeeting(t *testing.T, turnURLs []string, secret string) {
 	defer cancel()
 	_, url := startServer(t, room.Config{TURN: room.TURNConfig{URLs: turnURLs, Secret: secret, TTL: time.Hour}})
 	direct := join(t, ctx, url, "firewalled", "direct")
-
-	api, err := loadtest.NewAPI(loadtest.APIOptions{Loopback: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := newRecorder()
-	p, err := loadtest.Join(ctx, loadtest.PeerOptions{URL: url, Room: "firewalled", Name: "relayed", API: api, OnTrack: rec.onTrack, RelayOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Leave() })
-	relayed := &testPeer{Peer: p, rec: rec}
-	go relayed.collect()
-	if s := p.Welcome().ICEServers; len(s) == 0 || !strings.HasPrefix(s[len(s)-1].Username, strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)[:6]) {
+	relayed := joinWith(t, ctx, url, "firewalled", "relayed", loadtest.APIOptions{Loopback: true},
+		func(o *loadtest.PeerOptions) { o.RelayOnly = true })
+	if s := relayed.Welcome().ICEServers; len(s) == 0 || !strings.HasPrefix(s[len(s)-1].Username, strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)[:6]) {
 		t.Fatalf("welcome ICE servers %+v: want TURN credentials expiring in an hour", s)
 	}
-
-	fromDirect := publish(t, ctx, direct, "direct", "audio", "video")
-	fromRelayed := publish(t, ctx, relayed, "relayed", "audio", "video")
-	eventually(t, 30*time.Second, "media both ways through the relay", func() (bool, string) {
-		if ok, why := checkTracks(relayed, 30, map[string][]*source{direct.ID(): fromDirect}); !ok {
-			return false, why
-		}
-		return checkTracks(direct, 30, map[string][]*source{relayed.ID(): fromRelayed})
-	})
+	mediaBothWays(t, ctx, direct, relayed, "through the relay")
 	pair, err := selectedPair(relayed.PeerConnection())
 	if err != nil {
 		t.Fatal(err)

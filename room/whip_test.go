@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -17,59 +16,12 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// httpClient is a WHIP or WHEP client written to RFC 9725: one POST of a
-// complete offer (no trickle), the answer in the 201 response, DELETE on
-// the Location to stop.
-type httpClient struct {
-	pc       *webrtc.PeerConnection
-	location string
-	links    []string
-}
+// The WHIP and WHEP clients are the load tool's (loadtest.PublishWHIP,
+// loadtest.Watch), written to RFC 9725: one POST of a complete offer, the
+// answer in the 201, DELETE on the Location to stop.
 
-// postOffer sends pc's complete offer to endpoint and applies the answer.
-func postOffer(ctx context.Context, pc *webrtc.PeerConnection, endpoint, token string) (*httpClient, int, string, error) {
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		return nil, 0, "", err
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return nil, 0, "", err
-	}
-	<-gathered
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(pc.LocalDescription().SDP))
-	req.Header.Set("Content-Type", "application/sdp")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, 0, "", err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		return nil, resp.StatusCode, string(body), nil
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/sdp" {
-		return nil, resp.StatusCode, "", fmt.Errorf("answer Content-Type %q", ct)
-	}
-	loc, err := url.Parse(endpoint)
-	if err != nil {
-		return nil, 0, "", err
-	}
-	rel, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.Header.Get("Location") == "" {
-		return nil, 0, "", fmt.Errorf("no Location in the 201")
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
-		return nil, 0, "", fmt.Errorf("apply answer: %w", err)
-	}
-	return &httpClient{pc: pc, location: loc.ResolveReference(rel).String(), links: resp.Header.Values("Link")}, resp.StatusCode, "", nil
-}
-
-func (c *httpClient) delete(ctx context.Context) (int, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, c.location, nil)
+func deleteSession(ctx context.Context, location string) (int, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, location, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
@@ -78,62 +30,47 @@ func (c *httpClient) delete(ctx context.Context) (int, error) {
 	return resp.StatusCode, nil
 }
 
-func newPC(t *testing.T) *webrtc.PeerConnection {
+func loopbackAPI(t *testing.T) *webrtc.API {
 	t.Helper()
 	api, err := loadtest.NewAPI(loadtest.APIOptions{Loopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	return pc
+	return api
 }
 
-// whepViewer is a receive-only WHEP client that keeps what it gets.
+// whepViewer is a WHEP client that keeps what it gets.
 type whepViewer struct {
-	*httpClient
+	*loadtest.HTTPSession
 	mu       sync.Mutex
 	payloads map[string][][]byte // kind -> payloads
 }
 
-func (v *whepViewer) count(kind string) int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return len(v.payloads[kind])
-}
-
-func startWHEP(t *testing.T, ctx context.Context, endpoint, token string) (*whepViewer, int, string) {
+func startWHEP(t *testing.T, ctx context.Context, base, roomName string) *whepViewer {
 	t.Helper()
-	pc := newPC(t)
 	v := &whepViewer{payloads: map[string][][]byte{}}
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		for {
-			p, _, err := tr.ReadRTP()
-			if err != nil {
-				return
+	s, err := loadtest.Watch(ctx, loopbackAPI(t), base, roomName, "", func(rt *loadtest.RemoteTrack) {
+		go func() {
+			for {
+				p, _, err := rt.Track.ReadRTP()
+				if err != nil {
+					return
+				}
+				if p.Padding && len(p.Payload) == 0 {
+					continue
+				}
+				v.mu.Lock()
+				v.payloads[rt.Info.Kind] = append(v.payloads[rt.Info.Kind], append([]byte(nil), p.Payload...))
+				v.mu.Unlock()
 			}
-			if p.Padding && len(p.Payload) == 0 {
-				continue
-			}
-			v.mu.Lock()
-			v.payloads[tr.Kind().String()] = append(v.payloads[tr.Kind().String()], append([]byte(nil), p.Payload...))
-			v.mu.Unlock()
-		}
+		}()
 	})
-	c, status, body, err := postOffer(ctx, pc, endpoint, token)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("WHEP: %v", err)
 	}
-	v.httpClient = c
-	return v, status, body
+	t.Cleanup(func() { _ = s.Close() })
+	v.HTTPSession = s
+	return v
 }
 
 // TestWHIPPublishesToWebSocketAndWHEPViewers: a WHIP publisher's VP8 and
@@ -146,35 +83,31 @@ func TestWHIPPublishesToWebSocketAndWHEPViewers(t *testing.T) {
 	mgr, base := startServer(t, room.Config{})
 	member := join(t, ctx, base, "broadcast", "member")
 
-	pc := newPC(t)
 	var srcs []*source
+	var groups [][]webrtc.TrackLocal
 	for _, kind := range []string{"audio", "video"} {
-		s := newSource(t, kind, "obs")
-		if _, err := pc.AddTransceiverFromTrack(s.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-			t.Fatal(err)
-		}
-		srcs = append(srcs, s)
+		src := newSource(t, kind, "obs")
+		srcs = append(srcs, src)
+		groups = append(groups, []webrtc.TrackLocal{src.track})
 	}
-	whip, status, body, err := postOffer(ctx, pc, base+"/whip/broadcast", "")
-	if err != nil || whip == nil {
-		t.Fatalf("WHIP POST: %d %s %v", status, body, err)
+	whip, _, err := loadtest.PublishWHIP(ctx, loopbackAPI(t), base, "broadcast", "", groups...)
+	if err != nil {
+		t.Fatalf("WHIP: %v", err)
 	}
-	for _, s := range srcs {
-		s.run(ctx)
-		defer s.halt()
+	t.Cleanup(func() { _ = whip.Close() })
+	for _, src := range srcs {
+		src.run(ctx)
+		defer src.halt()
 	}
-	pubID := whip.location[strings.LastIndex(whip.location, "/")+1:]
-	if !strings.Contains(whip.location, "/whip/broadcast/") {
-		t.Fatalf("Location %q", whip.location)
+	pubID := whip.Location()[strings.LastIndex(whip.Location(), "/")+1:]
+	if !strings.Contains(whip.Location(), "/whip/broadcast/") {
+		t.Fatalf("Location %q", whip.Location())
 	}
 	eventually(t, 15*time.Second, "the WebSocket member receives the WHIP stream intact", func() (bool, string) {
 		return checkTracks(member, 30, map[string][]*source{pubID: srcs})
 	})
 
-	viewer, status, body := startWHEP(t, ctx, base+"/whep/broadcast", "")
-	if viewer.httpClient == nil {
-		t.Fatalf("WHEP POST: %d %s", status, body)
-	}
+	viewer := startWHEP(t, ctx, base, "broadcast")
 	eventually(t, 15*time.Second, "the WHEP viewer receives audio and video intact", func() (bool, string) {
 		viewer.mu.Lock()
 		defer viewer.mu.Unlock()
@@ -202,16 +135,16 @@ func TestWHIPPublishesToWebSocketAndWHEPViewers(t *testing.T) {
 	}
 
 	// DELETE ends the broadcast: the member sees the publisher leave.
-	if code, err := whip.delete(ctx); err != nil || code != http.StatusOK {
+	if code, err := deleteSession(ctx, whip.Location()); err != nil || code != http.StatusOK {
 		t.Fatalf("DELETE: %d %v", code, err)
 	}
 	eventually(t, 10*time.Second, "the member sees the WHIP publisher leave", func() (bool, string) {
 		return member.saw(signal.TypeParticipantLeft, func(m *signal.Message) bool { return m.Participant.ID == pubID }), ""
 	})
-	if code, _ := whip.delete(ctx); code != http.StatusNotFound {
+	if code, _ := deleteSession(ctx, whip.Location()); code != http.StatusNotFound {
 		t.Errorf("second DELETE: %d, want 404", code)
 	}
-	if code, _ := viewer.delete(ctx); code != http.StatusOK {
+	if code, _ := deleteSession(ctx, viewer.Location()); code != http.StatusOK {
 		t.Errorf("WHEP DELETE: %d", code)
 	}
 }
