@@ -149,6 +149,7 @@ func layerOfWidth(w uint16) string {
 type receiveLog struct {
 	name    string
 	expect  int
+	events  int // room events received (everything but negotiation)
 	peer    *Peer
 	wantNow []string // ids of the tracks published when the peer joined
 
@@ -268,7 +269,13 @@ func (r *receiveLog) follow(p *Peer) {
 			if !ok {
 				return
 			}
-			if m == nil || m.Type != signal.TypeLayers {
+			if m == nil {
+				continue
+			}
+			r.mu.Lock()
+			r.events++
+			r.mu.Unlock()
+			if m.Type != signal.TypeLayers {
 				continue
 			}
 			r.mu.Lock()
@@ -356,7 +363,8 @@ func (r *receiveLog) stats(seconds float64) SubscriberStats {
 	seen, told := r.layers()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := SubscriberStats{Name: r.name, Tracks: len(r.tracks), Expected: r.expect, Packets: p, Lost: l, Layers: seen, ServerLayers: told}
+	s := SubscriberStats{Name: r.name, Tracks: len(r.tracks), Expected: r.expect, Packets: p, Lost: l, Layers: seen, ServerLayers: told,
+		Events: r.events}
 	var bytes uint64
 	for _, t := range r.tracks {
 		bytes += t.bytes

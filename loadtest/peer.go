@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,6 +88,10 @@ type PeerOptions struct {
 	// RelayOnly makes the peer use only TURN relay candidates (from the
 	// ICE servers in welcome), as a client behind a strict firewall would.
 	RelayOnly bool
+	// Lecture asks for a lecture room (when this join creates it); Role
+	// asks for fewer permissions ("viewer": a lecture's audience).
+	Lecture bool
+	Role    string
 }
 
 // RemoteTrack is a track forwarded to the peer.
@@ -145,7 +150,8 @@ func Join(ctx context.Context, o PeerOptions) (*Peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	welcome, err := client.Join(ctx, o.Room, o.Name, o.Token)
+	welcome, err := client.Request(ctx, &signal.Message{Type: signal.TypeJoin, Room: o.Room, Name: strings.TrimSpace(o.Name),
+		Version: signal.Version, Token: o.Token, Lecture: o.Lecture, Role: o.Role})
 	if err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("join %s: %w", o.Room, err)

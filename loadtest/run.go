@@ -99,6 +99,7 @@ type SubscriberStats struct {
 	Freezes      int      `json:"freezes"`
 	Layers       []string `json:"layers,omitempty"`       // per video track, from keyframe widths
 	ServerLayers []string `json:"serverLayers,omitempty"` // per video track, from "layers" messages
+	Events       int      `json:"roomEvents"`             // signaling events received (not negotiation), WebSocket peers
 }
 
 // plan is one participant a run brings in.
@@ -218,7 +219,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			mu.Unlock()
 			return nil
 		}
+		// A lecture's viewers join as its audience: counted, not announced.
+		lecture, role := cfg.Scenario == "lecture", ""
+		if lecture && !pl.publish {
+			role = "viewer"
+		}
 		p, err := Join(setup, PeerOptions{URL: cfg.URL, Room: pl.room, Name: pl.name, API: api, Logger: cfg.Logger,
+			Lecture: lecture, Role: role,
 			OnTrack: func(rt *RemoteTrack) { rec.track(rt, cfg.Layer) },
 			OnKeyframeRequest: func(string) {
 				if v := video.Load(); v != nil {

@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/loadtest"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/signal"
 )
+
+var loopbackOpts = loadtest.APIOptions{Loopback: true}
 
 func lectureToken(t *testing.T, roomName, identity, role string) string {
 	t.Helper()
@@ -155,5 +158,41 @@ func TestRaiseHandPromoteDemote(t *testing.T) {
 	cam := newSource(t, "video", "student-again")
 	if _, err := v.Publish(ctx, "camera", cam.track); !errors.As(err, &serr) || serr.Code != signal.CodeForbidden {
 		t.Fatalf("publishing after demotion: %v, want forbidden", err)
+	}
+}
+
+// TestOpenLectureViewersJoinAsAudience: without tokens, a join may ask for
+// the viewer role (never for more than the room gives): it then receives
+// the lecture as audience and cannot publish.
+func TestOpenLectureViewersJoinAsAudience(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mgr, url := startServer(t, room.Config{})
+	prof := joinWith(t, ctx, url, "open-aula", "prof", loopbackOpts, func(o *loadtest.PeerOptions) { o.Lecture = true })
+	srcs := publish(t, ctx, prof, "prof", "audio", "video")
+	v := joinWith(t, ctx, url, "open-aula", "v", loopbackOpts, func(o *loadtest.PeerOptions) { o.Role = room.RoleViewer })
+	if w := v.Welcome(); !w.Lecture || w.Permissions.Publish || w.Participant.Role != room.RoleViewer {
+		t.Fatalf("welcome %+v permissions %+v", w.Participant, w.Permissions)
+	}
+	eventually(t, 15*time.Second, "the viewer receives the lecture", func() (bool, string) {
+		return checkTracks(v, 20, map[string][]*source{prof.ID(): srcs})
+	})
+	if prof.saw(signal.TypeParticipantJoined, nil) {
+		t.Error("the presenter was told of a viewer")
+	}
+	if n := mgr.Room("open-aula").Audience(); n != 1 {
+		t.Errorf("audience %d", n)
+	}
+	var serr *signal.Error
+	if _, err := v.Publish(ctx, "camera", newSource(t, "video", "v").track); !errors.As(err, &serr) || serr.Code != signal.CodeForbidden {
+		t.Fatalf("viewer publishing: %v", err)
+	}
+	c, err := signal.Dial(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Request(ctx, &signal.Message{Type: signal.TypeJoin, Room: "open-aula", Name: "x", Version: signal.Version, Role: "admin"}); !errors.As(err, &serr) || serr.Code != signal.CodeInvalidField {
+		t.Fatalf("join as admin: %v", err)
 	}
 }

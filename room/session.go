@@ -219,6 +219,17 @@ func (s *session) handleJoin(m *signal.Message) bool {
 			p.name = c.Name
 		}
 	}
+	if m.Role != "" {
+		// A join may ask for less than it may have (an open room's viewer
+		// joins as one), never more.
+		if asked, ok := RolePermissions(m.Role); ok {
+			p.perms = Permissions{Publish: p.perms.Publish && asked.Publish, Subscribe: p.perms.Subscribe && asked.Subscribe,
+				Chat: p.perms.Chat && asked.Chat, Moderate: p.perms.Moderate && asked.Moderate}
+			if p.role == "" || roleRank[m.Role] < roleRank[p.role] {
+				p.role = m.Role
+			}
+		}
+	}
 	p.kick = func(reason, code string) { s.closeWith(websocket.StatusPolicyViolation, reason, code) }
 
 	// The Peer exists before the participant enters the room: from then on

@@ -16,6 +16,9 @@ const (
 	RoleModerator = "moderator" // a speaker who may also mute and remove others
 )
 
+// roleRank orders the roles by what they may do.
+var roleRank = map[string]int{RoleViewer: 0, RoleSpeaker: 1, RoleModerator: 2}
+
 // Permissions is what a participant may do in its room.
 type Permissions = signal.Permissions
 

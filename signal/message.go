@@ -149,7 +149,9 @@ type Message struct {
 
 	// raise_hand, hand
 	Raised *bool `json:"raised,omitempty"`
-	// promote: the new role; permissions: the role now held
+	// join: the role asked for (it can only lower the permissions the
+	// token or the open room gives); promote: the new role; permissions:
+	// the role now held
 	Role string `json:"role,omitempty"`
 	// welcome (moderators of a lecture): raised hands
 	Hands []Participant `json:"hands,omitempty"`

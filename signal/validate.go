@@ -31,6 +31,11 @@ func (m *Message) Validate() *Error {
 		if !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
 			return Errorf(CodeInvalidField, "name must not contain control characters")
 		}
+		switch m.Role {
+		case "", "viewer", "speaker", "moderator":
+		default:
+			return Errorf(CodeInvalidField, "role %q: want viewer, speaker or moderator", m.Role)
+		}
 	case TypeOffer, TypeAnswer:
 		if m.SDP == "" {
 			return Errorf(CodeInvalidField, "%s needs sdp", m.Type)

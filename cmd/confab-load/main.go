@@ -139,3 +139,16 @@ func printReport(w io.Writer, r *loadtest.Report) {
 		fmt.Fprintln(w, "failed:", f)
 	}
 }
+
+// eventCounts sums the room events of the WebSocket subscribers (WHEP
+// viewers have no signaling).
+func eventCounts(r *loadtest.Report) (n, sum, most int) {
+	for _, s := range r.Subscribers {
+		if s.Events > 0 {
+			n++
+			sum += s.Events
+			most = max(most, s.Events)
+		}
+	}
+	return n, sum, most
+}
