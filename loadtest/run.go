@@ -324,7 +324,7 @@ flow:
 				b, p, l := r.counters()
 				bytes, pk, lost = bytes+b, pk+p, lost+l
 			}
-			n := len(live)
+			n := len(live) + len(sessions)
 			mu.Unlock()
 			srv := scrapeServer(ctx, cfg.URL)
 			sentNow := sent.total()
