@@ -122,3 +122,29 @@ func (r *Room) promote(mod *participant, id, role string) *signal.Error {
 	}
 	return nil
 }
+
+// setAudienceChat turns the audience's chat on or off (moderators).
+func (r *Room) setAudienceChat(mod *participant, on bool) *signal.Error {
+	if !mod.permissions().Moderate {
+		return signal.Errorf(signal.CodeForbidden, "only a moderator may change the lecture's settings")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.lecture {
+		return signal.Errorf(signal.CodeInvalidState, "this room is not a lecture")
+	}
+	r.audienceChatOff = !on
+	r.broadcastLocked(&signal.Message{Type: signal.TypeLectureSettings, AudienceChat: &on}, "")
+	return nil
+}
+
+// mayChat reports whether p may chat now: its permission, and in a
+// lecture whose audience chat is off, not as audience.
+func (r *Room) mayChat(p *participant) bool {
+	if !p.permissions().Chat {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !(r.audienceChatOff && r.audienceLocked(p))
+}

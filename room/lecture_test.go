@@ -23,13 +23,14 @@ func lectureToken(t *testing.T, roomName, identity, role string) string {
 	return tok
 }
 
-// TestLectureAudienceIsCountedNotAnnounced: 60 viewers join a lecture. The
+// TestLectureAudienceIsCountedNotAnnounced: 300 viewers (60 under the race
+// detector) join a lecture. The
 // presenter and the viewers already there get no join event per viewer and
 // no renegotiation, only an audience count at most once a second.
 func TestLectureAudienceIsCountedNotAnnounced(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	mgr, url := startServer(t, room.Config{AuthSecret: testSecret, MaxParticipants: 200})
+	mgr, url := startServer(t, room.Config{AuthSecret: testSecret, MaxParticipants: 400})
 	prof := joinWithToken(t, ctx, url, "aula", "prof", lectureToken(t, "aula", "prof", room.RoleModerator))
 	srcs := publish(t, ctx, prof, "prof", "audio", "video")
 	first := joinWithToken(t, ctx, url, "aula", "first", lectureToken(t, "aula", "first", room.RoleViewer))
@@ -52,7 +53,10 @@ func TestLectureAudienceIsCountedNotAnnounced(t *testing.T) {
 	}
 	profFrom, firstFrom := mark(prof), mark(first)
 	start := time.Now()
-	const viewers = 60
+	viewers := 300
+	if raceEnabled {
+		viewers = 60
+	}
 	var clients []*signal.Client
 	for i := 0; i < viewers; i++ {
 		c, err := signal.Dial(ctx, url)
@@ -196,3 +200,41 @@ func TestOpenLectureViewersJoinAsAudience(t *testing.T) {
 		t.Fatalf("join as admin: %v", err)
 	}
 }
+
+// TestModeratorTurnsAudienceChatOff: with the audience's chat off, viewers
+// are refused and everyone is told; members still chat.
+func TestModeratorTurnsAudienceChatOff(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, url := startServer(t, room.Config{AuthSecret: testSecret})
+	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", room.RoleModerator))
+	v := joinWithToken(t, ctx, url, "aula", "v", lectureToken(t, "aula", "v", room.RoleViewer))
+	if c := v.Welcome().AudienceChat; c == nil || !*c {
+		t.Fatalf("welcome audienceChat %v, want true", c)
+	}
+	request := func(p *testPeer, m *signal.Message) error { _, err := p.Client().Request(ctx, m); return err }
+	off, on := false, true
+	var serr *signal.Error
+	if err := request(v, &signal.Message{Type: signal.TypeLectureSettings, AudienceChat: &off}); !errors.As(err, &serr) || serr.Code != signal.CodeForbidden {
+		t.Fatalf("a viewer changed the settings: %v", err)
+	}
+	if err := request(mod, &signal.Message{Type: signal.TypeLectureSettings, AudienceChat: &off}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the audience is told", func() (bool, string) {
+		return v.saw(signal.TypeLectureSettings, func(m *signal.Message) bool { return !*m.AudienceChat }), ""
+	})
+	if err := request(v, &signal.Message{Type: signal.TypeChat, Text: "hello?"}); !errors.As(err, &serr) || serr.Code != signal.CodeForbidden {
+		t.Fatalf("audience chat while off: %v", err)
+	}
+	if err := request(mod, &signal.Message{Type: signal.TypeChat, Text: "quiet please"}); err != nil {
+		t.Fatalf("moderator chat: %v", err)
+	}
+	if err := request(mod, &signal.Message{Type: signal.TypeLectureSettings, AudienceChat: &on}); err != nil {
+		t.Fatal(err)
+	}
+	if err := request(v, &signal.Message{Type: signal.TypeChat, Text: "thanks"}); err != nil {
+		t.Fatalf("audience chat back on: %v", err)
+	}
+}
+

@@ -38,17 +38,18 @@ type Room struct {
 	name string
 	mgr  *Manager
 
-	mu            sync.Mutex
-	participants  map[string]*participant
-	order         []string // join order, for stable member lists
-	tracks        map[string]*publishedTrack
-	speaker       string
-	removed       map[string]bool                  // identities a moderator removed, refused while the room lives
-	watchers      map[*httpSession][]*sfu.Receiver // WHEP viewers and what they receive
-	lecture       bool                             // see lecture.go
-	hands         map[string]bool                  // raised hands of the audience
-	audienceTimer *time.Timer
-	lastAudience  time.Time
+	mu              sync.Mutex
+	participants    map[string]*participant
+	order           []string // join order, for stable member lists
+	tracks          map[string]*publishedTrack
+	speaker         string
+	removed         map[string]bool                  // identities a moderator removed, refused while the room lives
+	watchers        map[*httpSession][]*sfu.Receiver // WHEP viewers and what they receive
+	lecture         bool                             // see lecture.go
+	hands           map[string]bool                  // raised hands of the audience
+	audienceChatOff bool                             // a moderator turned the audience's chat off
+	audienceTimer   *time.Timer
+	lastAudience    time.Time
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -188,8 +189,12 @@ func (r *Room) welcome(p *participant, id string, iceServers []signal.ICEServer)
 		Lecture:     r.lecture,
 		Audience:    r.audienceCountLocked(),
 	}
-	if r.lecture && p.permissions().Moderate {
-		welcome.Hands = r.handsLocked()
+	if r.lecture {
+		chat := !r.audienceChatOff
+		welcome.AudienceChat = &chat
+		if p.permissions().Moderate {
+			welcome.Hands = r.handsLocked()
+		}
 	}
 	p.send(welcome)
 	if r.audienceLocked(p) {

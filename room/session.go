@@ -343,6 +343,12 @@ func (s *session) handle(m *signal.Message) {
 			return
 		}
 		s.ok(m.ID)
+	case signal.TypeLectureSettings:
+		if e := p.room.setAudienceChat(p, *m.AudienceChat); e != nil {
+			s.fail(m.ID, e)
+			return
+		}
+		s.ok(m.ID)
 	case signal.TypePromote:
 		if e := p.room.promote(p, m.ParticipantID, m.Role); e != nil {
 			s.fail(m.ID, e)
@@ -350,8 +356,8 @@ func (s *session) handle(m *signal.Message) {
 		}
 		s.ok(m.ID)
 	case signal.TypeChat:
-		if !p.permissions().Chat {
-			s.fail(m.ID, signal.Errorf(signal.CodeForbidden, "you may not chat in this room"))
+		if !p.room.mayChat(p) {
+			s.fail(m.ID, signal.Errorf(signal.CodeForbidden, "you may not chat in this room now"))
 			return
 		}
 		p.room.broadcast(&signal.Message{Type: signal.TypeChat, From: p.id, Name: p.name, Text: m.Text}, p.id)

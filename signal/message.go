@@ -13,14 +13,15 @@ const Version = 1
 // response (welcome, answer, ok, error) repeats it.
 const (
 	// client -> server
-	TypeJoin      = "join"       // request: enter a room
-	TypeLeave     = "leave"      // leave the room; the server closes the socket
-	TypeSubscribe = "subscribe"  // request: per-track layer / pause preferences
-	TypeChat      = "chat"       // request: text to everyone in the room
-	TypeMute      = "mute"       // request: announce that one of my tracks is muted / unmuted (a moderator: mute anyone's)
-	TypeRemove    = "remove"     // request (moderator): remove a participant from the room
-	TypeRaiseHand = "raise_hand" // request (lecture audience): raise or lower a hand
-	TypePromote   = "promote"    // request (moderator): give a participant another role
+	TypeJoin            = "join"             // request: enter a room
+	TypeLeave           = "leave"            // leave the room; the server closes the socket
+	TypeSubscribe       = "subscribe"        // request: per-track layer / pause preferences
+	TypeChat            = "chat"             // request: text to everyone in the room
+	TypeMute            = "mute"             // request: announce that one of my tracks is muted / unmuted (a moderator: mute anyone's)
+	TypeRemove          = "remove"           // request (moderator): remove a participant from the room
+	TypeRaiseHand       = "raise_hand"       // request (lecture audience): raise or lower a hand
+	TypePromote         = "promote"          // request (moderator): give a participant another role
+	TypeLectureSettings = "lecture_settings" // request (moderator): e.g. the audience's chat on or off; also the event
 
 	// both directions
 	TypeOffer           = "offer"             // SDP offer (client offers carry an id)
@@ -155,6 +156,8 @@ type Message struct {
 	Role string `json:"role,omitempty"`
 	// welcome (moderators of a lecture): raised hands
 	Hands []Participant `json:"hands,omitempty"`
+	// lecture_settings (and welcome of a lecture): may the audience chat
+	AudienceChat *bool `json:"audienceChat,omitempty"`
 
 	// error / bye
 	Code    string `json:"code,omitempty"`

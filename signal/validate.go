@@ -76,6 +76,10 @@ func (m *Message) Validate() *Error {
 		if m.ParticipantID == "" {
 			return Errorf(CodeInvalidField, "remove needs participantId")
 		}
+	case TypeLectureSettings:
+		if m.AudienceChat == nil {
+			return Errorf(CodeInvalidField, "lecture_settings needs audienceChat")
+		}
 	case TypeRaiseHand:
 		if m.Raised == nil {
 			return Errorf(CodeInvalidField, "raise_hand needs raised")
