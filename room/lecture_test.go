@@ -237,4 +237,3 @@ func TestModeratorTurnsAudienceChatOff(t *testing.T) {
 		t.Fatalf("audience chat back on: %v", err)
 	}
 }
-
