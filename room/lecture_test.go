@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.uber.org/goleak"
 	"testing"
 	"time"
 
@@ -100,6 +101,8 @@ func TestLectureAudienceIsCountedNotAnnounced(t *testing.T) {
 // it and promotes the viewer, who then publishes to everyone; demoted, its
 // tracks end and it may no longer publish.
 func TestRaiseHandPromoteDemote(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, url := startServer(t, room.Config{AuthSecret: testSecret})

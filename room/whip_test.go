@@ -3,6 +3,7 @@ package room_test
 import (
 	"context"
 	"fmt"
+	"go.uber.org/goleak"
 	"io"
 	"net/http"
 	"strings"
@@ -78,6 +79,8 @@ func startWHEP(t *testing.T, ctx context.Context, base, roomName string) *whepVi
 // audience count, not a join per viewer; DELETE ends the broadcast for
 // everyone.
 func TestWHIPPublishesToWebSocketAndWHEPViewers(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	mgr, base := startServer(t, room.Config{})
