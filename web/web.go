@@ -3,7 +3,8 @@
 // there is no build step.
 //
 // Routes: "/" the landing page, "/r/{room}" a meeting (the link is the
-// invitation), "/static/..." the assets. docs/web-client.md describes the
+// invitation), "/watch/{room}" a bare WHEP player for embedding,
+// "/static/..." the assets. docs/web-client.md describes the
 // client and its automation contract.
 package web
 
@@ -44,6 +45,16 @@ var contentTypes = map[string]string{
 const pagePolicy = "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; " +
 	"img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 
+// watchPolicy is the player's: it fetches WHEP from this origin only and
+// may be embedded by any site.
+const watchPolicy = "default-src 'self'; connect-src 'self'; media-src 'self' blob: mediastream:; " +
+	"img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors *; form-action 'none'"
+
+// pagePolicies are the pages whose policies differ from pagePolicy.
+var pagePolicies = map[string]struct{ csp, permissions string }{
+	"watch.html": {watchPolicy, "camera=(), microphone=(), display-capture=()"},
+}
+
 // asset is one embedded file, ready to serve.
 type asset struct {
 	name  string
@@ -66,6 +77,13 @@ func Handler() http.Handler {
 			return
 		}
 		assets["room.html"].ServeHTTP(w, r)
+	})
+	mux.HandleFunc("GET /watch/{room}", func(w http.ResponseWriter, r *http.Request) {
+		if !roomName.MatchString(r.PathValue("room")) {
+			http.NotFound(w, r)
+			return
+		}
+		assets["watch.html"].ServeHTTP(w, r)
 	})
 	mux.HandleFunc("GET /static/{file...}", func(w http.ResponseWriter, r *http.Request) {
 		a, ok := assets[r.PathValue("file")]
@@ -107,7 +125,7 @@ func load(fsys fs.FS) (map[string]*asset, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, page := range []string{"index.html", "room.html"} {
+	for _, page := range []string{"index.html", "room.html", "watch.html"} {
 		if assets[page] == nil {
 			return nil, fmt.Errorf("embedded page %s is missing", page)
 		}
@@ -126,8 +144,13 @@ func (a *asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	if strings.HasSuffix(a.name, ".html") {
-		h.Set("Content-Security-Policy", pagePolicy)
-		h.Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
+		if p, ok := pagePolicies[a.name]; ok {
+			h.Set("Content-Security-Policy", p.csp)
+			h.Set("Permissions-Policy", p.permissions)
+		} else {
+			h.Set("Content-Security-Policy", pagePolicy)
+			h.Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
+		}
 	}
 	// ServeContent answers If-None-Match and Range; the zero time leaves
 	// validation to the ETag.

@@ -40,6 +40,10 @@ func TestRoutes(t *testing.T) {
 		{"/r/standup", "text/html; charset=utf-8", "Join meeting", 200},
 		{"/r/any-room.name_1", "text/html; charset=utf-8", "/static/js/room.js", 200},
 		{"/r/" + strings.Repeat("a", 64), "text/html; charset=utf-8", "Join meeting", 200},
+		{"/watch/lecture", "text/html; charset=utf-8", "/static/js/watch.js", 200},
+		{"/watch/any-room.name_1", "text/html; charset=utf-8", `id="watch-status"`, 200},
+		{"/static/js/watch.js", "text/javascript; charset=utf-8", "window.confabWatch", 200},
+		{"/static/watch.css", "text/css; charset=utf-8", ".watch-status", 200},
 		{"/static/js/room.js", "text/javascript; charset=utf-8", "RTCPeerConnection", 200},
 		{"/static/js/signaling.js", "text/javascript; charset=utf-8", "class Signaling", 200},
 		{"/static/js/media.js", "text/javascript; charset=utf-8", "scaleResolutionDownBy", 200},
@@ -52,6 +56,11 @@ func TestRoutes(t *testing.T) {
 		{"/static/favicon.svg", "image/svg+xml", "<svg", 200},
 		{"/static/nope.js", "", "", 404},
 		{"/static/room.html", "", "", 404}, // pages only at their routes
+		{"/static/watch.html", "", "", 404},
+		{"/watch/", "", "", 404},
+		{"/watch/.hidden", "", "", 404},
+		{"/watch/" + strings.Repeat("a", 65), "", "", 404},
+		{"/watch/lecture/extra", "", "", 404},
 		{"/static/../web.go", "", "", 404},
 		{"/r/", "", "", 404},
 		{"/r/.hidden", "", "", 404},
@@ -87,6 +96,14 @@ func TestRoutes(t *testing.T) {
 		csp := resp.Header.Get("Content-Security-Policy")
 		if isPage := strings.HasPrefix(c.wantType, "text/html"); isPage != (csp != "") {
 			t.Errorf("%s: content security policy %q", c.path, csp)
+		}
+		// Only the player may be embedded, by any site.
+		wantAncestors := "frame-ancestors 'none'"
+		if strings.HasPrefix(c.path, "/watch/") {
+			wantAncestors = "frame-ancestors *"
+		}
+		if csp != "" && !strings.Contains(csp, wantAncestors) {
+			t.Errorf("%s: content security policy %q lacks %q", c.path, csp, wantAncestors)
 		}
 	}
 }
@@ -152,7 +169,7 @@ func TestEveryAssetIsReferenced(t *testing.T) {
 		all.Write(a.body)
 	}
 	for name := range assets {
-		if name == "index.html" || name == "room.html" {
+		if name == "index.html" || name == "room.html" || name == "watch.html" { // served at routes
 			continue
 		}
 		base := name[strings.LastIndex(name, "/")+1:]
