@@ -2,13 +2,16 @@
 // RTCPeerConnection, publishes camera (three simulcast layers) and mic,
 // shows everyone else, and keeps the session alive across reconnects.
 // With an invitation (?token=...) the server's permissions decide: viewers
-// only watch, moderators may mute and remove others.
+// only watch, moderators may mute and remove others. In a lecture
+// (docs/lecture-client.md) a moderator moves people between the stage and
+// the audience.
 // Automation contract (docs/web-client.md): ?name=N&autojoin=1 joins at once.
 import { Signaling, SignalError } from './signaling.js';
 import { CAMERA_ENCODINGS, SCREEN_ENCODINGS, preferCodecs, listDevices, capture } from './media.js';
 import { collect } from './stats.js';
 import { Tiles } from './tiles.js';
 import { AUTH_CODES, AUTH_MESSAGES, OPEN_PERMISSIONS, expectedPermissions, tokenClaims } from './auth.js';
+import { Lecture } from './lecture.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -18,6 +21,9 @@ const roomName = decodeURIComponent(location.pathname.split('/')[2] || '');
 // prepare the pre-join screen; the welcome's permissions are what counts.
 const token = params.get('token') || '';
 const claims = tokenClaims(token);
+// ?lecture=1 asks for a lecture room; the server honours it when this join
+// creates the room (a token's lecture claim does the same).
+const wantLecture = params.get('lecture') === '1';
 
 // A video tile may receive a layer up to this much larger than itself: with
 // layers a factor 2 apart, the next lower one would be blurred by upscaling.
@@ -37,6 +43,8 @@ const state = {
   perms: expectedPermissions(claims), // what we may do: the welcome's, guessed before
   role: (claims && claims.role) || '',
   captured: false,      // camera and microphone were asked for
+  captureGen: 0,        // bumped to discard a capture still in flight
+  lecture: false,       // the room is a lecture (welcome.lecture)
   sig: null,
   pc: null,
   joined: false,
@@ -67,6 +75,11 @@ const tiles = new Tiles({
   template: $('tile-template'),
   onChange: () => scheduleSubscribe(),
   onSoundBlocked: () => { $('sound-banner').hidden = false; },
+});
+
+const lecture = new Lecture({
+  request: (m) => (state.sig && state.joined ? state.sig.request(m) : Promise.reject(new SignalError('closed', 'Not connected.'))),
+  onError: (what, err) => showMessage('meeting-message', `${what}: ${explain(err)}`),
 });
 
 // --- status and messages -------------------------------------------------
@@ -138,6 +151,37 @@ function renderPermissions() {
   $('join').textContent = publish ? 'Join meeting' : 'Join to watch';
   for (const id of ['chat-title', 'chat-log', 'chat-form']) $(id).hidden = !chat;
   $('toggle-side').textContent = chat ? 'Chat' : 'People';
+  lecture.setPermissions(state.perms);
+}
+
+// permissionsChanged: a moderator gave us another role. Coming on stage
+// turns the camera and microphone on and publishes them; going back to the
+// audience stops them (the server has already ended our tracks) and
+// renegotiates without them.
+function permissionsChanged(perms, role) {
+  const could = state.perms.publish;
+  if (could && !perms.publish) retireLocal();
+  applyPermissions(perms, role);
+  updateMediaButtons();
+  renderPeople();
+  if (!could && state.perms.publish) {
+    showMessage('meeting-message', 'You are on stage: your camera and microphone are on.');
+    captureLate().catch((e) => console.warn('capture', String(e)));
+  } else if (could && !state.perms.publish) {
+    showMessage('meeting-message', 'You are back in the audience.');
+  }
+}
+
+// retireLocal takes our camera and microphone off the connection (the
+// next offer has their sections inactive) and drops the self tile.
+function retireLocal() {
+  state.captureGen++;
+  const pc = state.pc;
+  const mine = new Set(state.local ? state.local.getTracks() : []);
+  if (pc && pc.signalingState !== 'closed') {
+    for (const sender of pc.getSenders()) if (sender.track && mine.has(sender.track)) pc.removeTrack(sender);
+  }
+  tiles.remove('self');
 }
 
 // hasTile: viewers are listed under People but get no tile: a lecture's
@@ -182,8 +226,9 @@ async function prepareMedia() {
 // invitation seemed not to.
 async function captureLate() {
   state.captured = true;
+  const gen = ++state.captureGen;
   const { stream, notice } = await capture('', '');
-  if (!state.perms.publish || state.leaving) {
+  if (!state.perms.publish || state.leaving || gen !== state.captureGen) {
     stream.getTracks().forEach((t) => t.stop());
     return;
   }
@@ -334,6 +379,7 @@ async function connect() {
     await sig.open();
     const join = { type: 'join', room: state.room, name: state.name, version: 1 };
     if (state.token) join.token = state.token;
+    if (wantLecture) join.lecture = true;
     welcome = await sig.request(join);
   } catch (e) {
     sig.close();
@@ -343,6 +389,9 @@ async function connect() {
   state.me = welcome.participant.id;
   // An invitation may carry the name, which the server then uses.
   if (welcome.participant.name) state.name = welcome.participant.name;
+  state.lecture = !!welcome.lecture;
+  tiles.setLecture(state.lecture);
+  lecture.start(welcome);
   applyPermissions(welcome.permissions || OPEN_PERMISSIONS, welcome.participant.role);
   state.members.clear();
   for (const p of welcome.members || []) state.members.set(p.id, p);
@@ -467,6 +516,7 @@ function dropConnection() {
   state.speaker = '';
   tiles.removeRemote();
   tiles.setSpeaker('');
+  lecture.stop();
   renderPeople();
 }
 
@@ -502,9 +552,10 @@ function setupPeerConnection(iceServers) {
 // gathering stuck, so there is nothing to roll back.
 async function offer(pc) {
   if (pc !== state.pc || state.awaitServerOffer || pc.signalingState !== 'stable') return;
-  // Who may not publish has nothing to offer: the server's offers carry
-  // what we receive.
-  if (!state.perms.publish) return;
+  // Who may not publish has nothing to offer (the server's offers carry
+  // what we receive), unless it was moved to the audience and must end
+  // what it sent.
+  if (!state.perms.publish && !retiring(pc)) return;
   const local = await pc.createOffer();
   const tracks = [];
   for (const t of pc.getTransceivers()) {
@@ -529,6 +580,12 @@ async function offer(pc) {
   await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
   await flushCandidates(pc);
   announceMuted();
+}
+
+// retiring: a section we sent on has lost its track, and the server has
+// not yet been told.
+function retiring(pc) {
+  return pc.getTransceivers().some((t) => !t.sender.track && (t.currentDirection === 'sendonly' || t.currentDirection === 'sendrecv'));
 }
 
 async function flushCandidates(pc) {
@@ -645,7 +702,8 @@ async function handle(m) {
     case 'participant_joined':
       state.members.set(m.participant.id, m.participant);
       if (hasTile(m.participant)) tiles.ensure(m.participant.id, { participant: m.participant.id, name: m.participant.name });
-      addSystemLine(`${m.participant.name} joined`);
+      // In a lecture only the stage is announced.
+      addSystemLine(state.lecture ? `${m.participant.name} is on stage` : `${m.participant.name} joined`);
       renderPeople();
       break;
     case 'participant_left': {
@@ -655,7 +713,7 @@ async function handle(m) {
       tiles.remove(`${m.participant.id}/screen`);
       for (const [id, t] of state.tracks) if (t.participant === m.participant.id) state.tracks.delete(id);
       if (state.speaker === m.participant.id) setSpeaker('');
-      addSystemLine(`${p.name} left`);
+      addSystemLine(state.lecture ? `${p.name} left the stage` : `${p.name} left`);
       renderPeople();
       break;
     }
@@ -692,6 +750,15 @@ async function handle(m) {
       break;
     case 'chat':
       addChat(m.from, m.name, m.text);
+      break;
+    case 'audience':
+      lecture.setAudience(m.audience);
+      break;
+    case 'hand':
+      lecture.hand(m.participant, !!m.raised);
+      break;
+    case 'permissions':
+      if (m.permissions) permissionsChanged(m.permissions, m.role);
       break;
     case 'error':
       console.warn('server error', m.code, m.message);
@@ -777,6 +844,8 @@ function personView(p) {
     // mute: "none" (nothing to mute), "muted" or "on".
     view.mute = !mics.length ? 'none' : mics.every((t) => t.muted) ? 'muted' : 'on';
     view.remove = true;
+    // A lecture's stage members may be sent back to the audience.
+    view.demote = state.lecture && p.role !== 'moderator';
   }
   return view;
 }
@@ -816,6 +885,7 @@ function personItem(p, view) {
     const muted = view.mute === 'muted';
     button('mute', muted ? 'Muted' : 'Mute', muted ? `${p.name} is muted` : `Mute ${p.name}`, view.mute !== 'on');
   }
+  if (view.demote) button('demote', 'Move to audience', `Move ${p.name} to the audience`, false);
   if (view.remove) button('remove', 'Remove', `Remove ${p.name} from the meeting`, false);
   return li;
 }
@@ -826,12 +896,13 @@ $('people').addEventListener('click', (e) => {
   const b = e.target.closest('button[data-action]');
   const li = b && b.closest('li');
   if (!li || b.disabled) return;
-  if (b.dataset.action === 'remove') b.disabled = true;
+  if (b.dataset.action === 'remove' || b.dataset.action === 'demote') b.disabled = true;
   moderate(b.dataset.action, li.dataset.participant);
 });
 
-// moderate mutes a participant's microphone ("mute") or removes them from
-// the meeting ("remove"). Failures are shown, not thrown.
+// moderate mutes a participant's microphone ("mute"), removes them from
+// the meeting ("remove") or moves them to a lecture's audience ("demote").
+// Failures are shown, not thrown.
 async function moderate(action, participant) {
   const p = state.members.get(participant);
   const name = p ? p.name : 'that participant';
@@ -843,12 +914,17 @@ async function moderate(action, participant) {
       await Promise.all(mics.map((t) => state.sig.request({ type: 'mute', trackId: t.id, muted: true })));
     } else if (action === 'remove') {
       await state.sig.request({ type: 'remove', participantId: participant });
+    } else if (action === 'demote') {
+      await state.sig.request({ type: 'promote', participantId: participant, role: 'viewer' });
     } else {
       return false;
     }
     return true;
   } catch (err) {
-    showMessage('meeting-message', `Could not ${action} ${name}: ${explain(err)}`);
+    const what = action === 'demote' ? `move ${name} to the audience` : `${action} ${name}`;
+    showMessage('meeting-message', `Could not ${what}: ${explain(err)}`);
+    const button = $('people').querySelector(`li[data-participant="${CSS.escape(participant)}"] button[data-action="${action}"]`);
+    if (button && action !== 'mute') button.disabled = false;
     renderPeople();
     return false;
   }
@@ -986,7 +1062,11 @@ function endMeeting(reason, title) {
   $('left').dataset.reason = reason;
   $('left-title').textContent = title;
   // The invitation comes along: it is what lets us in again.
-  $('rejoin').href = `/r/${encodeURIComponent(state.room)}${state.token ? `?token=${encodeURIComponent(state.token)}` : ''}`;
+  const again = new URLSearchParams();
+  if (state.token) again.set('token', state.token);
+  if (wantLecture) again.set('lecture', '1');
+  const query = again.toString();
+  $('rejoin').href = `/r/${encodeURIComponent(state.room)}${query ? `?${query}` : ''}`;
   $('rejoin').hidden = reason === 'removed';
   setStatus('');
 }
@@ -1123,6 +1203,11 @@ window.confab = {
   setMuted,
   muteParticipant: (id) => moderate('mute', id),
   removeParticipant: (id) => moderate('remove', id),
+  get lecture() {
+    return { active: lecture.active, audience: lecture.audience, raised: lecture.raised, hands: [...lecture.hands.values()] };
+  },
+  raiseHand: (raised) => lecture.raiseHand(raised),
+  promote: (id, role) => lecture.promote(id, role),
 };
 
 if (params.get('autojoin') === '1' && $('display-name').value.trim()) {

@@ -2,7 +2,10 @@
 // id, or "self") and one per screen share (key = "<participant>/screen", or
 // "self/screen"), on the stage. Their data-attributes are part of the
 // automation contract in docs/web-client.md.
-import { layoutGrid } from './layout.js';
+// In a lecture (docs/lecture-client.md) the presenter, whose screen share
+// is on the stage, has its camera beside the share, and the other speakers
+// are a row of thumbnails under it.
+import { layoutGrid, layoutRow, layoutStage } from './layout.js';
 
 const PALETTE = ['#5b8def', '#e07a5f', '#81b29a', '#f2cc8f', '#b388eb', '#4ecdc4', '#ef476f', '#ffd166'];
 
@@ -29,6 +32,7 @@ export class Tiles {
     this.onSoundBlocked = onSoundBlocked;
     this.map = new Map();
     this.speaker = '';
+    this.lecture = false;
     this.visibility = new IntersectionObserver((entries) => {
       for (const e of entries) e.target.inView = e.isIntersecting;
       this.onChange();
@@ -66,7 +70,9 @@ export class Tiles {
     // an empty stream never loads, and holds back the page's load event.
     tile.stream = new MediaStream();
     this.rename(tile, name);
-    (screen ? this.stage : this.grid).append(tile);
+    // A share goes before a presenter's camera, which stays last.
+    if (screen) this.stage.insertBefore(tile, this.stage.querySelector(':scope > .tile.presenter'));
+    else this.grid.append(tile);
     this.map.set(key, tile);
     this.visibility.observe(tile);
     this.changed();
@@ -136,6 +142,39 @@ export class Tiles {
     }
   }
 
+  // setLecture switches the lecture stage layout on or off.
+  setLecture(on) {
+    if (this.lecture === on) return;
+    this.lecture = on;
+    this.changed();
+  }
+
+  // presenter is, in a lecture, whose screen share is first on the stage.
+  presenter() {
+    if (!this.lecture) return '';
+    const share = [...this.stage.children].find((t) => t.dataset.source === 'screen');
+    return share ? share.dataset.participant : '';
+  }
+
+  // arrange puts the presenter's camera on the stage, after its share, and
+  // every other camera in the grid.
+  arrange() {
+    const presenter = this.presenter();
+    for (const tile of this.map.values()) {
+      if (tile.dataset.source !== 'camera') continue;
+      const beside = !!presenter && tile.dataset.participant === presenter;
+      tile.classList.toggle('presenter', beside);
+      if (!beside) tile.style.removeProperty('--tile-w');
+      const home = beside ? this.stage : this.grid;
+      if (tile.parentElement === home) continue;
+      home.append(tile);
+      // Moved, not removed: playback goes on, but a paused element is
+      // started again to be sure.
+      const video = tile.querySelector('video');
+      if (video.srcObject && video.paused) this.play(tile);
+    }
+  }
+
   setSpeaker(participant) {
     this.speaker = participant;
     for (const tile of this.map.values()) {
@@ -144,12 +183,18 @@ export class Tiles {
   }
 
   changed() {
+    this.arrange();
     this.stage.parentElement.classList.toggle('has-stage', this.stage.children.length > 0);
     this.layout();
     this.onChange();
   }
 
   layout() {
+    if (this.lecture && this.stage.children.length > 0) {
+      layoutRow(this.grid);
+      layoutStage(this.stage, this.stage.querySelector(':scope > .tile.presenter'));
+      return;
+    }
     layoutGrid(this.grid);
     layoutGrid(this.stage);
   }
