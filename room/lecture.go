@@ -105,7 +105,11 @@ func (r *Room) promote(mod *participant, id, role string) *signal.Error {
 		r.toModeratorsLocked(&signal.Message{Type: signal.TypeHand, Participant: &pub, Raised: &lowered})
 	}
 	p := perms
-	target.send(&signal.Message{Type: signal.TypePermissions, Permissions: &p, Role: role})
+	msg := &signal.Message{Type: signal.TypePermissions, Permissions: &p, Role: role}
+	if r.lecture && perms.Moderate {
+		msg.Hands = r.handsLocked() // a new moderator sees the hands already up
+	}
+	target.send(msg)
 	pub := target.public()
 	switch {
 	case wasAudience && !nowAudience:

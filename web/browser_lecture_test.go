@@ -237,6 +237,24 @@ return {stage: keys('stage'), grid: keys('grid'), share: w('#stage .tile[data-so
 		return v.Publish && v.Sending == 2 && v.Live == 2 && v.GUM == 2
 	})
 	b.receivesFrom(bob, 30, true, map[string]string{"ann": annID})
+
+	// The moderator turns the audience's chat off: bob may read but not
+	// write; on again, he may.
+	chatForm := func(tb *tab, want bool) {
+		b.waitFor(fmt.Sprintf("%s's chat form shown=%v", tb.name, want), 10*time.Second, func() (bool, string) {
+			var hidden bool
+			if err := tb.eval(`return document.getElementById('chat-form').hidden`, &hidden); err != nil {
+				return false, err.Error()
+			}
+			return hidden == !want, fmt.Sprintf("hidden %v", hidden)
+		})
+	}
+	chatForm(bob, true)
+	prof.do(t, chromedp.Click(chromedp.CSS("#audience-chat")))
+	chatForm(bob, false)
+	chatForm(ann, true) // on stage: still writes
+	prof.do(t, chromedp.Click(chromedp.CSS("#audience-chat")))
+	chatForm(bob, true)
 }
 
 // TestBrowserLectureLink: ?lecture=1 makes the room a lecture without a
@@ -261,4 +279,12 @@ func TestBrowserLectureLink(t *testing.T) {
 	if v, err := b.lectureView(plain); err != nil || v.Active || v.Audience != "" || v.Raise != "" {
 		t.Errorf("a room joined without ?lecture=1: %+v (%v), want no lecture controls", v, err)
 	}
+	// ?role=viewer joins an open lecture as its audience.
+	watcher := b.open("watcher", base+"/r/talk?name=watcher&autojoin=1&role=viewer")
+	b.joined(watcher)
+	v := b.waitLecture(watcher, "in the audience", 10*time.Second, func(v lectureView) bool { return v.Active && !v.Publish })
+	if v.Raise == "" {
+		t.Errorf("the audience member has no raise-hand button: %+v", v)
+	}
+	b.waitLecture(first, "the presenter counts the audience", 10*time.Second, func(v lectureView) bool { return v.Audience == "1 watching" })
 }

@@ -18,7 +18,10 @@ export class Lecture {
     this.hands = new Map();  // participant id -> participant, for moderators
     this.raised = false;     // our own hand
     this.perms = { publish: true, moderate: false };
+    this.audienceChat = true; // a moderator may turn the audience's chat off
+    this.onChatPolicy = () => {}; // room.js re-renders the chat when it changes
     this.joined = false;
+    $('audience-chat').addEventListener('click', () => this.setAudienceChat(!this.audienceChat));
     $('raise-hand').addEventListener('click', () => this.raiseHand(!this.raised));
     $('hands').addEventListener('click', (e) => {
       const b = e.target.closest('button[data-action="invite"]');
@@ -35,9 +38,39 @@ export class Lecture {
     this.audience = welcome.audience || 0;
     this.hands = new Map((welcome.hands || []).map((p) => [p.id, p]));
     this.raised = false;
+    this.audienceChat = welcome.audienceChat !== false;
     this.joined = true;
     document.body.classList.toggle('lecture', this.active);
     this.render();
+  }
+
+  // inAudience: we watch without being on stage.
+  inAudience() {
+    return this.active && !this.perms.publish;
+  }
+
+  // mayChat: the audience's chat may be off in a lecture.
+  mayChat() {
+    return !(this.inAudience() && !this.audienceChat);
+  }
+
+  // chatPolicy follows lecture_settings from the server.
+  chatPolicy(on) {
+    this.audienceChat = !!on;
+    this.render();
+    this.onChatPolicy(this.audienceChat);
+  }
+
+  // setAudienceChat (moderators) turns the audience's chat on or off.
+  async setAudienceChat(on) {
+    if (!this.joined || !this.active || !this.perms.moderate) return false;
+    try {
+      await this.request({ type: 'lecture_settings', audienceChat: on });
+      return true;
+    } catch (err) {
+      this.onError(`Could not turn the audience's chat ${on ? 'on' : 'off'}`, err);
+      return false;
+    }
   }
 
   // stop forgets the session (a dropped connection, leaving).
@@ -118,6 +151,12 @@ export class Lecture {
     button.setAttribute('aria-pressed', String(this.raised));
     button.textContent = this.raised ? 'Lower hand' : 'Raise hand';
     button.title = this.raised ? 'Lower your hand' : 'Ask the moderators to let you speak';
+
+    const chat = $('audience-chat');
+    chat.hidden = !this.joined || !this.active || !this.perms.moderate;
+    chat.setAttribute('aria-pressed', String(this.audienceChat));
+    chat.textContent = this.audienceChat ? 'Audience chat on' : 'Audience chat off';
+    chat.title = this.audienceChat ? 'Stop the audience from writing in the chat' : 'Let the audience write in the chat';
 
     const showHands = this.joined && this.active && this.perms.moderate;
     for (const id of ['hands-title', 'hands']) $(id).hidden = !showHands;

@@ -24,6 +24,9 @@ const claims = tokenClaims(token);
 // ?lecture=1 asks for a lecture room; the server honours it when this join
 // creates the room (a token's lecture claim does the same).
 const wantLecture = params.get('lecture') === '1';
+// ?role=viewer joins as audience (an open room's lecture link for
+// viewers); the server only ever lowers permissions this way.
+const wantRole = ['viewer', 'speaker'].includes(params.get('role')) ? params.get('role') : '';
 
 // A video tile may receive a layer up to this much larger than itself: with
 // layers a factor 2 apart, the next lower one would be blurred by upscaling.
@@ -40,7 +43,9 @@ const state = {
   name: '',
   me: '',
   token,
-  perms: expectedPermissions(claims), // what we may do: the welcome's, guessed before
+  // what we may do: the welcome's, guessed before (a ?role=viewer link
+  // watches, so its pre-join screen asks for no camera)
+  perms: wantRole === 'viewer' ? { ...expectedPermissions(claims), publish: false } : expectedPermissions(claims),
   role: (claims && claims.role) || '',
   captured: false,      // camera and microphone were asked for
   captureGen: 0,        // bumped to discard a capture still in flight
@@ -81,6 +86,7 @@ const lecture = new Lecture({
   request: (m) => (state.sig && state.joined ? state.sig.request(m) : Promise.reject(new SignalError('closed', 'Not connected.'))),
   onError: (what, err) => showMessage('meeting-message', `${what}: ${explain(err)}`),
 });
+lecture.onChatPolicy = () => renderPermissions();
 
 // --- status and messages -------------------------------------------------
 
@@ -149,7 +155,9 @@ function renderPermissions() {
   $('prejoin-note').hidden = publish;
   $('prejoin-note').textContent = publish ? '' : 'You are invited to watch and listen: your camera and microphone will not be used.';
   $('join').textContent = publish ? 'Join meeting' : 'Join to watch';
-  for (const id of ['chat-title', 'chat-log', 'chat-form']) $(id).hidden = !chat;
+  for (const id of ['chat-title', 'chat-log']) $(id).hidden = !chat;
+  // In a lecture whose audience chat is off, the audience reads but cannot write.
+  $('chat-form').hidden = !chat || !lecture.mayChat();
   $('toggle-side').textContent = chat ? 'Chat' : 'People';
   lecture.setPermissions(state.perms);
 }
@@ -380,6 +388,7 @@ async function connect() {
     const join = { type: 'join', room: state.room, name: state.name, version: 1 };
     if (state.token) join.token = state.token;
     if (wantLecture) join.lecture = true;
+    if (wantRole) join.role = wantRole;
     welcome = await sig.request(join);
   } catch (e) {
     sig.close();
@@ -759,6 +768,11 @@ async function handle(m) {
       break;
     case 'permissions':
       if (m.permissions) permissionsChanged(m.permissions, m.role);
+      if (m.hands) for (const p of m.hands) lecture.hand(p, true);
+      break;
+    case 'lecture_settings':
+      lecture.chatPolicy(m.audienceChat);
+      addSystemLine(m.audienceChat ? 'The audience may write in the chat again' : 'The moderators turned the audience\'s chat off');
       break;
     case 'error':
       console.warn('server error', m.code, m.message);
