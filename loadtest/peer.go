@@ -51,7 +51,13 @@ func NewAPI(o APIOptions) (*webrtc.API, error) {
 		return nil, fmt.Errorf("register audio level: %w", err)
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	var icOpts []webrtc.InterceptorOption
+	if o.Logger != nil {
+		// The interceptors log through their own factory: hundreds of peers
+		// closing would otherwise print pion's closed-pipe errors.
+		icOpts = append(icOpts, webrtc.WithInterceptorLoggerFactory(sfu.PionLoggerFactory(o.Logger)))
+	}
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir, icOpts...); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
 	se := webrtc.SettingEngine{}

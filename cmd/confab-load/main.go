@@ -121,6 +121,9 @@ func printReport(w io.Writer, r *loadtest.Report) {
 	if r.Churn > 0 {
 		fmt.Fprintf(w, "churn: %d leave/join cycles\n", r.Churn)
 	}
+	if n, sum, most := eventCounts(r); n > 0 {
+		fmt.Fprintf(w, "room events (signaling, not negotiation) per WebSocket peer: mean %.1f, most %d\n", float64(sum)/float64(n), most)
+	}
 	if r.Server.Available {
 		fmt.Fprintf(w, "server: %.2f CPU-s (%.3f per 1000 packets out), %.0f packets in, %.0f packets out, %.1f MB out\n",
 			r.Server.CPUSeconds, r.Server.CPUPer1000, r.Server.PacketsIn, r.Server.PacketsOut, r.Server.BytesOut/1e6)
