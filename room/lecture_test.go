@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +55,15 @@ func TestLectureAudienceIsCountedNotAnnounced(t *testing.T) {
 		return out
 	}
 	profFrom, firstFrom := mark(prof), mark(first)
+	// Renegotiation shows as a server offer applied by the client.
+	var offers atomic.Int32
+	for _, p := range []*testPeer{prof, first} {
+		p.PeerConnection().OnSignalingStateChange(func(s webrtc.SignalingState) {
+			if s == webrtc.SignalingStateHaveRemoteOffer {
+				offers.Add(1)
+			}
+		})
+	}
 	start := time.Now()
 	viewers := 300
 	if raceEnabled {
@@ -95,6 +106,9 @@ func TestLectureAudienceIsCountedNotAnnounced(t *testing.T) {
 		n := mgr.Room("aula").Audience()
 		return n == 1, fmt.Sprintf("audience %d", n)
 	})
+	if n := offers.Load(); n != 0 {
+		t.Errorf("%d renegotiations of the presenter and the first viewer while the audience came and went", n)
+	}
 }
 
 // TestRaiseHandPromoteDemote: a viewer raises a hand, the moderator sees
