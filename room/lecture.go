@@ -97,6 +97,12 @@ func (r *Room) promote(mod *participant, id, role string) *signal.Error {
 	wasAudience := r.audienceLocked(target)
 	couldPublish := target.permissions().Publish
 	target.setRole(perms, role)
+	if target.identity != "" {
+		if r.roles == nil {
+			r.roles = map[string]string{}
+		}
+		r.roles[target.identity] = role
+	}
 	nowAudience := r.audienceLocked(target)
 	if r.hands[id] {
 		delete(r.hands, id)

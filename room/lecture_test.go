@@ -254,3 +254,37 @@ func TestModeratorTurnsAudienceChatOff(t *testing.T) {
 		t.Fatalf("audience chat back on: %v", err)
 	}
 }
+
+// TestPromotionOutlivesAReconnect: a promoted viewer whose connection drops
+// rejoins with its invitation and is still a speaker.
+func TestPromotionOutlivesAReconnect(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, url := startServer(t, room.Config{AuthSecret: testSecret})
+	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", room.RoleModerator))
+	tok := lectureToken(t, "aula", "student", room.RoleViewer)
+	c, err := signal.Dial(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Join(ctx, "aula", "student", tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mod.Client().Request(ctx, &signal.Message{Type: signal.TypePromote, ParticipantID: w.Participant.ID, Role: room.RoleSpeaker}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	c2, err := signal.Dial(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	w2, err := c2.Join(ctx, "aula", "student", tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w2.Permissions.Publish || w2.Participant.Role != room.RoleSpeaker {
+		t.Fatalf("after a reconnect: role %q permissions %+v, want a speaker", w2.Participant.Role, w2.Permissions)
+	}
+}

@@ -44,6 +44,7 @@ type Room struct {
 	tracks          map[string]*publishedTrack
 	speaker         string
 	removed         map[string]bool                  // identities a moderator removed, refused while the room lives
+	roles           map[string]string                // identity -> role a moderator gave, kept while the room lives
 	watchers        map[*httpSession][]*sfu.Receiver // WHEP viewers and what they receive
 	lecture         bool                             // see lecture.go
 	hands           map[string]bool                  // raised hands of the audience
@@ -134,6 +135,11 @@ func (r *Room) add(p *participant) error {
 	}
 	if len(r.participants) >= r.mgr.cfg.MaxParticipants {
 		return ErrRoomFull
+	}
+	if role, ok := r.roles[p.identity]; ok && p.identity != "" {
+		// A moderator's promotion or demotion outlives a reconnect.
+		perms, _ := RolePermissions(role)
+		p.setRole(perms, role)
 	}
 	p.room = r
 	r.participants[p.id] = p
