@@ -161,11 +161,7 @@ func (m *Manager) ServeWS(w http.ResponseWriter, r *http.Request) {
 	m.sessions.Add(1)
 	m.mu.Unlock()
 	defer func() {
-		m.mu.Lock()
-		if m.perIP[ip]--; m.perIP[ip] <= 0 {
-			delete(m.perIP, ip)
-		}
-		m.mu.Unlock()
+		m.releaseIP(ip)
 		m.sessions.Done()
 	}()
 	conn, err := signal.Accept(w, r, m.cfg.Conn)

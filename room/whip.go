@@ -31,6 +31,7 @@ type httpSession struct {
 	p     *participant // WHIP: the publishing participant
 	peer  *sfu.Peer
 	mgr   *Manager
+	ip    string // counted against MaxConnsPerIP while the session lives
 	once  sync.Once
 	ended chan struct{}
 }
@@ -42,6 +43,7 @@ func (h *httpSession) end(reason string) {
 		h.mgr.httpMu.Lock()
 		delete(h.mgr.httpSessions, h.id)
 		h.mgr.httpMu.Unlock()
+		h.mgr.releaseIP(h.ip)
 		h.mgr.log.Info(h.kind+" session ended", "room", h.room.name, "session", h.id, "reason", reason)
 		if h.p != nil {
 			h.room.remove(h.p)
@@ -192,24 +194,33 @@ func (m *Manager) startHTTPSession(w http.ResponseWriter, r *http.Request, kind,
 			name = identity
 		}
 	}
+	ip := clientIP(r)
+	if !m.reserveIP(ip) {
+		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
+		return
+	}
 	var s *httpSession
 	if kind == "whip" {
 		if !perms.Publish {
+			m.releaseIP(ip)
 			http.Error(w, "this token may not publish", http.StatusForbidden)
 			return
 		}
 		s, herr = m.startWHIP(roomName, name, identity, role)
 	} else {
 		if !perms.Subscribe {
+			m.releaseIP(ip)
 			http.Error(w, "this token may not receive", http.StatusForbidden)
 			return
 		}
 		s, herr = m.startWHEP(roomName, r.URL.Query().Get("participant"), r.URL.Query().Get("source"))
 	}
 	if herr != nil {
+		m.releaseIP(ip)
 		http.Error(w, herr.msg, herr.status)
 		return
 	}
+	s.ip = ip
 	ctx, cancel := context.WithTimeout(r.Context(), answerTimeout)
 	defer cancel()
 	var send []*sfu.Receiver
@@ -395,4 +406,27 @@ func (r *Room) watchTargetLocked(participantID, source string) (*participant, []
 		}
 	}
 	return owner, out
+}
+
+// reserveIP counts one more connection or session from ip, unless that
+// would pass MaxConnsPerIP.
+func (m *Manager) reserveIP(ip string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cfg.MaxConnsPerIP > 0 && m.perIP[ip] >= m.cfg.MaxConnsPerIP {
+		return false
+	}
+	m.perIP[ip]++
+	return true
+}
+
+func (m *Manager) releaseIP(ip string) {
+	if ip == "" {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.perIP[ip]--; m.perIP[ip] <= 0 {
+		delete(m.perIP, ip)
+	}
 }

@@ -2,6 +2,7 @@ package room_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"go.uber.org/goleak"
 	"io"
@@ -217,4 +218,28 @@ func TestWHIPAndWHEPRefusals(t *testing.T) {
 	if resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(resp.Header.Get("Allow"), "POST") {
 		t.Errorf("GET: %d Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
 	}
+}
+
+// TestWHIPSessionsCountPerAddress: WHIP and WHEP sessions count against
+// the per-address limit like WebSockets, and give their place back when
+// they end.
+func TestWHIPSessionsCountPerAddress(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, base := startServer(t, room.Config{MaxConnsPerIP: 1})
+	src := newSource(t, "audio", "obs")
+	whip, _, err := loadtest.PublishWHIP(ctx, loopbackAPI(t), base, "capped", "", []webrtc.TrackLocal{src.track})
+	if err != nil {
+		t.Fatalf("first session: %v", err)
+	}
+	var herr *loadtest.HTTPStatusError
+	if _, err := loadtest.Watch(ctx, loopbackAPI(t), base, "capped", "", nil); !errors.As(err, &herr) || herr.Status != http.StatusTooManyRequests {
+		t.Fatalf("second session from the same address: %v, want 429", err)
+	}
+	_ = whip.Close()
+	again, _, err := loadtest.PublishWHIP(ctx, loopbackAPI(t), base, "capped", "", []webrtc.TrackLocal{newSource(t, "audio", "obs2").track})
+	if err != nil {
+		t.Fatalf("after the first ended: %v", err)
+	}
+	_ = again.Close()
 }
