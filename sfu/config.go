@@ -154,25 +154,28 @@ func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux, onEstimator func(
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
 	ir := &interceptor.Registry{}
+	// Interceptors log through slog too (peers leaving would otherwise print
+	// pion's closed-pipe errors to stderr).
+	lf := PionLoggerFactory(cfg.Logger)
 	// NACK lost packets from publishers.
-	gen, err := nack.NewGeneratorInterceptor()
+	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(lf))
 	if err != nil {
 		return nil, fmt.Errorf("nack generator: %w", err)
 	}
 	ir.Add(gen)
 	// Receiver reports to publishers, sender reports to subscribers (lip sync).
-	rr, err := report.NewReceiverInterceptor()
+	rr, err := report.NewReceiverInterceptor(report.WithReceiverLoggerFactory(lf))
 	if err != nil {
 		return nil, fmt.Errorf("receiver reports: %w", err)
 	}
-	sr, err := report.NewSenderInterceptor()
+	sr, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(lf))
 	if err != nil {
 		return nil, fmt.Errorf("sender reports: %w", err)
 	}
 	ir.Add(rr)
 	ir.Add(sr)
 	// TWCC feedback to publishers so their browsers run their own congestion control.
-	twccGen, err := twcc.NewSenderInterceptor()
+	twccGen, err := twcc.NewSenderInterceptor(twcc.WithLoggerFactory(lf))
 	if err != nil {
 		return nil, fmt.Errorf("twcc feedback: %w", err)
 	}
@@ -183,7 +186,7 @@ func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux, onEstimator func(
 	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
 		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(initialEstimate),
 			gcc.SendSideBWEMinBitrate(minEstimate), gcc.SendSideBWEMaxBitrate(maxEstimate),
-			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
+			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()), gcc.WithLoggerFactory(lf))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("congestion control: %w", err)
