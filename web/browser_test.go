@@ -227,6 +227,27 @@ func TestBrowserAndGoPeer(t *testing.T) {
 		_ = peer.Leave()
 		readers.Wait()
 	}()
+	publishClips(t, ctx, peer, video, audio, &sources)
+
+	b := newBrowser(t, path, base)
+	viewer := b.join(base, "mixed", "viewer")
+	start := time.Now()
+	b.joined(viewer)
+	s := b.receivesFrom(viewer, 30, true, map[string]string{"gopher": peer.ID()})
+	t.Logf("Chromium decodes > 30 frames of the Go peer's VP8 %.1f s after joining", time.Since(start).Seconds())
+	if tl, ok := s.tile(peer.ID()); !ok || tl["name"] != "gopher" || tl["hasVideo"] != true {
+		t.Errorf("the Go peer's tile: %v", tl)
+	}
+	b.waitFor("the Go peer receives Chromium's video", 20*time.Second, func() (bool, string) {
+		n := fromBrowser.Load()
+		return n > 100, fmt.Sprintf("%d video packets", n)
+	})
+}
+
+// publishClips publishes the load tool's simulcast VP8 and Opus clips from
+// a Go peer; the sources run until ctx ends (sources counts them).
+func publishClips(t *testing.T, ctx context.Context, peer *loadtest.Peer, video *loadtest.VideoSource, audio *loadtest.AudioSource, sources *sync.WaitGroup) {
+	t.Helper()
 	sender, err := peer.Publish(ctx, signal.SourceCamera, video.Tracks()...)
 	if err != nil {
 		t.Fatal(err)
@@ -243,18 +264,4 @@ func TestBrowserAndGoPeer(t *testing.T) {
 	sources.Add(2)
 	go func() { defer sources.Done(); video.Run(ctx) }()
 	go func() { defer sources.Done(); audio.Run(ctx) }()
-
-	b := newBrowser(t, path, base)
-	viewer := b.join(base, "mixed", "viewer")
-	start := time.Now()
-	b.joined(viewer)
-	s := b.receivesFrom(viewer, 30, true, map[string]string{"gopher": peer.ID()})
-	t.Logf("Chromium decodes > 30 frames of the Go peer's VP8 %.1f s after joining", time.Since(start).Seconds())
-	if tl, ok := s.tile(peer.ID()); !ok || tl["name"] != "gopher" || tl["hasVideo"] != true {
-		t.Errorf("the Go peer's tile: %v", tl)
-	}
-	b.waitFor("the Go peer receives Chromium's video", 20*time.Second, func() (bool, string) {
-		n := fromBrowser.Load()
-		return n > 100, fmt.Sprintf("%d video packets", n)
-	})
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/confab-sfu/confab/internal/testserver"
 	"github.com/confab-sfu/confab/loadtest"
 	"github.com/confab-sfu/confab/room"
-	"github.com/confab-sfu/confab/signal"
 )
 
 // watchState is what the player page shows, from window.confabWatch.
@@ -98,22 +97,7 @@ func goPresenter(t *testing.T, base, roomName, token string) (stop func()) {
 		})
 	}
 	t.Cleanup(stop)
-	sender, err := peer.Publish(ctx, signal.SourceCamera, video.Tracks()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// pion does not put mid and rid on simulcast packets by itself.
-	stamper, err := peer.NewStamper(sender)
-	if err != nil {
-		t.Fatal(err)
-	}
-	video.SetStamper(stamper)
-	if _, err := peer.Publish(ctx, signal.SourceMicrophone, audio.Track()); err != nil {
-		t.Fatal(err)
-	}
-	sources.Add(2)
-	go func() { defer sources.Done(); video.Run(ctx) }()
-	go func() { defer sources.Done(); audio.Run(ctx) }()
+	publishClips(t, ctx, peer, video, audio, &sources)
 	return stop
 }
 
