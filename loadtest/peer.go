@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/confab-sfu/confab/sfu"
+	"github.com/confab-sfu/confab/sfu/pionlog"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -55,7 +55,7 @@ func NewAPI(o APIOptions) (*webrtc.API, error) {
 	if o.Logger != nil {
 		// The interceptors log through their own factory: hundreds of peers
 		// closing would otherwise print pion's closed-pipe errors.
-		icOpts = append(icOpts, webrtc.WithInterceptorLoggerFactory(sfu.PionLoggerFactory(o.Logger)))
+		icOpts = append(icOpts, webrtc.WithInterceptorLoggerFactory(pionlog.Factory(o.Logger)))
 	}
 	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir, icOpts...); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
@@ -75,7 +75,7 @@ func NewAPI(o APIOptions) (*webrtc.API, error) {
 		se.SetNet(o.Net)
 	}
 	if o.Logger != nil {
-		se.LoggerFactory = sfu.PionLoggerFactory(o.Logger)
+		se.LoggerFactory = pionlog.Factory(o.Logger)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
