@@ -1,17 +1,16 @@
-package loadtest
+package clip
 
 import (
+	"errors"
 	"testing"
-	"time"
-
-	"github.com/pion/rtp"
 )
 
 func TestClipsLoad(t *testing.T) {
-	video, audio, err := loadClips()
+	c, err := loadClips()
 	if err != nil {
 		t.Fatal(err)
 	}
+	video, audio := c.video, c.audio
 	if len(video) != 3 {
 		t.Fatalf("%d layers", len(video))
 	}
@@ -34,22 +33,14 @@ func TestClipsLoad(t *testing.T) {
 	}
 }
 
-func TestLossCountsOnlyUnrepairedGaps(t *testing.T) {
-	var tl trackLog
-	var now time.Time
-	add := func(seq uint16) {
-		tl.add(&rtp.Packet{Header: rtp.Header{SequenceNumber: seq}}, 100, now)
+func TestNoSuchLayer(t *testing.T) {
+	for _, layer := range []int{-1, 3} {
+		if _, err := NewVideoSource("cam", "s", false, layer); !errors.Is(err, ErrNoLayer) {
+			t.Errorf("layer %d: %v, want ErrNoLayer", layer, err)
+		}
 	}
-	for _, s := range []uint16{65530, 65531, 65533, 65534, 65535, 0, 1, 3, 4} {
-		add(s)
-	}
-	if got := tl.lostUpTo(tl.maxExt); got != 2 {
-		t.Fatalf("lost %d, want 2 (65532 and 2)", got)
-	}
-	add(2)     // a NACK repair, late
-	add(65532) // another, from before the wrap
-	add(3)     // a duplicate
-	if got := tl.lostUpTo(tl.maxExt); got != 0 {
-		t.Fatalf("lost %d after repairs, want 0", got)
+	// Simulcast sends every layer: the layer argument does not matter.
+	if _, err := NewVideoSource("cam", "s", true, 7); err != nil {
+		t.Errorf("simulcast: %v", err)
 	}
 }
