@@ -7,8 +7,8 @@
 //     formats ICE candidates and packets at debug and trace level on busy
 //     paths, and a profile showed 2.5% of the server's CPU going to strings
 //     that were then thrown away.
-//   - Messages every connection's ordinary teardown produces (see benign)
-//     are debug, not warnings, so that warnings stay worth reading.
+//   - Warnings that every connection's ordinary life produces, chiefly at
+//     its end, are debug (see benign), so that warnings stay worth reading.
 //
 // Pion's info messages (state changes of every connection) are debug here.
 package pionlog
@@ -39,46 +39,82 @@ type logger struct {
 	scope string
 }
 
-// benign lists warnings that a connection's ordinary end produces, by pion
-// scope and exact message. They are logged at debug level: ~600 join/leave
-// cycles of the load tool produced ~1000 of them at warn.
-var benign = map[string]map[string]bool{
+// benign lists warnings that pion logs in the ordinary life of a
+// connection, chiefly its end, by pion scope and format string (the whole
+// message for the methods without f). They are logged at debug level.
+// ~600 join/leave cycles of the load tool produced ~1000 such lines at warn;
+// in a 15-cycle churn run the ssrc lines alone were ~75.
+var benign = map[string][]benignWarning{
 	"pc": {
-		// The SRTP session is closed under pion's loop that accepts streams
-		// of media sections not yet signalled.
-		"Failed to accept RTP stream is already closed":  true,
-		"Failed to accept RTCP stream is already closed": true,
+		// The SRTP session was closed under pion's loops that accept streams
+		// of media sections not yet signalled: the connection ended.
+		{format: "Failed to accept RTP %v", cause: "stream is already closed"},
+		{format: "Failed to accept RTCP %v", cause: "stream is already closed"},
+		// srtp's words for "the session is closed" when a stream is opened.
+		{format: "Failed to open RTCP stream for %d: %v", cause: "failed to cast child"},
+		// A new track's first packet never came: the connection ended first.
+		{format: "Could not determine PayloadType for SSRC %d (%s)", cause: "EOF"},
+		// Reports about a track that renegotiation has just removed (or not
+		// yet added); pion drops them, and RTCP alone never starts a track.
+		{format: "Incoming unhandled RTCP ssrc(%d), OnTrack will not be fired"},
 	},
 	"ice": {
-		// The agent's checks run before the remote candidates arrived (or
-		// after the connection was closed): trickle ICE in its normal order.
-		"Failed to ping without candidate pairs. Connection is not possible yet.": true,
+		// The agent's checks started before the remote candidates arrived,
+		// or after the connection was closed: trickle ICE in its usual order.
+		{format: "Failed to ping without candidate pairs. Connection is not possible yet."},
+	},
+	"mux": {
+		// DTLS or SRTP packets that came before their endpoint was ready (or
+		// a DTLS alert after it closed) are queued, not lost. Dropping them
+		// ("not adding to queue") stays a warning.
+		{format: "Warning: mux: no endpoint for packet starting with %d, adding to queue size(%d)"},
 	},
 }
 
-// level demotes a benign warning to debug; everything else keeps level.
-func (l *logger) level(level slog.Level, msg string) slog.Level {
-	if level == slog.LevelWarn && benign[l.scope][msg] {
-		return slog.LevelDebug
-	}
-	return level
+// benignWarning is a warning pion logs in a connection's ordinary life.
+type benignWarning struct {
+	format string
+	// cause, if set, must be the last argument as printed (the error):
+	// the same message with another cause is a real warning.
+	cause string
 }
 
-func (l *logger) print(level slog.Level, msg string) {
-	ctx := context.Background()
-	level = l.level(level, msg)
-	if l.log.Enabled(ctx, level) {
-		l.log.Log(ctx, level, msg)
+// demoted reports whether a warning with format and args is benign. Only
+// the last argument is printed, and only for entries that need it.
+func (l *logger) demoted(format string, args []any) bool {
+	for _, b := range benign[l.scope] {
+		if b.format != format {
+			continue
+		}
+		if b.cause == "" {
+			return true
+		}
+		return len(args) > 0 && fmt.Sprint(args[len(args)-1]) == b.cause
 	}
+	return false
 }
 
-// printf formats only when level is enabled. Demotion only lowers a level,
-// so a message whose level is off can never be logged and is dropped first.
+func (l *logger) print(level slog.Level, msg string) { l.emit(level, msg, nil, false) }
+
 func (l *logger) printf(level slog.Level, format string, args []any) {
-	if !l.log.Enabled(context.Background(), level) {
+	l.emit(level, format, args, true)
+}
+
+// emit logs at level, demoted if the warning is benign, and formats only
+// when that level is enabled.
+func (l *logger) emit(level slog.Level, format string, args []any, formatted bool) {
+	if level == slog.LevelWarn && l.demoted(format, args) {
+		level = slog.LevelDebug
+	}
+	ctx := context.Background()
+	if !l.log.Enabled(ctx, level) {
 		return
 	}
-	l.print(level, fmt.Sprintf(format, args...))
+	msg := format
+	if formatted {
+		msg = fmt.Sprintf(format, args...)
+	}
+	l.log.Log(ctx, level, msg)
 }
 
 func (l *logger) Trace(msg string)                  { l.print(LevelTrace, msg) }

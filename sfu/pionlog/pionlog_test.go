@@ -3,6 +3,7 @@ package pionlog
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -131,6 +132,26 @@ func TestTeardownWarningsAreDebug(t *testing.T) {
 		{"ping before candidates", "ice", func(l logging.LeveledLogger) {
 			l.Warn("Failed to ping without candidate pairs. Connection is not possible yet.")
 		}, slog.LevelDebug},
+		{"rtcp stream of a closed session", "pc", func(l logging.LeveledLogger) {
+			l.Warnf("Failed to open RTCP stream for %d: %v", uint32(7), errors.New("failed to cast child"))
+		}, slog.LevelDebug},
+		{"unhandled rtcp", "pc", func(l logging.LeveledLogger) {
+			l.Warnf("Incoming unhandled RTCP ssrc(%d), OnTrack will not be fired", uint32(1234567))
+		}, slog.LevelDebug},
+		{"track ended before its first packet", "pc", func(l logging.LeveledLogger) {
+			l.Warnf("Could not determine PayloadType for SSRC %d (%s)", uint32(42), io.EOF)
+		}, slog.LevelDebug},
+		{"packet queued for its endpoint", "mux", func(l logging.LeveledLogger) {
+			l.Warnf("Warning: mux: no endpoint for packet starting with %d, adding to queue size(%d)", 176, 3)
+		}, slog.LevelDebug},
+		// Packets dropped are a real warning.
+		{"packet dropped", "mux", func(l logging.LeveledLogger) {
+			l.Warnf("Warning: mux: no endpoint for packet starting with %d, not adding to queue size(%d)", 176, 100)
+		}, slog.LevelWarn},
+		// Another cause of the same failure is a real warning.
+		{"payload type unreadable", "pc", func(l logging.LeveledLogger) {
+			l.Warnf("Could not determine PayloadType for SSRC %d (%s)", uint32(42), errors.New("srtp: auth failed"))
+		}, slog.LevelWarn},
 		// Another cause of the same failure is a real warning.
 		{"rtp other error", "pc", func(l logging.LeveledLogger) {
 			l.Warnf("Failed to accept RTP %v", errors.New("srtp: bad key"))
@@ -158,5 +179,26 @@ func TestTeardownWarningsAreDebug(t *testing.T) {
 				t.Fatalf("at level info %d lines were logged; want them only for real warnings", n)
 			}
 		})
+	}
+}
+
+// A benign warning is not even formatted when debug is off.
+func TestDemotedWarningsAreNotFormattedBelowDebug(t *testing.T) {
+	l := Factory(slog.New(newCapture(slog.LevelInfo))).NewLogger("mux")
+	arg := &counting{}
+	l.Warnf("Warning: mux: no endpoint for packet starting with %d, adding to queue size(%d)", arg, arg)
+	if arg.n != 0 {
+		t.Errorf("formatted %d times", arg.n)
+	}
+}
+
+func TestFormatWithoutArguments(t *testing.T) {
+	h := newCapture(slog.LevelDebug)
+	l := Factory(slog.New(h)).NewLogger("pc")
+	l.Warnf("100%% sure")
+	l.Warn("100%% literal")
+	got := h.got()
+	if len(got) != 2 || got[0].msg != "100% sure" || got[1].msg != "100%% literal" {
+		t.Errorf("got %v", got)
 	}
 }
