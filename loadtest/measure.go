@@ -171,8 +171,7 @@ func (r *receiveLog) track(rt *client.RemoteTrack, layer string) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_, _ = peer.Client().Request(ctx, &signal.Message{Type: signal.TypeSubscribe,
-				Subscriptions: []signal.Subscription{{TrackID: rt.Info.ID, MaxLayer: layer}}})
+			_ = peer.Subscribe(ctx, signal.Subscription{TrackID: rt.Info.ID, MaxLayer: layer})
 		}()
 	}
 	go func() {

@@ -223,13 +223,14 @@ func TestPublishReceiveLeave(t *testing.T) {
 }
 
 // TestSimulcast: three layers published on one transceiver and stamped
-// with mid and rid reach a subscriber.
+// with mid and rid reach a subscriber, whose subscriptions cap and pause
+// what the server forwards.
 func TestSimulcast(t *testing.T) {
 	_, url := testserver.Start(t, room.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	got := newReceived()
-	join(t, ctx, url, "s", "viewer", func(p *client.Params) { p.OnTrack = got.onTrack })
+	viewer := join(t, ctx, url, "s", "viewer", func(p *client.Params) { p.OnTrack = got.onTrack })
 	var video *clip.VideoSource
 	pub := join(t, ctx, url, "s", "presenter", func(p *client.Params) {
 		p.OnKeyframeRequest = func(string) { video.RequestKeyframe() }
@@ -256,6 +257,47 @@ func TestSimulcast(t *testing.T) {
 		}
 		return false
 	})
+
+	// The viewer caps the camera at the low layer, then pauses it; the
+	// server says so in its layers events.
+	var camID string
+	for _, tr := range viewer.Tracks() {
+		if tr.Source == signal.SourceCamera {
+			camID = tr.ID
+		}
+	}
+	if err := viewer.Subscribe(ctx, signal.Subscription{TrackID: camID, MaxLayer: "low"}); err != nil {
+		t.Fatal(err)
+	}
+	nextEvent(t, viewer, "forwarding the low layer", func(m *signal.Message) bool {
+		for _, d := range m.Decisions {
+			if d.TrackID == camID && d.Current == "low" && d.Target == "low" {
+				return true
+			}
+		}
+		return false
+	})
+	if err := viewer.Subscribe(ctx, signal.Subscription{TrackID: camID, Paused: true}); err != nil {
+		t.Fatal(err)
+	}
+	nextEvent(t, viewer, "paused", func(m *signal.Message) bool {
+		for _, d := range m.Decisions {
+			if d.TrackID == camID && d.Paused {
+				return true
+			}
+		}
+		return false
+	})
+	var serr *signal.Error
+	if err := viewer.Subscribe(ctx, signal.Subscription{TrackID: "no-such-track"}); !errors.As(err, &serr) || serr.Code != signal.CodeUnknownTrack {
+		t.Errorf("subscribing to an unknown track: %v, want %s", err, signal.CodeUnknownTrack)
+	}
+	if err := viewer.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	if err := viewer.Subscribe(ctx, signal.Subscription{TrackID: camID}); !errors.Is(err, client.ErrClosed) {
+		t.Errorf("subscribe after leave: %v, want ErrClosed", err)
+	}
 }
 
 // TestRefusals: the server's refusals come back as its *signal.Error, and

@@ -99,6 +99,19 @@ func (p *Peer) Unpublish(ctx context.Context, s *webrtc.RTPSender) error {
 	}
 }
 
+// Subscribe sets how the server forwards others' tracks to the peer: a
+// layer or resolution cap, or a pause, per track. The server reports what
+// it does in "layers" events (see Events).
+func (p *Peer) Subscribe(ctx context.Context, subs ...signal.Subscription) error {
+	if p.ctx.Err() != nil {
+		return ErrClosed
+	}
+	if _, err := p.sig.Request(ctx, &signal.Message{Type: signal.TypeSubscribe, Subscriptions: subs}); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	return nil
+}
+
 // readKeyframeRequests reads the RTCP of every encoding (simulcast layer)
 // of s until the sender stops, which keeps its interceptors fed, and calls
 // onRequest for each PLI or FIR. The readers count in wg.
