@@ -2,17 +2,13 @@ package loadtest
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"math/bits"
-	"net/http"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/confab-sfu/confab/signal"
+	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/rtp"
 )
 
@@ -150,12 +146,12 @@ type receiveLog struct {
 	name    string
 	expect  int
 	events  int // room events received (everything but negotiation)
-	peer    *Peer
+	peer    *client.Peer
 	wantNow []string // ids of the tracks published when the peer joined
 
 	mu     sync.Mutex
 	tracks map[string]*trackLog
-	got    chan struct{}     // signalled on every new track's first packet
+	got    chan struct{}     // signalled when a track starts or is unpublished
 	told   map[string]string // track id -> layer the server says it forwards
 }
 
@@ -165,20 +161,17 @@ func newReceiveLog(name string, expect int) *receiveLog {
 
 // track reads one forwarded track until it ends, and applies the layer
 // policy to video.
-func (r *receiveLog) track(rt *RemoteTrack, layer string) {
+func (r *receiveLog) track(rt *client.RemoteTrack, layer string) {
 	tl := &trackLog{video: rt.Info.Kind == "video"}
 	r.mu.Lock()
 	r.tracks[rt.Info.ID] = tl
-	r.mu.Unlock()
-	r.mu.Lock()
 	peer := r.peer
 	r.mu.Unlock()
 	if tl.video && layer != "" && layer != "auto" && peer != nil {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_, _ = peer.Client().Request(ctx, &signal.Message{Type: signal.TypeSubscribe,
-				Subscriptions: []signal.Subscription{{TrackID: rt.Info.ID, MaxLayer: layer}}})
+			_ = peer.Subscribe(ctx, signal.Subscription{TrackID: rt.Info.ID, MaxLayer: layer})
 		}()
 	}
 	go func() {
@@ -197,18 +190,23 @@ func (r *receiveLog) track(rt *RemoteTrack, layer string) {
 			tl.add(&pkt, n, time.Now())
 			r.mu.Unlock()
 			if first {
-				select {
-				case r.got <- struct{}{}:
-				default:
-				}
+				r.changed()
 			}
 		}
 	}()
 }
 
+// changed wakes waitFirstMedia: a track started, or one was unpublished.
+func (r *receiveLog) changed() {
+	select {
+	case r.got <- struct{}{}:
+	default:
+	}
+}
+
 // waitFirstMedia returns when media arrived on every track that was
 // published when the peer joined and still is (or at once if there were
-// none); ok is false when some never started within limit.
+// none); missing counts the tracks that never started within limit.
 func (r *receiveLog) waitFirstMedia(ctx context.Context, limit time.Duration) (at time.Time, missing int) {
 	deadline := time.After(limit)
 	for {
@@ -218,7 +216,6 @@ func (r *receiveLog) waitFirstMedia(ctx context.Context, limit time.Duration) (a
 		}
 		select {
 		case <-r.got:
-		case <-time.After(100 * time.Millisecond):
 		case <-deadline:
 			return time.Now(), missing
 		case <-ctx.Done():
@@ -260,9 +257,9 @@ func (r *receiveLog) missing() int {
 }
 
 // follow reads the peer's room events until it is gone: the server's
-// "layers" decisions are recorded, the rest is dropped (so a long run does
-// not pile up events nobody reads).
-func (r *receiveLog) follow(p *Peer) {
+// "layers" decisions are recorded, unpublished tracks wake waitFirstMedia,
+// the rest is dropped (so a long run does not pile up events nobody reads).
+func (r *receiveLog) follow(p *client.Peer) {
 	for {
 		select {
 		case m, ok := <-p.Events():
@@ -275,6 +272,9 @@ func (r *receiveLog) follow(p *Peer) {
 			r.mu.Lock()
 			r.events++
 			r.mu.Unlock()
+			if m.Type == signal.TypeTrackUnpublished {
+				r.changed()
+			}
 			if m.Type != signal.TypeLayers {
 				continue
 			}
@@ -294,7 +294,7 @@ func (r *receiveLog) follow(p *Peer) {
 	}
 }
 
-func (r *receiveLog) setPeer(p *Peer) {
+func (r *receiveLog) setPeer(p *client.Peer) {
 	r.mu.Lock()
 	r.peer = p
 	r.wantNow = r.wantNow[:0]
@@ -375,135 +375,4 @@ func (r *receiveLog) stats(seconds float64) SubscriberStats {
 		s.BitrateKbps = float64(bytes) * 8 / 1000 / seconds
 	}
 	return s
-}
-
-// ServerStats are figures scraped from the server's /metrics.
-type ServerStats struct {
-	CPUSeconds float64 `json:"cpuSeconds"`
-	RSSBytes   float64 `json:"residentBytes"`
-	Goroutines float64 `json:"goroutines"`
-	PacketsOut float64 `json:"packetsOut"`
-	PacketsIn  float64 `json:"packetsIn"`
-	BytesOut   float64 `json:"bytesOut"`
-	CPUPer1000 float64 `json:"cpuSecondsPer1000PacketsOut"`
-	// RSSGrowth is how much the resident memory grew over the run, and
-	// RSSPerPeer that growth shared by the peers that joined.
-	RSSGrowth  float64 `json:"residentGrowthBytes"`
-	RSSPerPeer float64 `json:"residentBytesPerPeer"`
-	Available  bool    `json:"available"`
-	samples    map[string]float64
-}
-
-// scrapeServer reads the Prometheus text format; missing metrics stay 0.
-func scrapeServer(ctx context.Context, base string) ServerStats {
-	u := strings.TrimSuffix(base, "/") + "/metrics"
-	u = strings.Replace(strings.Replace(u, "ws://", "http://", 1), "wss://", "https://", 1)
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return ServerStats{}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return ServerStats{}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return ServerStats{}
-	}
-	m := parseMetrics(string(b))
-	return ServerStats{Available: true, samples: m, CPUSeconds: m["process_cpu_seconds_total"], RSSBytes: m["process_resident_memory_bytes"],
-		Goroutines: m["go_goroutines"], PacketsOut: m["confab_packets_out_total"], PacketsIn: m["confab_packets_in_total"],
-		BytesOut: m["confab_bytes_out_total"]}
-}
-
-// parseMetrics reads the Prometheus text format into one value per metric
-// name, summing the series of a name that carries labels.
-func parseMetrics(text string) map[string]float64 {
-	m := map[string]float64{}
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, rest := line, ""
-		if i := strings.IndexByte(line, '{'); i >= 0 {
-			j := strings.LastIndexByte(line, '}')
-			if j < i {
-				continue
-			}
-			name, rest = line[:i], line[j+1:]
-		} else if i := strings.IndexAny(line, " \t"); i >= 0 {
-			name, rest = line[:i], line[i:]
-		}
-		f := strings.Fields(rest) // value, then an optional timestamp
-		if len(f) == 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
-			m[name] += v
-		}
-	}
-	return m
-}
-
-// since turns two scrapes into the run's figures: counters as differences,
-// gauges as the later value.
-func (s ServerStats) since(before ServerStats) ServerStats {
-	if !s.Available {
-		return s
-	}
-	out := s
-	out.CPUSeconds = s.CPUSeconds - before.CPUSeconds
-	out.PacketsOut = s.PacketsOut - before.PacketsOut
-	out.PacketsIn = s.PacketsIn - before.PacketsIn
-	out.BytesOut = s.BytesOut - before.BytesOut
-	if before.Available {
-		out.RSSGrowth = s.RSSBytes - before.RSSBytes
-	}
-	if out.PacketsOut > 0 {
-		out.CPUPer1000 = out.CPUSeconds / out.PacketsOut * 1000
-	}
-	return out
-}
-
-// progress prints one live line while media flows.
-type progress struct {
-	w     io.Writer
-	total int
-	mu    sync.Mutex
-	count int
-}
-
-func newProgress(w io.Writer, total int) *progress { return &progress{w: w, total: total} }
-
-func (p *progress) join() {
-	p.mu.Lock()
-	p.count++
-	n := p.count
-	p.mu.Unlock()
-	if p.w != nil {
-		fmt.Fprintf(p.w, "\rjoined %d/%d", n, p.total)
-	}
-}
-
-// line shows one sample.
-func (p *progress) line(sm Sample) {
-	if p.w == nil {
-		return
-	}
-	p.mu.Lock()
-	n := p.count
-	p.mu.Unlock()
-	fmt.Fprintf(p.w, "\r%3.0fs  peers %d (joined %d/%d)  sent %.0f kbit/s  received %.0f kbit/s  loss %.2f%%  server %.2f cores   ",
-		sm.Seconds, sm.Peers, n, p.total, sm.SentKbps, sm.RecvKbps, sm.LossPct, sm.ServerCPU)
-}
-
-// done ends the live line.
-func (p *progress) done() {
-	if p.w != nil {
-		fmt.Fprintln(p.w)
-	}
 }

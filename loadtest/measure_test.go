@@ -1,11 +1,19 @@
 package loadtest
 
 import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 )
 
 func TestParseMetrics(t *testing.T) {
@@ -16,17 +24,69 @@ go_goroutines 42
 confab_packets_out_total{kind="video"} 100
 confab_packets_out_total{kind="audio",note="a b}"} 50 1700000000000
 process_resident_memory_bytes 1.2345e+08
-broken_line
+# TYPE rtt_seconds histogram
+rtt_seconds_bucket{le="+Inf"} 3
+rtt_seconds_sum 0.3
+rtt_seconds_count 3
 `
-	m := parseMetrics(text)
+	m, err := parseMetrics(strings.NewReader(text), expfmt.FmtUnknown)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]float64{"process_cpu_seconds_total": 12.5, "go_goroutines": 42, "confab_packets_out_total": 150, "process_resident_memory_bytes": 1.2345e8}
 	for k, v := range want {
 		if m[k] != v {
 			t.Errorf("%s = %v, want %v", k, m[k], v)
 		}
 	}
-	if _, ok := m["broken_line"]; ok {
-		t.Error("a line without a value was read")
+	if len(m) != len(want) {
+		t.Errorf("read %v, want only the counters and gauges %v", m, want)
+	}
+	if _, err := parseMetrics(strings.NewReader(text+"broken_line\n"), expfmt.FmtUnknown); err == nil {
+		t.Error("a line without a value was accepted")
+	}
+}
+
+// TestScrapeServer reads a real registry's /metrics, as text and in the
+// protobuf format, and a server without metrics.
+func TestScrapeServer(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	out := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "confab_packets_out_total"}, []string{"kind"})
+	cpu := prometheus.NewGauge(prometheus.GaugeOpts{Name: "process_cpu_seconds_total"})
+	reg.MustRegister(out, cpu)
+	out.WithLabelValues("audio").Add(50)
+	out.WithLabelValues("video").Add(100)
+	cpu.Set(2.5)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, format := range []expfmt.Format{expfmt.NewFormat(expfmt.TypeTextPlain), expfmt.NewFormat(expfmt.TypeProtoDelim)} {
+		var buf bytes.Buffer
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc := expfmt.NewEncoder(&buf, format)
+		for _, f := range fams {
+			if err := enc.Encode(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m, err := parseMetrics(&buf, format)
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		if m["confab_packets_out_total"] != 150 || m["process_cpu_seconds_total"] != 2.5 {
+			t.Errorf("%s: %v", format, m)
+		}
+	}
+	s := scrapeServer(context.Background(), srv.URL)
+	if !s.Available || s.PacketsOut != 150 || s.CPUSeconds != 2.5 {
+		t.Errorf("scraped %+v", s)
+	}
+	if s := scrapeServer(context.Background(), srv.URL+"/nothing-here"); s.Available {
+		t.Errorf("a 404 scraped as %+v", s)
 	}
 }
 
@@ -45,30 +105,36 @@ func TestServerStatsSince(t *testing.T) {
 	}
 }
 
-// vp8First packetizes one frame of a clip and returns its first packet.
-func vp8First(t *testing.T, frame []byte) []byte {
-	t.Helper()
-	p := (&codecs.VP8Payloader{EnablePictureID: true}).Payload(1200, frame)
-	if len(p) == 0 {
-		t.Fatal("no payload")
-	}
-	return p[0]
+// vp8Keyframe is the start of a VP8 keyframe of the given width (and
+// height 180): frame tag, start code, sizes with scaling bits set.
+func vp8Keyframe(width uint16) []byte {
+	w := width | 0x4000 // horizontal scale: not part of the width
+	return []byte{0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, byte(w), byte(w >> 8), 180, 0x80, 0, 0, 0, 0}
 }
 
-func TestVP8KeyframeWidthOfClips(t *testing.T) {
-	video, _, err := loadClips()
-	if err != nil {
-		t.Fatal(err)
+func TestVP8KeyframeWidth(t *testing.T) {
+	payload := func(p *codecs.VP8Payloader, frame []byte) []byte { return p.Payload(1200, frame)[0] }
+	for _, c := range []struct {
+		name  string
+		p     []byte
+		width uint16
+	}{
+		{"7-bit picture id", payload(&codecs.VP8Payloader{EnablePictureID: true}, vp8Keyframe(320)), 320},
+		{"15-bit picture id", append([]byte{0x90, 0x80, 0x80 | 0x12, 0x34}, vp8Keyframe(640)...), 640},
+		{"no descriptor extension", payload(&codecs.VP8Payloader{}, vp8Keyframe(1280)), 1280},
+		{"tl0picidx and tid", append([]byte{0x90, 0xe0, 0x05, 0x07, 0x40}, vp8Keyframe(320)...), 320},
+		{"delta frame", payload(&codecs.VP8Payloader{}, append([]byte{0x51}, vp8Keyframe(320)[1:]...)), 0},
+		{"not a frame start", append([]byte{0x00}, vp8Keyframe(320)...), 0},
+		{"truncated", payload(&codecs.VP8Payloader{}, vp8Keyframe(320))[:8], 0},
+		{"empty", nil, 0},
+	} {
+		if got := vp8KeyframeWidth(c.p); got != c.width {
+			t.Errorf("%s: width %d, want %d", c.name, got, c.width)
+		}
 	}
-	for l, want := range []uint16{320, 640, 1280} {
-		if got := vp8KeyframeWidth(vp8First(t, video[l][0].data)); got != want {
-			t.Errorf("layer %d keyframe: width %d, want %d", l, got, want)
-		}
-		if got := vp8KeyframeWidth(vp8First(t, video[l][1].data)); got != 0 {
-			t.Errorf("layer %d delta frame read as a keyframe of width %d", l, got)
-		}
-		if got := layerOfWidth(want); got != []string{"low", "medium", "high"}[l] {
-			t.Errorf("width %d named %q", want, got)
+	for w, want := range map[uint16]string{0: "unknown", 320: "low", 640: "medium", 1280: "high"} {
+		if got := layerOfWidth(w); got != want {
+			t.Errorf("width %d named %q, want %q", w, got, want)
 		}
 	}
 }
@@ -146,5 +212,25 @@ func TestPaddingIsNotMedia(t *testing.T) {
 	st := r.stats(1)
 	if st.Packets != 2 || st.Padding != 1 || st.BitrateKbps != 8 {
 		t.Errorf("%+v: want 2 packets, 1 of them padding, 8 kbit/s of media", st)
+	}
+}
+
+func TestLossCountsOnlyUnrepairedGaps(t *testing.T) {
+	var tl trackLog
+	var now time.Time
+	add := func(seq uint16) {
+		tl.add(&rtp.Packet{Header: rtp.Header{SequenceNumber: seq}}, 100, now)
+	}
+	for _, s := range []uint16{65530, 65531, 65533, 65534, 65535, 0, 1, 3, 4} {
+		add(s)
+	}
+	if got := tl.lostUpTo(tl.maxExt); got != 2 {
+		t.Fatalf("lost %d, want 2 (65532 and 2)", got)
+	}
+	add(2)     // a NACK repair, late
+	add(65532) // another, from before the wrap
+	add(3)     // a duplicate
+	if got := tl.lostUpTo(tl.maxExt); got != 0 {
+		t.Fatalf("lost %d after repairs, want 0", got)
 	}
 }

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/internal/testserver"
-	"github.com/confab-sfu/confab/loadtest"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
+	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -24,7 +24,7 @@ func startServer(t *testing.T, cfg room.Config) (*room.Manager, string) {
 
 // testPeer is a real pion participant plus what it received.
 type testPeer struct {
-	*loadtest.Peer
+	*client.Peer
 	rec *recorder
 
 	mu     sync.Mutex
@@ -61,24 +61,24 @@ func join(t *testing.T, ctx context.Context, url, roomName, name string) *testPe
 // joinWithToken connects a participant presenting an access token.
 func joinWithToken(t *testing.T, ctx context.Context, url, roomName, name, token string) *testPeer {
 	t.Helper()
-	return joinWith(t, ctx, url, roomName, name, loadtest.APIOptions{Loopback: true},
-		func(o *loadtest.PeerOptions) { o.Token = token })
+	return joinWith(t, ctx, url, roomName, name, client.APIOptions{Loopback: true},
+		func(o *client.Params) { o.Token = token })
 }
 
 // joinWith connects a participant with its own network options and peer
 // options (a relay-only or TCP-only client, say).
-func joinWith(t *testing.T, ctx context.Context, url, roomName, name string, apiOpts loadtest.APIOptions, tweak func(*loadtest.PeerOptions)) *testPeer {
+func joinWith(t *testing.T, ctx context.Context, url, roomName, name string, apiOpts client.APIOptions, tweak func(*client.Params)) *testPeer {
 	t.Helper()
-	api, err := loadtest.NewAPI(apiOpts)
+	api, err := client.NewAPI(apiOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	o := loadtest.PeerOptions{URL: url, Room: roomName, Name: name, API: api, OnTrack: rec.onTrack}
+	o := client.Params{URL: url, Room: roomName, Name: name, API: api, OnTrack: rec.onTrack}
 	if tweak != nil {
 		tweak(&o)
 	}
-	p, err := loadtest.Join(ctx, o)
+	p, err := client.Join(ctx, o)
 	if err != nil {
 		t.Fatalf("%s joins %s: %v", name, roomName, err)
 	}
@@ -121,7 +121,7 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{tracks: map[string]*received{}} }
 
-func (r *recorder) onTrack(rt *loadtest.RemoteTrack) {
+func (r *recorder) onTrack(rt *client.RemoteTrack) {
 	r.mu.Lock()
 	rc := &received{publisher: rt.Info.Participant, kind: rt.Info.Kind, source: rt.Info.Source, codec: rt.Track.Codec().MimeType}
 	r.tracks[rt.Info.ID] = rc

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confab-sfu/confab/loadtest"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/signal"
+	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -32,7 +32,7 @@ func TestICEOverTCP(t *testing.T) {
 	cfg.SFU.TCPPort = freeTCPPort(t)
 	_, url := startServer(t, cfg)
 	udp := join(t, ctx, url, "tcp", "udp")
-	tcp := joinWith(t, ctx, url, "tcp", "tcp", loadtest.APIOptions{Loopback: true, TCPOnly: true}, nil)
+	tcp := joinWith(t, ctx, url, "tcp", "tcp", client.APIOptions{Loopback: true, TCPOnly: true}, nil)
 	mediaBothWays(t, ctx, udp, tcp, "over ICE-TCP")
 	pair, err := selectedPair(tcp.PeerConnection())
 	if err != nil {
@@ -66,7 +66,7 @@ func TestMediaThatNeverConnectsIsDropped(t *testing.T) {
 	}
 	// A real offer from a PeerConnection that is closed right after: ICE
 	// can never succeed.
-	api, err := loadtest.NewAPI(loadtest.APIOptions{Loopback: true})
+	api, err := client.NewAPI(client.APIOptions{Loopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confab-sfu/confab/loadtest"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/signal"
+	"github.com/confab-sfu/confab/signal/client"
 )
 
-var loopbackOpts = loadtest.APIOptions{Loopback: true}
+var loopbackOpts = client.APIOptions{Loopback: true}
 
 func lectureToken(t *testing.T, roomName, identity, role string) string {
 	t.Helper()
@@ -189,9 +189,9 @@ func TestOpenLectureViewersJoinAsAudience(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	mgr, url := startServer(t, room.Config{})
-	prof := joinWith(t, ctx, url, "open-aula", "prof", loopbackOpts, func(o *loadtest.PeerOptions) { o.Lecture = true })
+	prof := joinWith(t, ctx, url, "open-aula", "prof", loopbackOpts, func(o *client.Params) { o.Lecture = true })
 	srcs := publish(t, ctx, prof, "prof", "audio", "video")
-	v := joinWith(t, ctx, url, "open-aula", "v", loopbackOpts, func(o *loadtest.PeerOptions) { o.Role = room.RoleViewer })
+	v := joinWith(t, ctx, url, "open-aula", "v", loopbackOpts, func(o *client.Params) { o.Role = room.RoleViewer })
 	if w := v.Welcome(); !w.Lecture || w.Permissions.Publish || w.Participant.Role != room.RoleViewer {
 		t.Fatalf("welcome %+v permissions %+v", w.Participant, w.Permissions)
 	}

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confab-sfu/confab/loadtest"
 	"github.com/confab-sfu/confab/signal"
+	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -34,7 +34,7 @@ type simulcastCamera struct {
 	tracks    []*webrtc.TrackLocalStaticRTP
 	keyWanted [3]atomic.Bool
 	stopped   [3]atomic.Bool // a layer the publisher no longer sends
-	stamp     *loadtest.Stamper
+	stamp     *client.Stamper
 	plis      atomic.Int64
 	stop      chan struct{}
 	done      chan struct{}
@@ -161,7 +161,7 @@ type keyRecord struct {
 	width uint16
 }
 
-func (v *videoLog) read(rt *loadtest.RemoteTrack) {
+func (v *videoLog) read(rt *client.RemoteTrack) {
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
 	for {
@@ -291,7 +291,7 @@ type subscriber struct {
 
 func joinSubscriber(t *testing.T, ctx context.Context, url, roomName, name string, l *link) *subscriber {
 	t.Helper()
-	opts := loadtest.APIOptions{Loopback: true}
+	opts := client.APIOptions{Loopback: true}
 	if l != nil {
 		n, err := newImpairedNet(l)
 		if err != nil {
@@ -299,12 +299,12 @@ func joinSubscriber(t *testing.T, ctx context.Context, url, roomName, name strin
 		}
 		opts.Net = n
 	}
-	api, err := loadtest.NewAPI(opts)
+	api, err := client.NewAPI(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &subscriber{link: l, video: &videoLog{}}
-	p, err := loadtest.Join(ctx, loadtest.PeerOptions{URL: url, Room: roomName, Name: name, API: api, OnTrack: func(rt *loadtest.RemoteTrack) {
+	p, err := client.Join(ctx, client.Params{URL: url, Room: roomName, Name: name, API: api, OnTrack: func(rt *client.RemoteTrack) {
 		if rt.Info.Kind == "video" {
 			go s.video.read(rt)
 		}

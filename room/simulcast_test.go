@@ -6,20 +6,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confab-sfu/confab/loadtest"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/signal"
+	"github.com/confab-sfu/confab/signal/client"
 )
 
 // startLecture starts a server and a simulcast publisher and returns them.
 func startSimulcastPublisher(t *testing.T, ctx context.Context, url, roomName string) (*testPeer, *simulcastCamera) {
 	t.Helper()
 	cam := newSimulcastCamera(t, "presenter")
-	api, err := loadtest.NewAPI(loadtest.APIOptions{Loopback: true})
+	api, err := client.NewAPI(client.APIOptions{Loopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := loadtest.Join(ctx, loadtest.PeerOptions{URL: url, Room: roomName, Name: "presenter", API: api, OnKeyframeRequest: cam.onKeyframeRequest})
+	p, err := client.Join(ctx, client.Params{URL: url, Room: roomName, Name: "presenter", API: api, OnKeyframeRequest: cam.onKeyframeRequest})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confab-sfu/confab/loadtest"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/signal"
+	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -29,7 +29,7 @@ func (tk *talker) publish(t *testing.T, ctx context.Context, p *testPeer, name s
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := loadtest.AudioLevelID(s)
+	id := client.AudioLevelID(s)
 	if id == 0 {
 		t.Fatal("audio level extension not negotiated")
 	}

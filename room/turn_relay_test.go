@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confab-sfu/confab/loadtest"
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 )
@@ -27,8 +27,8 @@ func relayMeeting(t *testing.T, turnURLs []string, secret string) {
 	defer cancel()
 	_, url := startServer(t, room.Config{TURN: room.TURNConfig{URLs: turnURLs, Secret: secret, TTL: time.Hour}})
 	direct := join(t, ctx, url, "firewalled", "direct")
-	relayed := joinWith(t, ctx, url, "firewalled", "relayed", loadtest.APIOptions{Loopback: true},
-		func(o *loadtest.PeerOptions) { o.RelayOnly = true })
+	relayed := joinWith(t, ctx, url, "firewalled", "relayed", client.APIOptions{Loopback: true},
+		func(o *client.Params) { o.RelayOnly = true })
 	if s := relayed.Welcome().ICEServers; len(s) == 0 || !strings.HasPrefix(s[len(s)-1].Username, strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)[:6]) {
 		t.Fatalf("welcome ICE servers %+v: want TURN credentials expiring in an hour", s)
 	}

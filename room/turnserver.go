@@ -7,7 +7,7 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/confab-sfu/confab/sfu"
+	"github.com/confab-sfu/confab/sfu/pionlog"
 	"github.com/pion/turn/v5"
 )
 
@@ -97,7 +97,7 @@ func StartTURN(c EmbeddedTURN) (*TURNServer, error) {
 	srv, err := turn.NewServer(turn.ServerConfig{
 		Realm:             c.Realm,
 		AuthHandler:       turn.LongTermTURNRESTAuthHandler(c.Secret, nil),
-		LoggerFactory:     sfu.PionLoggerFactory(c.Logger),
+		LoggerFactory:     pionlog.Factory(c.Logger),
 		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: udp, RelayAddressGenerator: gen(), PermissionHandler: permit}},
 		ListenerConfigs:   []turn.ListenerConfig{{Listener: tcp, RelayAddressGenerator: gen(), PermissionHandler: permit}},
 	})

@@ -12,14 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confab-sfu/confab/loadtest"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/signal"
+	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/webrtc/v4"
 )
 
-// The WHIP and WHEP clients are the load tool's (loadtest.PublishWHIP,
-// loadtest.Watch), written to RFC 9725: one POST of a complete offer, the
+// The WHIP and WHEP clients are package client's (client.PublishWHIP,
+// client.Watch), written to RFC 9725: one POST of a complete offer, the
 // answer in the 201, DELETE on the Location to stop.
 
 func deleteSession(ctx context.Context, location string) (int, error) {
@@ -34,7 +34,7 @@ func deleteSession(ctx context.Context, location string) (int, error) {
 
 func loopbackAPI(t *testing.T) *webrtc.API {
 	t.Helper()
-	api, err := loadtest.NewAPI(loadtest.APIOptions{Loopback: true})
+	api, err := client.NewAPI(client.APIOptions{Loopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func loopbackAPI(t *testing.T) *webrtc.API {
 
 // whepViewer is a WHEP client that keeps what it gets.
 type whepViewer struct {
-	*loadtest.HTTPSession
+	*client.HTTPSession
 	mu       sync.Mutex
 	payloads map[string][][]byte // kind -> payloads
 }
@@ -51,7 +51,7 @@ type whepViewer struct {
 func startWHEP(t *testing.T, ctx context.Context, base, roomName string) *whepViewer {
 	t.Helper()
 	v := &whepViewer{payloads: map[string][][]byte{}}
-	s, err := loadtest.Watch(ctx, loopbackAPI(t), base, roomName, "", func(rt *loadtest.RemoteTrack) {
+	s, err := client.Watch(ctx, loopbackAPI(t), base, roomName, "", func(rt *client.RemoteTrack) {
 		go func() {
 			for {
 				p, _, err := rt.Track.ReadRTP()
@@ -94,7 +94,7 @@ func TestWHIPPublishesToWebSocketAndWHEPViewers(t *testing.T) {
 		srcs = append(srcs, src)
 		groups = append(groups, []webrtc.TrackLocal{src.track})
 	}
-	whip, _, err := loadtest.PublishWHIP(ctx, loopbackAPI(t), base, "broadcast", "", groups...)
+	whip, _, err := client.PublishWHIP(ctx, loopbackAPI(t), base, "broadcast", "", groups...)
 	if err != nil {
 		t.Fatalf("WHIP: %v", err)
 	}
@@ -228,16 +228,16 @@ func TestWHIPSessionsCountPerAddress(t *testing.T) {
 	defer cancel()
 	_, base := startServer(t, room.Config{MaxConnsPerIP: 1})
 	src := newSource(t, "audio", "obs")
-	whip, _, err := loadtest.PublishWHIP(ctx, loopbackAPI(t), base, "capped", "", []webrtc.TrackLocal{src.track})
+	whip, _, err := client.PublishWHIP(ctx, loopbackAPI(t), base, "capped", "", []webrtc.TrackLocal{src.track})
 	if err != nil {
 		t.Fatalf("first session: %v", err)
 	}
-	var herr *loadtest.HTTPStatusError
-	if _, err := loadtest.Watch(ctx, loopbackAPI(t), base, "capped", "", nil); !errors.As(err, &herr) || herr.Status != http.StatusTooManyRequests {
+	var herr *client.HTTPStatusError
+	if _, err := client.Watch(ctx, loopbackAPI(t), base, "capped", "", nil); !errors.As(err, &herr) || herr.Status != http.StatusTooManyRequests {
 		t.Fatalf("second session from the same address: %v, want 429", err)
 	}
 	_ = whip.Close()
-	again, _, err := loadtest.PublishWHIP(ctx, loopbackAPI(t), base, "capped", "", []webrtc.TrackLocal{newSource(t, "audio", "obs2").track})
+	again, _, err := client.PublishWHIP(ctx, loopbackAPI(t), base, "capped", "", []webrtc.TrackLocal{newSource(t, "audio", "obs2").track})
 	if err != nil {
 		t.Fatalf("after the first ended: %v", err)
 	}

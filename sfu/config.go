@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/confab-sfu/confab/sfu/pionlog"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
@@ -156,7 +157,7 @@ func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux, onEstimator func(
 	ir := &interceptor.Registry{}
 	// Interceptors log through slog too (peers leaving would otherwise print
 	// pion's closed-pipe errors to stderr).
-	lf := PionLoggerFactory(cfg.Logger)
+	lf := pionlog.Factory(cfg.Logger)
 	// NACK lost packets from publishers.
 	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(lf))
 	if err != nil {
@@ -202,7 +203,7 @@ func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux, onEstimator func(
 	ir.Add(twccExt)
 
 	se := webrtc.SettingEngine{}
-	se.LoggerFactory = PionLoggerFactory(cfg.Logger)
+	se.LoggerFactory = pionlog.Factory(cfg.Logger)
 	se.SetInterfaceFilter(cfg.AllowsInterface)
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
 	if cfg.MDNS {

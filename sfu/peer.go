@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/confab-sfu/confab/sfu/pionlog"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/sdp/v3"
@@ -111,7 +112,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.UDPPort != 0 {
 		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithInterfaceFilter(cfg.AllowsInterface),
 			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4),
-			ice.UDPMuxFromPortWithLogger(PionLoggerFactory(cfg.Logger).NewLogger("udp-mux"))}
+			ice.UDPMuxFromPortWithLogger(pionlog.Factory(cfg.Logger).NewLogger("udp-mux"))}
 		if cfg.IncludeLoopback {
 			// Without it the mux skips loopback addresses, and a server
 			// restricted to "lo" would have no candidate at all.
@@ -142,7 +143,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 			e.Close()
 			return nil, fmt.Errorf("listen on tcp port %d: %w", cfg.TCPPort, err)
 		}
-		tcpMux = webrtc.NewICETCPMux(PionLoggerFactory(cfg.Logger).NewLogger("ice-tcp"), ln, 64)
+		tcpMux = webrtc.NewICETCPMux(pionlog.Factory(cfg.Logger).NewLogger("ice-tcp"), ln, 64)
 		e.closers = append(e.closers, tcpMux.Close)
 	}
 	api, err := newAPI(&e.cfg, mux, tcpMux, func(est cc.BandwidthEstimator) { e.estimator = est })

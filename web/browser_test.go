@@ -9,8 +9,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/confab-sfu/confab/loadtest"
 	"github.com/confab-sfu/confab/signal"
+	"github.com/confab-sfu/confab/signal/client"
+	"github.com/confab-sfu/confab/signal/client/clip"
 )
 
 // joined waits until the page has a participant id and returns it.
@@ -177,7 +178,7 @@ func TestBrowserChatAndFullRoom(t *testing.T) {
 	})
 }
 
-// TestBrowserAndGoPeer: a Go participant (loadtest.Peer) publishing VP8
+// TestBrowserAndGoPeer: a Go participant (client.Peer) publishing VP8
 // simulcast and Opus, and Chromium, in one room, each receiving the other.
 func TestBrowserAndGoPeer(t *testing.T) {
 	path := needBrowser(t)
@@ -185,23 +186,23 @@ func TestBrowserAndGoPeer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	api, err := loadtest.NewAPI(loadtest.APIOptions{Loopback: true})
+	api, err := client.NewAPI(client.APIOptions{Loopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	video, err := loadtest.NewVideoSource("go-cam", "go-peer", true, 2)
+	video, err := clip.NewVideoSource("go-cam", "go-peer", true, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	audio, err := loadtest.NewAudioSource("go-mic", "go-peer")
+	audio, err := clip.NewAudioSource("go-mic", "go-peer")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var fromBrowser atomic.Int64 // video RTP packets the Go peer received
 	var readers sync.WaitGroup
-	peer, err := loadtest.Join(ctx, loadtest.PeerOptions{URL: base, Room: "mixed", Name: "gopher", API: api,
+	peer, err := client.Join(ctx, client.Params{URL: base, Room: "mixed", Name: "gopher", API: api,
 		OnKeyframeRequest: func(string) { video.RequestKeyframe() },
-		OnTrack: func(rt *loadtest.RemoteTrack) {
+		OnTrack: func(rt *client.RemoteTrack) {
 			if rt.Info.Kind != "video" {
 				return
 			}
@@ -246,7 +247,7 @@ func TestBrowserAndGoPeer(t *testing.T) {
 
 // publishClips publishes the load tool's simulcast VP8 and Opus clips from
 // a Go peer; the sources run until ctx ends (sources counts them).
-func publishClips(t *testing.T, ctx context.Context, peer *loadtest.Peer, video *loadtest.VideoSource, audio *loadtest.AudioSource, sources *sync.WaitGroup) {
+func publishClips(t *testing.T, ctx context.Context, peer *client.Peer, video *clip.VideoSource, audio *clip.AudioSource, sources *sync.WaitGroup) {
 	t.Helper()
 	sender, err := peer.Publish(ctx, signal.SourceCamera, video.Tracks()...)
 	if err != nil {

@@ -16,8 +16,9 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/confab-sfu/confab/internal/testserver"
-	"github.com/confab-sfu/confab/loadtest"
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/signal/client"
+	"github.com/confab-sfu/confab/signal/client/clip"
 )
 
 // watchState is what the player page shows, from window.confabWatch.
@@ -69,19 +70,19 @@ func (b *browser) waitWatch(tb *tab, what string, within time.Duration, cond fun
 func goPresenter(t *testing.T, base, roomName, token string) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	api, err := loadtest.NewAPI(loadtest.APIOptions{Loopback: true})
+	api, err := client.NewAPI(client.APIOptions{Loopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	video, err := loadtest.NewVideoSource("go-cam", "go-presenter", true, 2)
+	video, err := clip.NewVideoSource("go-cam", "go-presenter", true, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	audio, err := loadtest.NewAudioSource("go-mic", "go-presenter")
+	audio, err := clip.NewAudioSource("go-mic", "go-presenter")
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer, err := loadtest.Join(ctx, loadtest.PeerOptions{URL: base, Room: roomName, Name: "presenter", Token: token, API: api,
+	peer, err := client.Join(ctx, client.Params{URL: base, Room: roomName, Name: "presenter", Token: token, API: api,
 		OnKeyframeRequest: func(string) { video.RequestKeyframe() }})
 	if err != nil {
 		cancel()

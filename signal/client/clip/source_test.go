@@ -1,6 +1,7 @@
-package loadtest
+package clip
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"testing"
@@ -21,6 +22,11 @@ type capture struct {
 	mu      sync.Mutex
 	pkts    []rtp.Packet
 	onWrite func(p *rtp.Packet) // called after each packet, outside mu
+	wrote   chan struct{}       // signalled after each packet
+}
+
+func newCapture(codec webrtc.RTPCodecParameters, ssrc webrtc.SSRC) *capture {
+	return &capture{codec: codec, ssrc: ssrc, wrote: make(chan struct{}, 1)}
 }
 
 func (c *capture) CodecParameters() []webrtc.RTPCodecParameters {
@@ -51,6 +57,10 @@ func (c *capture) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	if hook != nil {
 		hook(&p)
 	}
+	select {
+	case c.wrote <- struct{}{}:
+	default:
+	}
 	return len(payload), nil
 }
 
@@ -64,12 +74,14 @@ type sentFrame struct {
 	seq     uint16 // of its first packet
 	ts      uint32
 	picture uint16
-	key     bool
-	width   uint16
+	data    []byte // the VP8 frame, put together from its packets
 }
 
+// key reports a VP8 keyframe: bit 0 of the frame tag is clear.
+func (f sentFrame) key() bool { return len(f.data) > 0 && f.data[0]&0x01 == 0 }
+
 // frames groups captured VP8 packets into frames and checks that sequence
-// numbers run without a gap.
+// numbers run without a gap and that every frame ends with the marker bit.
 func frames(t *testing.T, pkts []rtp.Packet) []sentFrame {
 	t.Helper()
 	var out []sentFrame
@@ -82,10 +94,13 @@ func frames(t *testing.T, pkts []rtp.Packet) []sentFrame {
 			t.Fatalf("packet %d: %v", i, err)
 		}
 		if d.S == 1 && d.PID == 0 {
-			w := vp8KeyframeWidth(p.Payload)
-			out = append(out, sentFrame{seq: p.SequenceNumber, ts: p.Timestamp, picture: d.PictureID, key: w > 0, width: w})
+			out = append(out, sentFrame{seq: p.SequenceNumber, ts: p.Timestamp, picture: d.PictureID})
 		} else if len(out) == 0 || p.Timestamp != out[len(out)-1].ts {
 			t.Fatalf("packet %d continues a frame with another timestamp", i)
+		}
+		out[len(out)-1].data = append(out[len(out)-1].data, d.Payload...)
+		if next := i + 1; next < len(pkts) && p.Marker != (pkts[next].Timestamp != p.Timestamp) {
+			t.Fatalf("packet %d: marker %v, but the next packet's timestamp says otherwise", i, p.Marker)
 		}
 	}
 	return out
@@ -98,13 +113,14 @@ func runUntil(t *testing.T, run func(context.Context), caps []*capture, n int) {
 	done := make(chan struct{})
 	go func() { defer close(done); run(ctx) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.After(20 * time.Second)
 	for _, c := range caps {
 		for c.count() < n {
-			if time.Now().After(deadline) {
+			select {
+			case <-c.wrote:
+			case <-deadline:
 				t.Fatalf("only %d of %d packets sent in 20 s", c.count(), n)
 			}
-			time.Sleep(5 * time.Millisecond)
 		}
 	}
 }
@@ -118,7 +134,7 @@ func TestVideoLoopIsContinuous(t *testing.T) {
 	n := len(v.frames[0])
 	caps := make([]*capture, len(v.tracks))
 	for i, tr := range v.tracks {
-		caps[i] = &capture{codec: vp8Params, ssrc: webrtc.SSRC(100 + i)}
+		caps[i] = newCapture(vp8Params, webrtc.SSRC(100+i))
 		if _, err := tr.Bind(caps[i]); err != nil {
 			t.Fatal(err)
 		}
@@ -130,19 +146,15 @@ func TestVideoLoopIsContinuous(t *testing.T) {
 		perLoop += len(f.data)/1200 + 1
 	}
 	runUntil(t, v.Run, caps[2:], perLoop*3/2)
-	wantWidth := []uint16{320, 640, 1280}
 	for l, c := range caps {
 		fs := frames(t, c.packets())
 		if len(fs) < n+2 && l == 2 {
 			t.Fatalf("layer %d: %d frames, want more than one loop of %d", l, len(fs), n)
 		}
 		for i, f := range fs {
-			clipKey := v.frames[l][i%n].key
-			if f.key != clipKey {
-				t.Fatalf("layer %d frame %d: keyframe %v, the clip says %v", l, i, f.key, clipKey)
-			}
-			if f.key && f.width != wantWidth[l] {
-				t.Errorf("layer %d frame %d: width %d, want %d", l, i, f.width, wantWidth[l])
+			// Frame for frame the layer's clip, looped.
+			if want := v.frames[l][i%n]; !bytes.Equal(f.data, want.data) || f.key() != want.key {
+				t.Fatalf("layer %d frame %d (keyframe %v) is not frame %d of the clip (keyframe %v)", l, i, f.key(), i%n, want.key)
 			}
 			if i == 0 {
 				continue
@@ -155,7 +167,7 @@ func TestVideoLoopIsContinuous(t *testing.T) {
 				t.Fatalf("layer %d frame %d: picture id %d after %d", l, i, f.picture, prev.picture)
 			}
 		}
-		if !fs[0].key {
+		if !fs[0].key() {
 			t.Errorf("layer %d starts without a keyframe", l)
 		}
 	}
@@ -167,7 +179,7 @@ func TestVideoKeyframeRequestJumpsToNextKeyframe(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.pace = time.Millisecond
-	c := &capture{codec: vp8Params, ssrc: 1}
+	c := newCapture(vp8Params, 1)
 	if _, err := v.tracks[0].Bind(c); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +202,7 @@ func TestVideoKeyframeRequestJumpsToNextKeyframe(t *testing.T) {
 	if v.frames[0][6].key {
 		t.Fatal("clip has a keyframe at frame 6; the test needs a delta frame there")
 	}
-	if !fs[6].key {
+	if !fs[6].key() {
 		t.Errorf("frame after the keyframe request is not a keyframe")
 	}
 	if fs[6].ts-fs[5].ts != 3000 || fs[6].picture != fs[5].picture+1 {
@@ -201,9 +213,9 @@ func TestVideoKeyframeRequestJumpsToNextKeyframe(t *testing.T) {
 	for !v.frames[0][k].key {
 		k++
 	}
-	for i := 7; i < len(fs); i++ {
-		if want := v.frames[0][(k+i-6)%len(v.frames[0])].key; fs[i].key != want {
-			t.Fatalf("frame %d: keyframe %v, want %v (clip frame %d)", i, fs[i].key, want, (k+i-6)%len(v.frames[0]))
+	for i := 6; i < len(fs); i++ {
+		if want := v.frames[0][(k+i-6)%len(v.frames[0])].data; !bytes.Equal(fs[i].data, want) {
+			t.Fatalf("frame %d is not clip frame %d", i, (k+i-6)%len(v.frames[0]))
 		}
 	}
 }
@@ -214,10 +226,10 @@ func TestAudioLoopIsContinuous(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.pace = time.Millisecond
-	c := &capture{codec: webrtc.RTPCodecParameters{
+	c := newCapture(webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2},
 		PayloadType:        111,
-	}, ssrc: 2}
+	}, 2)
 	if _, err := a.track.Bind(c); err != nil {
 		t.Fatal(err)
 	}

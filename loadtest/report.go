@@ -1,0 +1,123 @@
+package loadtest
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// Report is what a run measured.
+type Report struct {
+	Scenario    string            `json:"scenario"`
+	Peers       int               `json:"peers"`
+	Joined      int               `json:"joined"`
+	Failures    []string          `json:"failures,omitempty"`
+	JoinMillis  Percentiles       `json:"joinMillis"` // WebSocket open to first RTP of every track known at join
+	Duration    float64           `json:"durationSeconds"`
+	Subscribers []SubscriberStats `json:"subscribers"`
+	Packets     uint64            `json:"packets"`
+	LossPercent float64           `json:"lossPercent"`
+	Freezes     int               `json:"freezes"`
+	Server      ServerStats       `json:"server"`
+	// Layers counts received video tracks by the layer last seen on them
+	// (judged from keyframe widths: <= 400 low, <= 800 medium, else high).
+	Layers map[string]int `json:"layers"`
+	// ServerLayers counts them by the layer the server last said it
+	// forwards ("layers" messages; "paused" when it forwards none).
+	ServerLayers map[string]int `json:"serverLayers"`
+	// SentKbps is what the publishers sent, on average over the run.
+	SentKbps float64 `json:"sentKbps"`
+	// Timeline samples every second while media flows.
+	Timeline []Sample `json:"timeline"`
+	// JoinSamples are every peer's join time in milliseconds.
+	JoinSamples []float64 `json:"joinSamplesMillis"`
+	// Churn counts the leave/join cycles of the churn scenario.
+	Churn int `json:"churnCycles,omitempty"`
+}
+
+// Sample is one second of a run.
+type Sample struct {
+	Seconds    float64 `json:"t"`
+	RecvKbps   float64 `json:"receivedKbps"`
+	SentKbps   float64 `json:"sentKbps"`
+	ServerCPU  float64 `json:"serverCpuCores"` // server CPU-seconds per second
+	ServerKbps float64 `json:"serverOutKbps"`  // from confab_bytes_out_total
+	ServerRSS  float64 `json:"serverResidentMiB"`
+	LossPct    float64 `json:"lossPercent"`
+	Peers      int     `json:"peers"`
+}
+
+// Percentiles of a distribution.
+type Percentiles struct {
+	P50, P95, P99, Max float64
+}
+
+// SubscriberStats is what one peer received.
+type SubscriberStats struct {
+	Name         string   `json:"name"`
+	Tracks       int      `json:"tracks"`
+	Expected     int      `json:"expectedTracks"`
+	Packets      uint64   `json:"packets"`
+	Lost         uint64   `json:"lost"`
+	BitrateKbps  float64  `json:"bitrateKbps"`    // media, without padding-only packets
+	Padding      uint64   `json:"paddingPackets"` // padding-only packets (bandwidth probes), in Packets too
+	Freezes      int      `json:"freezes"`
+	Layers       []string `json:"layers,omitempty"`       // per video track, from keyframe widths
+	ServerLayers []string `json:"serverLayers,omitempty"` // per video track, from "layers" messages
+	Events       int      `json:"roomEvents"`             // signaling events received (not negotiation), WebSocket peers
+}
+
+// ErrNothingReceived is returned when peers joined but no media arrived.
+var ErrNothingReceived = errors.New("no media received")
+
+// addReceived fills in what every peer received: per subscriber, and the
+// totals of packets, loss, freezes and layers.
+func (rep *Report) addReceived(logs []*receiveLog, joinTimes []float64) {
+	rep.JoinMillis = percentiles(joinTimes)
+	rep.JoinSamples = joinTimes
+	var lostTotal uint64
+	for _, r := range logs {
+		st := r.stats(rep.Duration)
+		rep.Subscribers = append(rep.Subscribers, st)
+		rep.Packets += st.Packets
+		lostTotal += st.Lost
+		rep.Freezes += st.Freezes
+		for _, l := range st.Layers {
+			rep.Layers[l]++
+		}
+		for _, l := range st.ServerLayers {
+			rep.ServerLayers[l]++
+		}
+	}
+	sort.Slice(rep.Subscribers, func(i, j int) bool { return rep.Subscribers[i].Name < rep.Subscribers[j].Name })
+	if rep.Packets+lostTotal > 0 {
+		rep.LossPercent = 100 * float64(lostTotal) / float64(rep.Packets+lostTotal)
+	}
+}
+
+// verdict fails a run in which a peer failed or, outside churn (where
+// membership changes under everyone), a subscriber missed tracks.
+func (rep *Report) verdict() error {
+	if len(rep.Failures) > 0 {
+		return fmt.Errorf("%d peers failed", len(rep.Failures))
+	}
+	for _, st := range rep.Subscribers {
+		if st.Expected > 0 && (st.Packets == 0 || st.Tracks < st.Expected) && rep.Scenario != "churn" {
+			return fmt.Errorf("%w: %s got %d of %d tracks, %d packets", ErrNothingReceived, st.Name, st.Tracks, st.Expected, st.Packets)
+		}
+	}
+	if rep.Packets == 0 {
+		return ErrNothingReceived
+	}
+	return nil
+}
+
+func percentiles(xs []float64) Percentiles {
+	if len(xs) == 0 {
+		return Percentiles{}
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	at := func(q float64) float64 { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	return Percentiles{P50: at(0.5), P95: at(0.95), P99: at(0.99), Max: s[len(s)-1]}
+}

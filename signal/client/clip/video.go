@@ -1,0 +1,126 @@
+package clip
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4"
+)
+
+// VideoSource loops the VP8 clip as a camera would send it: one layer, or
+// three simulcast layers on one transceiver. It answers keyframe requests
+// by jumping to the next keyframe of the clip.
+type VideoSource struct {
+	tracks  []*webrtc.TrackLocalStaticRTP
+	rids    []string
+	frames  [][]videoFrame
+	stamper atomic.Pointer[Stamper]
+	keyReq  atomic.Bool
+	sent    atomic.Uint64 // packets
+	bytes   atomic.Uint64 // RTP header and payload
+	pace    time.Duration // between frames; tests shorten it
+}
+
+// NewVideoSource makes a camera track with id and stream id; simulcast
+// sends all three layers, otherwise only layer (0 low .. 2 high).
+func NewVideoSource(id, streamID string, simulcast bool, layer int) (*VideoSource, error) {
+	if !simulcast && (layer < 0 || layer >= len(layerFiles)) {
+		return nil, fmt.Errorf("%w: %d", ErrNoLayer, layer)
+	}
+	c, err := loadClips()
+	if err != nil {
+		return nil, err
+	}
+	v := &VideoSource{pace: time.Second / 30}
+	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	for i, l := range layerFiles {
+		if !simulcast && i != layer {
+			continue
+		}
+		var opts []func(*webrtc.TrackLocalStaticRTP)
+		if simulcast {
+			opts = append(opts, webrtc.WithRTPStreamID(l.rid))
+		}
+		t, err := webrtc.NewTrackLocalStaticRTP(codec, id, streamID, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("video track: %w", err)
+		}
+		v.tracks = append(v.tracks, t)
+		v.rids = append(v.rids, l.rid)
+		v.frames = append(v.frames, c.video[i])
+	}
+	if !simulcast {
+		v.rids[0] = ""
+	}
+	return v, nil
+}
+
+// Tracks are the TrackLocals to publish together (client.Peer.Publish).
+func (v *VideoSource) Tracks() []webrtc.TrackLocal {
+	out := make([]webrtc.TrackLocal, len(v.tracks))
+	for i, t := range v.tracks {
+		out[i] = t
+	}
+	return out
+}
+
+// Stamper puts the mid and rid header extensions on a simulcast packet
+// (client.Stamper does).
+type Stamper interface {
+	Stamp(h *rtp.Header, rid string)
+}
+
+// SetStamper gives a simulcast source the mid/rid stamper of its sender.
+func (v *VideoSource) SetStamper(s Stamper) { v.stamper.Store(&s) }
+
+// RequestKeyframe makes the next frame sent a keyframe (PLI handling).
+func (v *VideoSource) RequestKeyframe() { v.keyReq.Store(true) }
+
+// PacketsSent counts RTP packets written.
+func (v *VideoSource) PacketsSent() uint64 { return v.sent.Load() }
+
+// BytesSent counts the RTP bytes written (headers and payloads).
+func (v *VideoSource) BytesSent() uint64 { return v.bytes.Load() }
+
+// Run sends 30 frames per second until ctx ends.
+func (v *VideoSource) Run(ctx context.Context) {
+	packetizers := make([]rtp.Packetizer, len(v.tracks))
+	for i := range v.tracks {
+		packetizers[i] = rtp.NewPacketizer(1200, 96, 0, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
+	}
+	tick := time.NewTicker(v.pace)
+	defer tick.Stop()
+	n := len(v.frames[0])
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		idx := i % n
+		if v.keyReq.Swap(false) && !v.frames[0][idx].key {
+			// Jump forward to the clip's next keyframe.
+			for !v.frames[0][idx].key {
+				i++
+				idx = i % n
+			}
+		}
+		st := v.stamper.Load()
+		for l, t := range v.tracks {
+			f := v.frames[l][idx%len(v.frames[l])]
+			for _, p := range packetizers[l].Packetize(f.data, 3000) {
+				if st != nil && v.rids[l] != "" {
+					(*st).Stamp(&p.Header, v.rids[l])
+				}
+				if err := t.WriteRTP(p); err == nil {
+					v.sent.Add(1)
+					v.bytes.Add(uint64(p.MarshalSize()))
+				}
+			}
+		}
+	}
+}
