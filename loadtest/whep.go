@@ -20,6 +20,7 @@ import (
 type HTTPSession struct {
 	pc       *webrtc.PeerConnection
 	location string
+	token    string // sent again on DELETE: the server requires the creating token
 	once     sync.Once
 }
 
@@ -83,7 +84,7 @@ func negotiateHTTP(ctx context.Context, pc *webrtc.PeerConnection, endpoint, tok
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
 		return nil, fmt.Errorf("apply answer: %w", err)
 	}
-	return &HTTPSession{pc: pc, location: base.ResolveReference(loc).String()}, nil
+	return &HTTPSession{pc: pc, location: base.ResolveReference(loc).String(), token: token}, nil
 }
 
 // endpointURL is base/kind/room.
@@ -154,6 +155,9 @@ func (s *HTTPSession) Close() error {
 	s.once.Do(func() {
 		req, rerr := http.NewRequest(http.MethodDelete, s.location, nil)
 		if rerr == nil {
+			if s.token != "" {
+				req.Header.Set("Authorization", "Bearer "+s.token)
+			}
 			resp, derr := http.DefaultClient.Do(req)
 			if derr == nil {
 				resp.Body.Close()

@@ -21,6 +21,9 @@ type participant struct {
 	role     string
 	permMu   sync.Mutex // guards perms and role; taken last, never held while taking another lock
 	perms    Permissions
+	// publishOnly marks a WHIP publisher: it never receives, and it may
+	// not stay if its identity may no longer publish.
+	publishOnly bool
 	// wantsLecture makes the room a lecture if this join creates it.
 	wantsLecture bool
 	conn         *signal.Conn
@@ -212,23 +215,12 @@ func (s *session) handleJoin(m *signal.Message) bool {
 		}
 		p.identity, p.role, p.perms = c.Subject, c.Role, c.Perms
 		p.wantsLecture = p.wantsLecture || c.Lecture
-		if p.perms == (Permissions{}) {
-			p.perms, _ = RolePermissions(c.Role)
-		}
 		if c.Name != "" {
 			p.name = c.Name
 		}
 	}
 	if m.Role != "" {
-		// A join may ask for less than it may have (an open room's viewer
-		// joins as one), never more.
-		if asked, ok := RolePermissions(m.Role); ok {
-			p.perms = Permissions{Publish: p.perms.Publish && asked.Publish, Subscribe: p.perms.Subscribe && asked.Subscribe,
-				Chat: p.perms.Chat && asked.Chat, Moderate: p.perms.Moderate && asked.Moderate}
-			if p.role == "" || roleRank[m.Role] < roleRank[p.role] {
-				p.role = m.Role
-			}
-		}
+		askRole(p, m.Role)
 	}
 	p.kick = func(reason, code string) { s.closeWith(websocket.StatusPolicyViolation, reason, code) }
 
@@ -288,6 +280,32 @@ func (s *session) handleJoin(m *signal.Message) bool {
 	s.mgr.log.Info("joined", "room", r.name, "participant", p.id, "name", p.name, "remote", s.conn.RemoteAddr())
 	r.welcome(p, m.ID, s.mgr.iceServersFor(p.id))
 	return true
+}
+
+// askRole applies the role a join asks for. A join may ask for less than
+// it may have (an open room's viewer joins as one), never more; and the
+// role others are shown is never above what the participant may do: on an
+// open server, where nobody moderates, a join asking for "moderator" is
+// shown as the speaker it is.
+func askRole(p *participant, role string) {
+	asked, ok := RolePermissions(role)
+	if !ok {
+		return // Validate refused it already
+	}
+	p.perms = Permissions{Publish: p.perms.Publish && asked.Publish, Subscribe: p.perms.Subscribe && asked.Subscribe,
+		Chat: p.perms.Chat && asked.Chat, Moderate: p.perms.Moderate && asked.Moderate}
+	p.role = roleWithin(p.perms) // never above asked: p.perms are within it
+}
+
+// roleWithin is the highest role whose permissions perms hold, or "".
+func roleWithin(perms Permissions) string {
+	best := ""
+	for role, rank := range roleRank {
+		if rp, _ := RolePermissions(role); withinPerms(rp, perms) && (best == "" || rank > roleRank[best]) {
+			best = role
+		}
+	}
+	return best
 }
 
 // handle serves the messages of a joined participant.

@@ -32,6 +32,22 @@ func deleteSession(ctx context.Context, location string) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// whipParticipant waits until member sees a participant named name join
+// and returns its id.
+func whipParticipant(t *testing.T, member *testPeer, name string) string {
+	t.Helper()
+	var id string
+	eventually(t, 10*time.Second, "the member sees "+name+" join", func() (bool, string) {
+		return member.saw(signal.TypeParticipantJoined, func(m *signal.Message) bool {
+			if m.Participant.Name == name {
+				id = m.Participant.ID
+			}
+			return id != ""
+		}), ""
+	})
+	return id
+}
+
 func loopbackAPI(t *testing.T) *webrtc.API {
 	t.Helper()
 	api, err := loadtest.NewAPI(loadtest.APIOptions{Loopback: true})
@@ -103,9 +119,12 @@ func TestWHIPPublishesToWebSocketAndWHEPViewers(t *testing.T) {
 		src.run(ctx)
 		defer src.halt()
 	}
-	pubID := whip.Location()[strings.LastIndex(whip.Location(), "/")+1:]
 	if !strings.Contains(whip.Location(), "/whip/broadcast/") {
 		t.Fatalf("Location %q", whip.Location())
+	}
+	pubID := whipParticipant(t, member, "WHIP")
+	if strings.Contains(whip.Location(), pubID) {
+		t.Fatalf("the session URL %q holds the publisher's participant id %s, which every member knows", whip.Location(), pubID)
 	}
 	eventually(t, 15*time.Second, "the WebSocket member receives the WHIP stream intact", func() (bool, string) {
 		return checkTracks(member, 30, map[string][]*source{pubID: srcs})
