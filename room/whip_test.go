@@ -66,8 +66,14 @@ type whepViewer struct {
 
 func startWHEP(t *testing.T, ctx context.Context, base, roomName string) *whepViewer {
 	t.Helper()
+	return startWHEPWithToken(t, ctx, base, roomName, "")
+}
+
+// startWHEPWithToken starts a WHEP viewer presenting a bearer token.
+func startWHEPWithToken(t *testing.T, ctx context.Context, base, roomName, token string) *whepViewer {
+	t.Helper()
 	v := &whepViewer{payloads: map[string][][]byte{}}
-	s, err := loadtest.Watch(ctx, loopbackAPI(t), base, roomName, "", func(rt *loadtest.RemoteTrack) {
+	s, err := loadtest.Watch(ctx, loopbackAPI(t), base, roomName, token, func(rt *loadtest.RemoteTrack) {
 		go func() {
 			for {
 				p, _, err := rt.Track.ReadRTP()
