@@ -172,11 +172,9 @@ func (m *Manager) ServeWS(w http.ResponseWriter, r *http.Request) {
 		m.releaseIP(ip)
 		m.sessions.Done()
 	}()
-	// The server's read and write timeouts bound HTTP requests; a
-	// WebSocket lives for the meeting and has its own pings.
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
+	// The server's read and write timeouts bound HTTP requests, not this
+	// socket: net/http clears the connection's deadlines when the upgrade
+	// hijacks it, and the socket's pings take over.
 	conn, err := signal.Accept(w, r, m.cfg.Conn)
 	if err != nil {
 		m.log.Debug("websocket upgrade", "remote", r.RemoteAddr, "err", err)

@@ -47,6 +47,11 @@ func (m *Manager) serveHTTPMedia(w http.ResponseWriter, r *http.Request, kind st
 	h.Set("Access-Control-Expose-Headers", "Location, Link, ETag")
 	rest := strings.TrimPrefix(r.URL.Path, "/"+kind+"/")
 	roomName, secret, hasSession := strings.Cut(rest, "/")
+	if r.ContentLength != 0 && (hasSession || r.Method != http.MethodPost) {
+		// Only an offer has a body worth reading; close rather than wait
+		// for one (see startHTTPSession).
+		h.Set("Connection", "close")
+	}
 	if !ValidRoomName(roomName) || (hasSession && secret == "") {
 		http.Error(w, "no such room: room names are 1-64 characters of A-Z a-z 0-9 - _ .", http.StatusNotFound)
 		return
@@ -197,8 +202,12 @@ func (m *Manager) readOffer(w http.ResponseWriter, r *http.Request) ([]byte, *ht
 }
 
 func (m *Manager) startHTTPSession(w http.ResponseWriter, r *http.Request, kind, roomName string) {
+	// A request refused before its body is read is answered at once and its
+	// connection closed: net/http would otherwise read (up to 256 KiB of)
+	// the unread body first, at the client's pace.
 	req, herr := m.checkMediaRequest(r, kind, roomName)
 	if herr != nil {
+		w.Header().Set("Connection", "close")
 		herr.write(w)
 		return
 	}

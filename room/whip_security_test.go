@@ -125,7 +125,9 @@ func TestWHIPAndWHEPSessionsEndOnlyWithTheirCreatorsToken(t *testing.T) {
 	defer cancel()
 	_, base := startServer(t, room.Config{AuthSecret: testSecret})
 	now := time.Now()
-	token := func(identity, role string) string { return mint(t, testSecret, "stage", identity, role, time.Hour, now) }
+	token := func(identity, role string) string {
+		return mint(t, testSecret, "stage", identity, role, time.Hour, now)
+	}
 	member := joinWithToken(t, ctx, base, "stage", "member", token("member", room.RoleSpeaker))
 	obsTok, fanTok, malloryTok := token("obs", room.RoleSpeaker), token("fan", room.RoleViewer), token("mallory", room.RoleViewer)
 	b := startBroadcast(t, ctx, base, "stage", obsTok)
