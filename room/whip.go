@@ -184,10 +184,8 @@ func (m *Manager) readOffer(w http.ResponseWriter, r *http.Request) ([]byte, *ht
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(m.cfg.OfferReadTimeout))
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxHTTPOffer+1))
-	// The connection's read after the body must not time out while the
-	// answer is made: that would cancel the request.
-	_ = rc.SetReadDeadline(time.Now().Add(answerTimeout + 5*time.Second))
-	_ = rc.SetWriteDeadline(time.Now().Add(answerTimeout + 5*time.Second))
+	// On a refusal the deadline stays: net/http's drain of an unread body
+	// then ends with it, and the connection closes.
 	if err != nil {
 		w.Header().Set("Connection", "close")
 		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
@@ -196,8 +194,14 @@ func (m *Manager) readOffer(w http.ResponseWriter, r *http.Request) ([]byte, *ht
 		return nil, &httpError{status: http.StatusBadRequest, msg: "reading the offer: " + err.Error()}
 	}
 	if len(body) > maxHTTPOffer {
+		w.Header().Set("Connection", "close")
 		return nil, &httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the offer is larger than %d bytes", maxHTTPOffer)}
 	}
+	// The connection's read after the body must not time out while the
+	// answer is made (that would cancel the request), and the answer must
+	// have time to be written.
+	_ = rc.SetReadDeadline(time.Now().Add(answerTimeout + 5*time.Second))
+	_ = rc.SetWriteDeadline(time.Now().Add(answerTimeout + 5*time.Second))
 	return body, nil
 }
 
