@@ -129,6 +129,8 @@ type session struct {
 	conn *signal.Conn
 	p    *participant
 	bye  sync.Once
+	// busy is held while a joined participant's request is handled.
+	busy sync.Mutex
 }
 
 func newSession(m *Manager, c *signal.Conn) *session { return &session{mgr: m, conn: c} }
@@ -165,7 +167,9 @@ func (s *session) serve(ctx context.Context) {
 			s.fail(m.ID, signal.Errorf(signal.CodeNotJoined, "%s before join", m.Type))
 			continue
 		}
+		s.busy.Lock()
 		s.handle(m)
+		s.busy.Unlock()
 	}
 }
 
@@ -245,6 +249,10 @@ func (s *session) handleJoin(m *signal.Message) bool {
 		OnDecision: p.decisionChanged,
 		OnFailed: func(err error) {
 			s.mgr.log.Info("connection failed", "room", m.Room, "participant", p.id, "err", err)
+			// A failure caused by a request (an offer the WebRTC stack
+			// refused half-way) is answered first, then the bye.
+			s.busy.Lock()
+			s.busy.Unlock()
 			s.closeWith(websocket.StatusNormalClosure, "media connection failed: "+err.Error(), "")
 		},
 		MaxTracks:  s.mgr.cfg.MaxTracksPerParticipant,
