@@ -114,7 +114,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.BoolVar(&c.iceUDPBatch, "ice-udp-batch", true, "with -ice-udp-port, send packets in batches (sendmmsg) instead of one system call each")
 	fs.IntVar(&c.iceTCPPort, "ice-tcp-port", 0, "also accept ICE over TCP on this single port, for UDP-blocked clients (0: off)")
 	fs.DurationVar(&c.connectTimeout, "ice-connect-timeout", 30*time.Second, "drop a participant whose media has not connected this long after negotiating")
-	fs.IntVar(&c.maxTCPPerIP, "max-tcp-conns-per-ip", 100, fmt.Sprintf("TCP connections one client address may hold open at once, idle keep-alives included; more are closed as they arrive (0: no limit, else at least %d)", minTCPPerIP))
+	fs.IntVar(&c.maxTCPPerIP, "max-tcp-conns-per-ip", -1, fmt.Sprintf("TCP connections one client address may hold open at once, idle keep-alives included; more are closed as they arrive (0: no limit, else at least %d; -1: 2 x -max-conns-per-ip + %d, no limit when that is 0)", minTCPPerIP, minTCPPerIP))
 	fs.DurationVar(&c.httpRead, "http-read-timeout", 20*time.Second, "longest a client may take to send a request's headers and body (a WHIP/WHEP offer)")
 	fs.DurationVar(&c.httpWrite, "http-write-timeout", 60*time.Second, "longest a response may take to be written, from the end of the request's headers")
 	fs.DurationVar(&c.httpIdle, "http-idle-timeout", 60*time.Second, "close a keep-alive connection idle this long")
@@ -221,6 +221,14 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 
 // checkHTTP checks the HTTP server's limits and parses -trusted-proxies.
 func (c *config) checkHTTP() error {
+	if c.maxTCPPerIP == -1 {
+		// Above the session budget, so that a client over it gets the
+		// rooms' clear 429 rather than a closed socket.
+		c.maxTCPPerIP = 0
+		if c.maxConnsPerIP > 0 {
+			c.maxTCPPerIP = 2*c.maxConnsPerIP + minTCPPerIP
+		}
+	}
 	if c.maxTCPPerIP != 0 && c.maxTCPPerIP < minTCPPerIP {
 		return fmt.Errorf("-max-tcp-conns-per-ip %d: want 0 (no limit) or at least %d (a browser loads a page over up to 6 connections, then opens its WebSocket)", c.maxTCPPerIP, minTCPPerIP)
 	}

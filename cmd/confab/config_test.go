@@ -29,8 +29,14 @@ func TestParseConfigFlagsEnvAndErrors(t *testing.T) {
 	if len(c.allowed) != 2 || !c.allowed[0].Contains(netip.MustParseAddr("127.1.2.3")) || !c.allowed[1].Contains(netip.MustParseAddr("::1")) {
 		t.Errorf("allowed cidrs: %v", c.allowed)
 	}
-	if c.maxTCPPerIP != 100 || c.httpRead != 20*time.Second || c.httpWrite != time.Minute || c.httpIdle != time.Minute {
+	if c.maxTCPPerIP != 2*50+8 || c.httpRead != 20*time.Second || c.httpWrite != time.Minute || c.httpIdle != time.Minute {
 		t.Errorf("HTTP defaults: %+v", c)
+	}
+	if c, _ := parseConfig([]string{"-max-conns-per-ip", "0"}, func(string) string { return "" }); c == nil || c.maxTCPPerIP != 0 {
+		t.Errorf("-max-conns-per-ip 0 must lift the TCP cap too: %+v", c)
+	}
+	if c, _ := parseConfig([]string{"-max-conns-per-ip", "0", "-max-tcp-conns-per-ip", "20"}, func(string) string { return "" }); c == nil || c.maxTCPPerIP != 20 {
+		t.Errorf("an explicit -max-tcp-conns-per-ip must win: %+v", c)
 	}
 	rc := c.roomConfig(nil)
 	if rc.OfferReadTimeout != c.httpRead {
@@ -51,7 +57,7 @@ func TestParseConfigFlagsEnvAndErrors(t *testing.T) {
 		{"-tls-cert", "cert.pem"},
 		{"-signal-rate", "0"},
 		{"-max-tcp-conns-per-ip", "3"}, // too few for a browser's page load and WebSocket
-		{"-max-tcp-conns-per-ip", "-1"},
+		{"-max-tcp-conns-per-ip", "-2"},
 		{"-http-read-timeout", "0s"},
 		{"-http-idle-timeout", "0s"},
 		{"-http-read-timeout", "30s", "-http-write-timeout", "40s"}, // no time left to write an answer
