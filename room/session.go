@@ -208,20 +208,8 @@ func (s *session) handleJoin(m *signal.Message) bool {
 	}
 	p := &participant{id: sfu.NewID("P"), name: strings.TrimSpace(m.Name), conn: s.conn, perms: openPermissions,
 		wantsLecture: m.Lecture}
-	if len(s.mgr.cfg.AuthSecret) > 0 {
-		c, err := verifyToken(s.mgr.cfg.AuthSecret, m.Token, m.Room, time.Now())
-		if err != nil {
-			code := tokenErrorCode(err)
-			metricJoins.WithLabelValues(code).Inc()
-			s.mgr.log.Info("join refused", "room", m.Room, "code", code, "err", err, "remote", s.conn.RemoteAddr())
-			s.fail(m.ID, signal.Errorf(code, "%v", err))
-			return false
-		}
-		p.identity, p.role, p.perms = c.Subject, c.Role, c.Perms
-		p.wantsLecture = p.wantsLecture || c.Lecture
-		if c.Name != "" {
-			p.name = c.Name
-		}
+	if !s.applyToken(p, m) {
+		return false
 	}
 	if m.Role != "" {
 		askRole(p, m.Role)
@@ -267,17 +255,7 @@ func (s *session) handleJoin(m *signal.Message) bool {
 	r, err := s.mgr.join(m.Room, p)
 	if err != nil {
 		_ = peer.Close()
-		code := signal.CodeInternal
-		switch {
-		case errors.Is(err, ErrRoomFull):
-			code = signal.CodeRoomFull
-		case errors.Is(err, ErrTooManyRooms):
-			code = signal.CodeTooManyRooms
-		case errors.Is(err, ErrShutdown):
-			code = signal.CodeShuttingDown
-		case errors.Is(err, ErrRemoved):
-			code = signal.CodeForbidden
-		}
+		code := joinErrorCode(err)
 		metricJoins.WithLabelValues(code).Inc()
 		s.fail(m.ID, signal.Errorf(code, "%v", err))
 		return false
@@ -288,6 +266,43 @@ func (s *session) handleJoin(m *signal.Message) bool {
 	s.mgr.log.Info("joined", "room", r.name, "participant", p.id, "name", p.name, "remote", s.conn.RemoteAddr())
 	r.welcome(p, m.ID, s.mgr.iceServersFor(p.id))
 	return true
+}
+
+// applyToken checks a join's token, when the server requires one, and
+// gives p what it grants; a refusal is answered and counted.
+func (s *session) applyToken(p *participant, m *signal.Message) bool {
+	if len(s.mgr.cfg.AuthSecret) == 0 {
+		return true
+	}
+	c, err := verifyToken(s.mgr.cfg.AuthSecret, m.Token, m.Room, time.Now())
+	if err != nil {
+		code := tokenErrorCode(err)
+		metricJoins.WithLabelValues(code).Inc()
+		s.mgr.log.Info("join refused", "room", m.Room, "code", code, "err", err, "remote", s.conn.RemoteAddr())
+		s.fail(m.ID, signal.Errorf(code, "%v", err))
+		return false
+	}
+	p.identity, p.role, p.perms = c.Subject, c.Role, c.Perms
+	p.wantsLecture = p.wantsLecture || c.Lecture
+	if c.Name != "" {
+		p.name = c.Name
+	}
+	return true
+}
+
+// joinErrorCode maps the errors of entering a room to protocol codes.
+func joinErrorCode(err error) string {
+	switch {
+	case errors.Is(err, ErrRoomFull):
+		return signal.CodeRoomFull
+	case errors.Is(err, ErrTooManyRooms):
+		return signal.CodeTooManyRooms
+	case errors.Is(err, ErrShutdown):
+		return signal.CodeShuttingDown
+	case errors.Is(err, ErrRemoved):
+		return signal.CodeForbidden
+	}
+	return signal.CodeInternal
 }
 
 // askRole applies the role a join asks for. A join may ask for less than

@@ -167,8 +167,16 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			return nil, err
 		}
 	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// check validates the settings together and derives what they imply.
+func (c *config) check() error {
 	if c.turnListen == "" && (c.turnURLs == "") != (c.turnSecret == "") {
-		return nil, fmt.Errorf("-turn-urls and -turn-secret go together")
+		return fmt.Errorf("-turn-urls and -turn-secret go together")
 	}
 	if c.turnListen != "" {
 		if c.turnRelayIP == "" {
@@ -177,46 +185,46 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			}
 		}
 		if c.turnRelayIP == "" {
-			return nil, fmt.Errorf("-turn-listen needs -turn-relay-ip (or -public-ip): the address clients reach the relay at")
+			return fmt.Errorf("-turn-listen needs -turn-relay-ip (or -public-ip): the address clients reach the relay at")
 		}
 	}
 	if c.iceTCPPort < 0 || c.iceTCPPort > 65535 {
-		return nil, fmt.Errorf("-ice-tcp-port %d out of range", c.iceTCPPort)
+		return fmt.Errorf("-ice-tcp-port %d out of range", c.iceTCPPort)
 	}
 	if c.signalMaxBytes < 1024 || c.signalQueue < 16 {
-		return nil, fmt.Errorf("-signal-max-message must be at least 1024 and -signal-queue at least 16")
+		return fmt.Errorf("-signal-max-message must be at least 1024 and -signal-queue at least 16")
 	}
 	if c.joinTimeout <= 0 || c.connectTimeout <= 0 {
-		return nil, fmt.Errorf("-join-timeout and -ice-connect-timeout must be positive")
+		return fmt.Errorf("-join-timeout and -ice-connect-timeout must be positive")
 	}
 	allowed, err := sfu.ParseCIDRs(c.iceAllowedCIDRs)
 	if err != nil {
-		return nil, fmt.Errorf("-ice-allowed-cidrs: %w", err)
+		return fmt.Errorf("-ice-allowed-cidrs: %w", err)
 	}
 	c.allowed = allowed
 	if c.iceUDPPort < 0 || c.iceUDPPort > 65535 {
-		return nil, fmt.Errorf("-ice-udp-port %d out of range", c.iceUDPPort)
+		return fmt.Errorf("-ice-udp-port %d out of range", c.iceUDPPort)
 	}
 	if c.icePortMin < 0 || c.icePortMax > 65535 || c.icePortMin > c.icePortMax {
-		return nil, fmt.Errorf("-ice-port-min %d / -ice-port-max %d: not a valid range", c.icePortMin, c.icePortMax)
+		return fmt.Errorf("-ice-port-min %d / -ice-port-max %d: not a valid range", c.icePortMin, c.icePortMax)
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
-		return nil, fmt.Errorf("-log-format %q: want text or json", c.logFormat)
+		return fmt.Errorf("-log-format %q: want text or json", c.logFormat)
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
-		return nil, fmt.Errorf("-tls-cert and -tls-key go together")
+		return fmt.Errorf("-tls-cert and -tls-key go together")
 	}
 	if c.signalRate <= 0 || c.signalBurst <= 0 || c.maxConnsPerIP < 0 {
-		return nil, fmt.Errorf("-signal-rate and -signal-burst must be positive, -max-conns-per-ip not negative")
+		return fmt.Errorf("-signal-rate and -signal-burst must be positive, -max-conns-per-ip not negative")
 	}
 	if err := c.checkHTTP(); err != nil {
-		return nil, err
+		return err
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, fmt.Errorf("-log-level %q: %w", c.logLevel, err)
+		return fmt.Errorf("-log-level %q: %w", c.logLevel, err)
 	}
-	return c, nil
+	return nil
 }
 
 // checkHTTP checks the HTTP server's limits and parses -trusted-proxies.
