@@ -50,7 +50,7 @@ func (m *Manager) serveHTTPMedia(w http.ResponseWriter, r *http.Request, kind st
 	if r.ContentLength != 0 && (hasSession || r.Method != http.MethodPost) {
 		// Only an offer has a body worth reading; close rather than wait
 		// for one (see startHTTPSession).
-		h.Set("Connection", "close")
+		closeAfter(w, r)
 	}
 	if !ValidRoomName(roomName) || (hasSession && secret == "") {
 		http.Error(w, "no such room: room names are 1-64 characters of A-Z a-z 0-9 - _ .", http.StatusNotFound)
@@ -111,6 +111,16 @@ func (e *httpError) write(w http.ResponseWriter) {
 		w.Header().Set("WWW-Authenticate", e.challenge)
 	}
 	http.Error(w, e.msg, e.status)
+}
+
+// closeAfter has an HTTP/1 connection closed after this response, so that
+// net/http does not first read the rest of a request body it will not use
+// (at the client's pace). HTTP/2 resets the stream instead, and there
+// "Connection: close" would end every other stream of the connection.
+func closeAfter(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 // mediaRequest is what a WHIP or WHEP POST asks for: everything known from
@@ -187,14 +197,14 @@ func (m *Manager) readOffer(w http.ResponseWriter, r *http.Request) ([]byte, *ht
 	// On a refusal the deadline stays: net/http's drain of an unread body
 	// then ends with it, and the connection closes.
 	if err != nil {
-		w.Header().Set("Connection", "close")
+		closeAfter(w, r)
 		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 			return nil, &httpError{status: http.StatusRequestTimeout, msg: fmt.Sprintf("the offer did not arrive within %s", m.cfg.OfferReadTimeout)}
 		}
 		return nil, &httpError{status: http.StatusBadRequest, msg: "reading the offer: " + err.Error()}
 	}
 	if len(body) > maxHTTPOffer {
-		w.Header().Set("Connection", "close")
+		closeAfter(w, r)
 		return nil, &httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the offer is larger than %d bytes", maxHTTPOffer)}
 	}
 	// The connection's read after the body must not time out while the
@@ -211,7 +221,7 @@ func (m *Manager) startHTTPSession(w http.ResponseWriter, r *http.Request, kind,
 	// the unread body first, at the client's pace.
 	req, herr := m.checkMediaRequest(r, kind, roomName)
 	if herr != nil {
-		w.Header().Set("Connection", "close")
+		closeAfter(w, r)
 		herr.write(w)
 		return
 	}
@@ -219,7 +229,7 @@ func (m *Manager) startHTTPSession(w http.ResponseWriter, r *http.Request, kind,
 	// over it costs nothing more.
 	ip := clientIP(r)
 	if !m.reserveIP(ip) {
-		w.Header().Set("Connection", "close")
+		closeAfter(w, r)
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return
 	}
