@@ -18,18 +18,21 @@ const audienceInterval = time.Second
 func (r *Room) addWatcher(s *httpSession, participantID, source string) *httpError {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if s.identity != "" && r.removed[s.identity] {
+		return &httpError{status: http.StatusForbidden, msg: ErrRemoved.Error()}
+	}
 	if len(r.participants) == 0 {
-		return &httpError{http.StatusNotFound, "nothing is being published in room " + r.name}
+		return &httpError{status: http.StatusNotFound, msg: "nothing is being published in room " + r.name}
 	}
 	if len(r.participants)+len(r.watchers) >= r.mgr.cfg.MaxParticipants {
-		return &httpError{http.StatusServiceUnavailable, ErrRoomFull.Error()}
+		return &httpError{status: http.StatusServiceUnavailable, msg: ErrRoomFull.Error()}
 	}
 	owner, recvs := r.watchTargetLocked(participantID, source)
 	if owner == nil {
 		if participantID != "" {
-			return &httpError{http.StatusNotFound, "no participant " + participantID + " publishing video in room " + r.name}
+			return &httpError{status: http.StatusNotFound, msg: "no participant " + participantID + " publishing video in room " + r.name}
 		}
-		return &httpError{http.StatusNotFound, "nothing is being published in room " + r.name}
+		return &httpError{status: http.StatusNotFound, msg: "nothing is being published in room " + r.name}
 	}
 	if r.watchers == nil {
 		r.watchers = map[*httpSession][]*sfu.Receiver{}
@@ -37,6 +40,17 @@ func (r *Room) addWatcher(s *httpSession, participantID, source string) *httpErr
 	r.watchers[s] = recvs
 	r.audienceChangedLocked()
 	return nil
+}
+
+// watchersOfLocked are the WHEP sessions of one identity.
+func (r *Room) watchersOfLocked(identity string) []*httpSession {
+	var out []*httpSession
+	for w := range r.watchers {
+		if w.identity == identity {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // watchTracks returns what a watcher was given.

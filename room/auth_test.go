@@ -212,6 +212,10 @@ func TestMintTokenRejectsBadParams(t *testing.T) {
 		{Room: "r", Identity: "", TTL: time.Hour},
 		{Room: "r", Identity: "a", TTL: 0},
 		{Room: "r", Identity: "a", TTL: time.Hour, Role: "admin"},
+		{Room: "r", Identity: "a", TTL: time.Hour, Name: "Ada\u202Enimda"},
+		{Room: "r", Identity: "a", TTL: time.Hour, Name: "a\r\nb"},
+		{Room: "r", Identity: "ad\u200Bmin", TTL: time.Hour},
+		{Room: "r", Identity: "\x1b[2J", TTL: time.Hour},
 	} {
 		if _, err := room.MintToken(testSecret, tp, now); err == nil {
 			t.Errorf("minted a token for %+v", tp)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"sync"
@@ -46,6 +45,9 @@ type Config struct {
 	// LayersInterval is the least time between two layer reports to one
 	// participant (default 500 ms).
 	LayersInterval time.Duration
+	// OfferReadTimeout bounds reading a WHIP/WHEP request's body (default
+	// 10 s): a client trickling its offer is answered 408 and closed.
+	OfferReadTimeout time.Duration
 	// AuthSecret, when set, makes every join present an access token signed
 	// with it (HS256, see MintToken). Without it rooms are open.
 	AuthSecret []byte
@@ -65,6 +67,9 @@ func (c *Config) setDefaults() {
 	if c.JoinTimeout <= 0 {
 		c.JoinTimeout = 10 * time.Second
 	}
+	if c.OfferReadTimeout <= 0 {
+		c.OfferReadTimeout = 10 * time.Second
+	}
 	if c.LayersInterval <= 0 {
 		c.LayersInterval = 500 * time.Millisecond
 	}
@@ -82,6 +87,9 @@ var (
 	ErrTooManyRooms = errors.New("too many rooms")
 	ErrShutdown     = errors.New("server is shutting down")
 	ErrRemoved      = errors.New("a moderator removed you from this room")
+	// ErrPublishRevoked refuses a WHIP publisher whose identity a
+	// moderator moved to a role that may not publish.
+	ErrPublishRevoked = errors.New("a moderator took your permission to publish in this room")
 )
 
 var roomNameRE = regexp.MustCompile(`^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}$`)
@@ -105,7 +113,7 @@ type Manager struct {
 	perIP    map[string]int
 
 	httpMu       sync.Mutex
-	httpSessions map[string]*httpSession // WHIP and WHEP, by id
+	httpSessions map[string]*httpSession // WHIP and WHEP, by the secret of their URL
 }
 
 var (
@@ -164,6 +172,9 @@ func (m *Manager) ServeWS(w http.ResponseWriter, r *http.Request) {
 		m.releaseIP(ip)
 		m.sessions.Done()
 	}()
+	// The server's read and write timeouts bound HTTP requests, not this
+	// socket: net/http clears the connection's deadlines when the upgrade
+	// hijacks it, and the socket's pings take over.
 	conn, err := signal.Accept(w, r, m.cfg.Conn)
 	if err != nil {
 		m.log.Debug("websocket upgrade", "remote", r.RemoteAddr, "err", err)
@@ -177,15 +188,6 @@ func (m *Manager) ServeWS(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
 	delete(m.conns, s)
 	m.mu.Unlock()
-}
-
-// clientIP is the connection's remote address without the port.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // Ready reports whether the server accepts new participants.

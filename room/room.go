@@ -137,9 +137,18 @@ func (r *Room) add(p *participant) error {
 		return ErrRoomFull
 	}
 	if role, ok := r.roles[p.identity]; ok && p.identity != "" {
-		// A moderator's promotion or demotion outlives a reconnect.
+		// A moderator's promotion or demotion outlives a reconnect, and
+		// holds for every way in: a WHIP publisher demoted to viewer may
+		// not publish again with its old token.
 		perms, _ := RolePermissions(role)
-		p.setRole(perms, role)
+		switch {
+		case p.publishOnly && !perms.Publish:
+			return ErrPublishRevoked
+		case p.publishOnly:
+			p.setRole(Permissions{Publish: true}, role) // it still only publishes
+		default:
+			p.setRole(perms, role)
+		}
 	}
 	p.room = r
 	r.participants[p.id] = p
@@ -315,7 +324,9 @@ func (r *Room) setMuted(p *participant, trackID string, muted bool) *signal.Erro
 }
 
 // removeByModerator disconnects a participant on a moderator's request.
-// With tokens, its identity may not rejoin while the room lives.
+// With tokens, its identity may not come back while the room lives, by
+// any way in: every other connection of it, its WHIP publishers and its
+// WHEP players are ended too.
 func (r *Room) removeByModerator(mod *participant, id string) *signal.Error {
 	if !mod.permissions().Moderate {
 		return signal.Errorf(signal.CodeForbidden, "only a moderator may remove participants")
@@ -326,18 +337,33 @@ func (r *Room) removeByModerator(mod *participant, id string) *signal.Error {
 	case !ok:
 		r.mu.Unlock()
 		return signal.Errorf(signal.CodeInvalidField, "no participant %q in this room", id)
-	case target == mod:
+	case target == mod || (target.identity != "" && target.identity == mod.identity):
 		r.mu.Unlock()
 		return signal.Errorf(signal.CodeInvalidField, "to leave, send leave")
-	case target.identity != "":
+	}
+	kicked := []*participant{target}
+	var watchers []*httpSession
+	if target.identity != "" {
 		if r.removed == nil {
 			r.removed = map[string]bool{}
 		}
 		r.removed[target.identity] = true
+		for _, p := range r.participants {
+			if p != target && p.identity == target.identity {
+				kicked = append(kicked, p)
+			}
+		}
+		watchers = r.watchersOfLocked(target.identity)
 	}
 	r.mu.Unlock()
-	r.mgr.log.Info("removed by moderator", "room", r.name, "moderator", mod.id, "participant", id)
-	target.kick("removed by a moderator", signal.CodeRemoved)
+	r.mgr.log.Info("removed by moderator", "room", r.name, "moderator", mod.id, "participant", id,
+		"connections", len(kicked), "whep_ended", len(watchers))
+	for _, p := range kicked {
+		p.kick("removed by a moderator", signal.CodeRemoved)
+	}
+	for _, w := range watchers {
+		w.end("removed by a moderator")
+	}
 	return nil
 }
 

@@ -21,6 +21,9 @@ type participant struct {
 	role     string
 	permMu   sync.Mutex // guards perms and role; taken last, never held while taking another lock
 	perms    Permissions
+	// publishOnly marks a WHIP publisher: it never receives, and it may
+	// not stay if its identity may no longer publish.
+	publishOnly bool
 	// wantsLecture makes the room a lecture if this join creates it.
 	wantsLecture bool
 	conn         *signal.Conn
@@ -126,6 +129,8 @@ type session struct {
 	conn *signal.Conn
 	p    *participant
 	bye  sync.Once
+	// busy is held while a joined participant's request is handled.
+	busy sync.Mutex
 }
 
 func newSession(m *Manager, c *signal.Conn) *session { return &session{mgr: m, conn: c} }
@@ -162,7 +167,9 @@ func (s *session) serve(ctx context.Context) {
 			s.fail(m.ID, signal.Errorf(signal.CodeNotJoined, "%s before join", m.Type))
 			continue
 		}
+		s.busy.Lock()
 		s.handle(m)
+		s.busy.Unlock()
 	}
 }
 
@@ -201,34 +208,11 @@ func (s *session) handleJoin(m *signal.Message) bool {
 	}
 	p := &participant{id: sfu.NewID("P"), name: strings.TrimSpace(m.Name), conn: s.conn, perms: openPermissions,
 		wantsLecture: m.Lecture}
-	if len(s.mgr.cfg.AuthSecret) > 0 {
-		c, err := verifyToken(s.mgr.cfg.AuthSecret, m.Token, m.Room, time.Now())
-		if err != nil {
-			code := tokenErrorCode(err)
-			metricJoins.WithLabelValues(code).Inc()
-			s.mgr.log.Info("join refused", "room", m.Room, "code", code, "err", err, "remote", s.conn.RemoteAddr())
-			s.fail(m.ID, signal.Errorf(code, "%v", err))
-			return false
-		}
-		p.identity, p.role, p.perms = c.Subject, c.Role, c.Perms
-		p.wantsLecture = p.wantsLecture || c.Lecture
-		if p.perms == (Permissions{}) {
-			p.perms, _ = RolePermissions(c.Role)
-		}
-		if c.Name != "" {
-			p.name = c.Name
-		}
+	if !s.applyToken(p, m) {
+		return false
 	}
 	if m.Role != "" {
-		// A join may ask for less than it may have (an open room's viewer
-		// joins as one), never more.
-		if asked, ok := RolePermissions(m.Role); ok {
-			p.perms = Permissions{Publish: p.perms.Publish && asked.Publish, Subscribe: p.perms.Subscribe && asked.Subscribe,
-				Chat: p.perms.Chat && asked.Chat, Moderate: p.perms.Moderate && asked.Moderate}
-			if p.role == "" || roleRank[m.Role] < roleRank[p.role] {
-				p.role = m.Role
-			}
-		}
+		askRole(p, m.Role)
 	}
 	p.kick = func(reason, code string) { s.closeWith(websocket.StatusPolicyViolation, reason, code) }
 
@@ -253,6 +237,10 @@ func (s *session) handleJoin(m *signal.Message) bool {
 		OnDecision: p.decisionChanged,
 		OnFailed: func(err error) {
 			s.mgr.log.Info("connection failed", "room", m.Room, "participant", p.id, "err", err)
+			// A failure caused by a request (an offer the WebRTC stack
+			// refused half-way) is answered first, then the bye.
+			s.busy.Lock()
+			s.busy.Unlock()
 			s.closeWith(websocket.StatusNormalClosure, "media connection failed: "+err.Error(), "")
 		},
 		MaxTracks:  s.mgr.cfg.MaxTracksPerParticipant,
@@ -267,17 +255,7 @@ func (s *session) handleJoin(m *signal.Message) bool {
 	r, err := s.mgr.join(m.Room, p)
 	if err != nil {
 		_ = peer.Close()
-		code := signal.CodeInternal
-		switch {
-		case errors.Is(err, ErrRoomFull):
-			code = signal.CodeRoomFull
-		case errors.Is(err, ErrTooManyRooms):
-			code = signal.CodeTooManyRooms
-		case errors.Is(err, ErrShutdown):
-			code = signal.CodeShuttingDown
-		case errors.Is(err, ErrRemoved):
-			code = signal.CodeForbidden
-		}
+		code := joinErrorCode(err)
 		metricJoins.WithLabelValues(code).Inc()
 		s.fail(m.ID, signal.Errorf(code, "%v", err))
 		return false
@@ -288,6 +266,69 @@ func (s *session) handleJoin(m *signal.Message) bool {
 	s.mgr.log.Info("joined", "room", r.name, "participant", p.id, "name", p.name, "remote", s.conn.RemoteAddr())
 	r.welcome(p, m.ID, s.mgr.iceServersFor(p.id))
 	return true
+}
+
+// applyToken checks a join's token, when the server requires one, and
+// gives p what it grants; a refusal is answered and counted.
+func (s *session) applyToken(p *participant, m *signal.Message) bool {
+	if len(s.mgr.cfg.AuthSecret) == 0 {
+		return true
+	}
+	c, err := verifyToken(s.mgr.cfg.AuthSecret, m.Token, m.Room, time.Now())
+	if err != nil {
+		code := tokenErrorCode(err)
+		metricJoins.WithLabelValues(code).Inc()
+		s.mgr.log.Info("join refused", "room", m.Room, "code", code, "err", err, "remote", s.conn.RemoteAddr())
+		s.fail(m.ID, signal.Errorf(code, "%v", err))
+		return false
+	}
+	p.identity, p.role, p.perms = c.Subject, c.Role, c.Perms
+	p.wantsLecture = p.wantsLecture || c.Lecture
+	if c.Name != "" {
+		p.name = c.Name
+	}
+	return true
+}
+
+// joinErrorCode maps the errors of entering a room to protocol codes.
+func joinErrorCode(err error) string {
+	switch {
+	case errors.Is(err, ErrRoomFull):
+		return signal.CodeRoomFull
+	case errors.Is(err, ErrTooManyRooms):
+		return signal.CodeTooManyRooms
+	case errors.Is(err, ErrShutdown):
+		return signal.CodeShuttingDown
+	case errors.Is(err, ErrRemoved):
+		return signal.CodeForbidden
+	}
+	return signal.CodeInternal
+}
+
+// askRole applies the role a join asks for. A join may ask for less than
+// it may have (an open room's viewer joins as one), never more; and the
+// role others are shown is never above what the participant may do: on an
+// open server, where nobody moderates, a join asking for "moderator" is
+// shown as the speaker it is.
+func askRole(p *participant, role string) {
+	asked, ok := RolePermissions(role)
+	if !ok {
+		return // Validate refused it already
+	}
+	p.perms = Permissions{Publish: p.perms.Publish && asked.Publish, Subscribe: p.perms.Subscribe && asked.Subscribe,
+		Chat: p.perms.Chat && asked.Chat, Moderate: p.perms.Moderate && asked.Moderate}
+	p.role = roleWithin(p.perms) // never above asked: p.perms are within it
+}
+
+// roleWithin is the highest role whose permissions perms hold, or "".
+func roleWithin(perms Permissions) string {
+	best := ""
+	for role, rank := range roleRank {
+		if rp, _ := RolePermissions(role); withinPerms(rp, perms) && (best == "" || rank > roleRank[best]) {
+			best = role
+		}
+	}
+	return best
 }
 
 // handle serves the messages of a joined participant.

@@ -3,7 +3,9 @@ package room
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/confab-sfu/confab/signal"
 	"github.com/golang-jwt/jwt/v5"
@@ -70,8 +72,15 @@ func MintToken(secret []byte, tp TokenParams, now time.Time) (string, error) {
 	if !ValidRoomName(tp.Room) {
 		return "", fmt.Errorf("invalid room name %q", tp.Room)
 	}
-	if tp.Identity == "" || len(tp.Identity) > 128 {
-		return "", errors.New("identity must be 1-128 bytes")
+	if err := checkIdentity(tp.Identity); err != nil {
+		return "", err
+	}
+	if tp.Name != "" {
+		name, err := signal.CheckName(tp.Name)
+		if err != nil {
+			return "", errors.New(err.Message)
+		}
+		tp.Name = name
 	}
 	if tp.TTL <= 0 {
 		return "", errors.New("ttl must be positive")
@@ -119,11 +128,63 @@ func verifyToken(secret []byte, token, room string, now time.Time) (*Claims, err
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
 	}
-	if c.Subject == "" {
-		return nil, fmt.Errorf("%w: no subject (identity)", ErrTokenInvalid)
+	if err := checkClaims(&c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
 	}
 	if c.Room != room {
 		return nil, fmt.Errorf("%w: token for %q, join for %q", ErrWrongRoom, c.Room, room)
 	}
 	return &c, nil
+}
+
+// checkClaims refuses what a token may not say, even when signed: an
+// identity or name that others would see disguised, a role this server does
+// not know, or permissions beyond the role (others are shown the role, so
+// it must not understate what the participant may do). It fills in the
+// permissions of a role given alone.
+func checkClaims(c *Claims) error {
+	if err := checkIdentity(c.Subject); err != nil {
+		return err
+	}
+	if c.Name != "" {
+		name, err := signal.CheckName(c.Name)
+		if err != nil {
+			return errors.New("name claim: " + err.Message)
+		}
+		c.Name = name
+	}
+	if c.Role == "" {
+		if c.Perms == (Permissions{}) {
+			return errors.New("neither a role nor permissions")
+		}
+		return nil
+	}
+	rolePerms, ok := RolePermissions(c.Role)
+	if !ok {
+		return fmt.Errorf("unknown role %q (viewer, speaker or moderator)", c.Role)
+	}
+	if c.Perms == (Permissions{}) {
+		c.Perms = rolePerms
+		return nil
+	}
+	if !withinPerms(c.Perms, rolePerms) {
+		return fmt.Errorf("perms %+v grant more than role %q", c.Perms, c.Role)
+	}
+	return nil
+}
+
+// checkIdentity checks a token subject: 1-128 bytes of visible UTF-8.
+func checkIdentity(id string) error {
+	if id == "" || len(id) > 128 {
+		return errors.New("identity (sub) must be 1-128 bytes")
+	}
+	if !utf8.ValidString(id) || strings.IndexFunc(id, signal.HiddenRune) >= 0 {
+		return errors.New("identity (sub) must be UTF-8 without control, formatting or invisible characters")
+	}
+	return nil
+}
+
+// withinPerms reports whether a grants nothing b does not.
+func withinPerms(a, b Permissions) bool {
+	return (!a.Publish || b.Publish) && (!a.Subscribe || b.Subscribe) && (!a.Chat || b.Chat) && (!a.Moderate || b.Moderate)
 }

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/confab-sfu/confab/sfu"
@@ -22,41 +22,6 @@ import (
 // part of the room's audience, counted but never announced, and receives
 // one participant's audio and video. Neither can renegotiate, so neither
 // is ever offered anything after its answer.
-
-// httpSession is one WHIP or WHEP session.
-type httpSession struct {
-	id    string
-	kind  string // "whip" or "whep"
-	room  *Room
-	p     *participant // WHIP: the publishing participant
-	peer  *sfu.Peer
-	mgr   *Manager
-	ip    string // counted against MaxConnsPerIP while the session lives
-	once  sync.Once
-	ended chan struct{}
-}
-
-// end stops the session: its peer closes and it leaves its room.
-func (h *httpSession) end(reason string) {
-	h.once.Do(func() {
-		close(h.ended)
-		h.mgr.httpMu.Lock()
-		delete(h.mgr.httpSessions, h.id)
-		h.mgr.httpMu.Unlock()
-		h.mgr.releaseIP(h.ip)
-		h.mgr.log.Info(h.kind+" session ended", "room", h.room.name, "session", h.id, "reason", reason)
-		if h.p != nil {
-			h.room.remove(h.p)
-		} else {
-			h.room.removeWatcher(h)
-		}
-		_ = h.peer.Close()
-		if h.p != nil {
-			metricParticipants.Dec()
-		}
-		h.mgr.removeIfEmpty(h.room)
-	})
-}
 
 // maxHTTPOffer bounds a WHIP/WHEP offer.
 const maxHTTPOffer = signal.MaxSDPBytes
@@ -81,32 +46,44 @@ func (m *Manager) serveHTTPMedia(w http.ResponseWriter, r *http.Request, kind st
 	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
 	h.Set("Access-Control-Expose-Headers", "Location, Link, ETag")
 	rest := strings.TrimPrefix(r.URL.Path, "/"+kind+"/")
-	roomName, sessionID, hasSession := strings.Cut(rest, "/")
-	if !ValidRoomName(roomName) || (hasSession && sessionID == "") {
+	roomName, secret, hasSession := strings.Cut(rest, "/")
+	if r.ContentLength != 0 && (hasSession || r.Method != http.MethodPost) {
+		// Only an offer has a body worth reading; close rather than wait
+		// for one (see startHTTPSession).
+		closeAfter(w, r)
+	}
+	if !ValidRoomName(roomName) || (hasSession && secret == "") {
 		http.Error(w, "no such room: room names are 1-64 characters of A-Z a-z 0-9 - _ .", http.StatusNotFound)
 		return
 	}
+	allow := "POST, OPTIONS"
+	if hasSession {
+		allow = "DELETE, PATCH, OPTIONS"
+	}
 	switch {
 	case r.Method == http.MethodOptions:
-		if hasSession {
-			h.Set("Allow", "DELETE, PATCH, OPTIONS")
-		} else {
-			h.Set("Allow", "POST, OPTIONS")
-		}
+		h.Set("Allow", allow)
 		w.WriteHeader(http.StatusNoContent)
 	case !hasSession && r.Method == http.MethodPost:
 		m.startHTTPSession(w, r, kind, roomName)
-	case hasSession && r.Method == http.MethodDelete:
-		s := m.httpSession(kind, roomName, sessionID)
+	case hasSession && (r.Method == http.MethodDelete || r.Method == http.MethodPatch):
+		s := m.httpSession(kind, roomName, secret)
 		if s == nil {
 			http.Error(w, "no such session", http.StatusNotFound)
 			return
 		}
-		s.end("deleted by the client")
-		w.WriteHeader(http.StatusOK)
-	case hasSession && r.Method == http.MethodPatch:
-		if m.httpSession(kind, roomName, sessionID) == nil {
-			http.Error(w, "no such session", http.StatusNotFound)
+		if herr := s.authorize(r); herr != nil {
+			if herr.status == http.StatusUnauthorized {
+				h.Set("WWW-Authenticate", `Bearer realm="confab"`)
+			}
+			m.log.Info(kind+" session request refused", "room", roomName, "session", s.id, "method", r.Method,
+				"status", herr.status, "remote", r.RemoteAddr)
+			http.Error(w, herr.msg, herr.status)
+			return
+		}
+		if r.Method == http.MethodDelete {
+			s.end("deleted by the client")
+			w.WriteHeader(http.StatusOK)
 			return
 		}
 		// Trickle and ICE restarts are optional (RFC 9725 4.3); the answer
@@ -114,120 +91,176 @@ func (m *Manager) serveHTTPMedia(w http.ResponseWriter, r *http.Request, kind st
 		h.Set("Allow", "DELETE, OPTIONS")
 		http.Error(w, "trickle ICE and ICE restarts are not supported: the answer holds all candidates", http.StatusMethodNotAllowed)
 	default:
-		if hasSession {
-			h.Set("Allow", "DELETE, PATCH, OPTIONS")
-		} else {
-			h.Set("Allow", "POST, OPTIONS")
-		}
+		h.Set("Allow", allow)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
-}
-
-func (m *Manager) httpSession(kind, roomName, id string) *httpSession {
-	m.httpMu.Lock()
-	defer m.httpMu.Unlock()
-	s := m.httpSessions[id]
-	if s == nil || s.kind != kind || s.room.name != roomName {
-		return nil
-	}
-	return s
 }
 
 // httpError is a refusal with its HTTP status.
 type httpError struct {
 	status int
 	msg    string
+	// challenge, with a 401, is the WWW-Authenticate header (RFC 6750).
+	challenge string
 }
 
 func (e *httpError) Error() string { return e.msg }
 
-// authorizeHTTP checks the bearer token of a WHIP/WHEP request.
-func (m *Manager) authorizeHTTP(r *http.Request, roomName string) (*Claims, *httpError) {
-	if len(m.cfg.AuthSecret) == 0 {
-		return nil, nil
+func (e *httpError) write(w http.ResponseWriter) {
+	if e.challenge != "" {
+		w.Header().Set("WWW-Authenticate", e.challenge)
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		tok = ""
+	http.Error(w, e.msg, e.status)
+}
+
+// closeAfter has an HTTP/1 connection closed after this response, so that
+// net/http does not first read the rest of a request body it will not use
+// (at the client's pace). HTTP/2 resets the stream instead, and there
+// "Connection: close" would end every other stream of the connection.
+func closeAfter(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
 	}
-	c, err := verifyToken(m.cfg.AuthSecret, strings.TrimSpace(tok), roomName, time.Now())
+}
+
+// mediaRequest is what a WHIP or WHEP POST asks for: everything known from
+// its headers and URL, checked before its body is read.
+type mediaRequest struct {
+	kind, room           string
+	name, identity, role string
+	perms                Permissions
+	bearer               string // the Authorization token, "" without one
+	participant, source  string // WHEP: whom to watch
+}
+
+// checkMediaRequest checks a WHIP/WHEP POST from its headers alone: the
+// content type, the token, the display name and the permission the kind
+// needs, so that a refused request costs no body read.
+func (m *Manager) checkMediaRequest(r *http.Request, kind, roomName string) (*mediaRequest, *httpError) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/sdp" {
+		return nil, &httpError{status: http.StatusUnsupportedMediaType, msg: "the body must be an SDP offer (Content-Type: application/sdp)"}
+	}
+	q := r.URL.Query()
+	req := &mediaRequest{kind: kind, room: roomName, perms: openPermissions, bearer: bearerToken(r),
+		participant: q.Get("participant"), source: q.Get("source")}
+	if len(m.cfg.AuthSecret) > 0 {
+		c, err := verifyToken(m.cfg.AuthSecret, req.bearer, roomName, time.Now())
+		if err != nil {
+			challenge := `Bearer realm="confab", error="invalid_token"`
+			if errors.Is(err, ErrTokenMissing) {
+				challenge = `Bearer realm="confab"`
+			}
+			return nil, &httpError{status: http.StatusUnauthorized, msg: tokenErrorCode(err) + ": " + err.Error(), challenge: challenge}
+		}
+		req.perms, req.identity, req.role, req.name = c.Perms, c.Subject, c.Role, c.Name
+	}
+	if kind == "whip" {
+		if !req.perms.Publish {
+			return nil, &httpError{status: http.StatusForbidden, msg: "this token may not publish"}
+		}
+		if err := req.pickName(q.Get("name")); err != nil {
+			return nil, err
+		}
+	} else if !req.perms.Subscribe {
+		return nil, &httpError{status: http.StatusForbidden, msg: "this token may not receive"}
+	}
+	return req, nil
+}
+
+// pickName names a WHIP publisher: the token's name, else ?name= (checked
+// like a join's name), else the identity, else "WHIP".
+func (req *mediaRequest) pickName(query string) *httpError {
+	if req.name != "" {
+		return nil // checked with the token
+	}
+	if query != "" {
+		name, err := signal.CheckName(query)
+		if err != nil {
+			return &httpError{status: http.StatusBadRequest, msg: "?name=: " + err.Message}
+		}
+		req.name = name
+		return nil
+	}
+	req.name = "WHIP"
+	if name, err := signal.CheckName(req.identity); req.identity != "" && err == nil {
+		req.name = name
+	}
+	return nil
+}
+
+// readOffer reads a WHIP/WHEP body within OfferReadTimeout, so a client
+// trickling it cannot hold the connection (slowloris).
+func (m *Manager) readOffer(w http.ResponseWriter, r *http.Request) ([]byte, *httpError) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(m.cfg.OfferReadTimeout))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxHTTPOffer+1))
+	// On a refusal the deadline stays: net/http's drain of an unread body
+	// then ends with it, and the connection closes.
 	if err != nil {
-		return nil, &httpError{http.StatusUnauthorized, tokenErrorCode(err) + ": " + err.Error()}
+		closeAfter(w, r)
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+			return nil, &httpError{status: http.StatusRequestTimeout, msg: fmt.Sprintf("the offer did not arrive within %s", m.cfg.OfferReadTimeout)}
+		}
+		return nil, &httpError{status: http.StatusBadRequest, msg: "reading the offer: " + err.Error()}
 	}
-	return c, nil
+	if len(body) > maxHTTPOffer {
+		closeAfter(w, r)
+		return nil, &httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the offer is larger than %d bytes", maxHTTPOffer)}
+	}
+	// The connection's read after the body must not time out while the
+	// answer is made (that would cancel the request), and the answer must
+	// have time to be written.
+	_ = rc.SetReadDeadline(time.Now().Add(answerTimeout + 5*time.Second))
+	_ = rc.SetWriteDeadline(time.Now().Add(answerTimeout + 5*time.Second))
+	return body, nil
 }
 
 func (m *Manager) startHTTPSession(w http.ResponseWriter, r *http.Request, kind, roomName string) {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/sdp" {
-		http.Error(w, "the body must be an SDP offer (Content-Type: application/sdp)", http.StatusUnsupportedMediaType)
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxHTTPOffer+1))
-	if err != nil {
-		http.Error(w, "reading the offer: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	if len(body) > maxHTTPOffer {
-		http.Error(w, fmt.Sprintf("the offer is larger than %d bytes", maxHTTPOffer), http.StatusRequestEntityTooLarge)
-		return
-	}
-	claims, herr := m.authorizeHTTP(r, roomName)
+	// A request refused before its body is read is answered at once and its
+	// connection closed: net/http would otherwise read (up to 256 KiB of)
+	// the unread body first, at the client's pace.
+	req, herr := m.checkMediaRequest(r, kind, roomName)
 	if herr != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		http.Error(w, herr.msg, herr.status)
+		closeAfter(w, r)
+		herr.write(w)
 		return
 	}
-	perms := openPermissions
-	name, identity, role := strings.TrimSpace(r.URL.Query().Get("name")), "", ""
-	if claims != nil {
-		perms, identity, role = claims.Perms, claims.Subject, claims.Role
-		if perms == (Permissions{}) {
-			perms, _ = RolePermissions(claims.Role)
-		}
-		if claims.Name != "" {
-			name = claims.Name
-		}
-	}
-	if name == "" || len(name) > 64 {
-		name = strings.ToUpper(kind)
-		if identity != "" {
-			name = identity
-		}
-	}
+	// The address's budget is checked before the body is read: a client
+	// over it costs nothing more.
 	ip := clientIP(r)
 	if !m.reserveIP(ip) {
+		closeAfter(w, r)
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return
 	}
-	var s *httpSession
-	if kind == "whip" {
-		if !perms.Publish {
-			m.releaseIP(ip)
-			http.Error(w, "this token may not publish", http.StatusForbidden)
+	body, herr := m.readOffer(w, r)
+	if herr == nil {
+		var s *httpSession
+		if kind == "whip" {
+			s, herr = m.startWHIP(req)
+		} else {
+			s, herr = m.startWHEP(req)
+		}
+		if herr == nil {
+			s.ip = ip
+			m.answerHTTP(w, r, s, body)
 			return
 		}
-		s, herr = m.startWHIP(roomName, name, identity, role)
-	} else {
-		if !perms.Subscribe {
-			m.releaseIP(ip)
-			http.Error(w, "this token may not receive", http.StatusForbidden)
-			return
-		}
-		s, herr = m.startWHEP(roomName, r.URL.Query().Get("participant"), r.URL.Query().Get("source"))
 	}
-	if herr != nil {
-		m.releaseIP(ip)
-		http.Error(w, herr.msg, herr.status)
-		return
-	}
-	s.ip = ip
+	m.releaseIP(ip)
+	herr.write(w)
+}
+
+// answerHTTP negotiates a new session and sends the 201 with its answer
+// and secret Location; a session whose negotiation fails ends.
+func (m *Manager) answerHTTP(w http.ResponseWriter, r *http.Request, s *httpSession, offer []byte) {
 	ctx, cancel := context.WithTimeout(r.Context(), answerTimeout)
 	defer cancel()
 	var send []*sfu.Receiver
-	if kind == "whep" {
+	if s.kind == "whep" {
 		send = s.room.watchTracks(s)
 	}
-	answer, err := s.peer.AnswerWhole(ctx, string(body), send)
+	answer, err := s.peer.AnswerWhole(ctx, string(offer), send)
 	if err != nil {
 		s.end("negotiation failed: " + err.Error())
 		status := http.StatusBadRequest
@@ -247,45 +280,52 @@ func (m *Manager) startHTTPSession(w http.ResponseWriter, r *http.Request, kind,
 		h.Add("Link", link)
 	}
 	h.Set("Content-Type", "application/sdp")
-	h.Set("Location", "/"+kind+"/"+roomName+"/"+s.id)
+	h.Set("Location", s.location())
 	h.Set("ETag", `"`+s.id+`"`)
+	h.Set("Cache-Control", "no-store") // the Location is a credential
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
 }
 
 // newHTTPPeer creates the Peer of a WHIP/WHEP session.
 func (m *Manager) newHTTPPeer(s *httpSession, roomName string, onTrack func(*sfu.Receiver)) (*sfu.Peer, error) {
+	canPublish := func() bool { return false }
+	if s.kind == "whip" {
+		canPublish = func() bool { return s.p.permissions().Publish }
+	}
 	return m.engine.NewPeer(sfu.PeerParams{
 		ID:         s.id,
 		Logger:     m.log.With("room", roomName, "session", s.id, "kind", s.kind),
 		OnTrack:    onTrack,
 		OnFailed:   func(err error) { s.end("media connection failed: " + err.Error()) },
 		MaxTracks:  m.cfg.MaxTracksPerParticipant,
-		CanPublish: func() bool { return s.kind == "whip" },
+		CanPublish: canPublish,
 	})
 }
 
 func joinError(err error) *httpError {
 	switch {
 	case errors.Is(err, ErrRoomFull), errors.Is(err, ErrTooManyRooms), errors.Is(err, ErrShutdown):
-		return &httpError{http.StatusServiceUnavailable, err.Error()}
-	case errors.Is(err, ErrRemoved):
-		return &httpError{http.StatusForbidden, err.Error()}
+		return &httpError{status: http.StatusServiceUnavailable, msg: err.Error()}
+	case errors.Is(err, ErrRemoved), errors.Is(err, ErrPublishRevoked):
+		return &httpError{status: http.StatusForbidden, msg: err.Error()}
 	}
-	return &httpError{http.StatusInternalServerError, err.Error()}
+	return &httpError{status: http.StatusInternalServerError, msg: err.Error()}
 }
 
-func (m *Manager) startWHIP(roomName, name, identity, role string) (*httpSession, *httpError) {
-	s := &httpSession{id: sfu.NewID("P"), kind: "whip", mgr: m, ended: make(chan struct{})}
-	p := &participant{id: s.id, name: name, identity: identity, role: role,
-		perms: Permissions{Publish: true}}
+func (m *Manager) startWHIP(req *mediaRequest) (*httpSession, *httpError) {
+	s := newHTTPSession(m, "whip", sfu.NewID("P"), req.bearer)
+	s.identity = req.identity
+	p := &participant{id: s.id, name: req.name, identity: req.identity, role: req.role,
+		perms: Permissions{Publish: true}, publishOnly: true}
 	p.kick = func(reason, _ string) { go s.end(reason) }
-	peer, err := m.newHTTPPeer(s, roomName, func(recv *sfu.Receiver) { p.room.publish(p, recv) })
+	s.p = p
+	peer, err := m.newHTTPPeer(s, req.room, func(recv *sfu.Receiver) { p.room.publish(p, recv) })
 	if err != nil {
-		return nil, &httpError{http.StatusInternalServerError, err.Error()}
+		return nil, &httpError{status: http.StatusInternalServerError, msg: err.Error()}
 	}
-	p.peer, s.p, s.peer = peer, p, peer
-	r, err := m.join(roomName, p)
+	p.peer, s.peer = peer, peer
+	r, err := m.join(req.room, p)
 	if err != nil {
 		_ = peer.Close()
 		return nil, joinError(err)
@@ -294,48 +334,30 @@ func (m *Manager) startWHIP(roomName, name, identity, role string) (*httpSession
 	m.registerHTTP(s)
 	metricParticipants.Inc()
 	metricJoins.WithLabelValues("ok").Inc()
-	m.log.Info("joined", "room", roomName, "participant", p.id, "name", name, "via", "whip")
+	m.log.Info("joined", "room", req.room, "participant", p.id, "name", p.name, "via", "whip")
 	r.welcome(p, "", nil)
 	return s, nil
 }
 
-func (m *Manager) startWHEP(roomName, participantID, source string) (*httpSession, *httpError) {
-	r := m.Room(roomName)
+func (m *Manager) startWHEP(req *mediaRequest) (*httpSession, *httpError) {
+	r := m.Room(req.room)
 	if r == nil {
-		return nil, &httpError{http.StatusNotFound, "nothing is being published in room " + roomName}
+		return nil, &httpError{status: http.StatusNotFound, msg: "nothing is being published in room " + req.room}
 	}
-	s := &httpSession{id: sfu.NewID("V"), kind: "whep", mgr: m, room: r, ended: make(chan struct{})}
-	peer, err := m.newHTTPPeer(s, roomName, nil)
+	s := newHTTPSession(m, "whep", sfu.NewID("V"), req.bearer)
+	s.identity, s.room = req.identity, r
+	peer, err := m.newHTTPPeer(s, req.room, nil)
 	if err != nil {
-		return nil, &httpError{http.StatusInternalServerError, err.Error()}
+		return nil, &httpError{status: http.StatusInternalServerError, msg: err.Error()}
 	}
 	s.peer = peer
-	if herr := r.addWatcher(s, participantID, source); herr != nil {
+	if herr := r.addWatcher(s, req.participant, req.source); herr != nil {
 		_ = peer.Close()
 		return nil, herr
 	}
 	m.registerHTTP(s)
-	m.log.Info("watching", "room", roomName, "session", s.id, "via", "whep")
+	m.log.Info("watching", "room", req.room, "session", s.id, "via", "whep")
 	return s, nil
-}
-
-func (m *Manager) registerHTTP(s *httpSession) {
-	m.httpMu.Lock()
-	m.httpSessions[s.id] = s
-	m.httpMu.Unlock()
-}
-
-// closeHTTPSessions ends every WHIP/WHEP session (shutdown).
-func (m *Manager) closeHTTPSessions() {
-	m.httpMu.Lock()
-	all := make([]*httpSession, 0, len(m.httpSessions))
-	for _, s := range m.httpSessions {
-		all = append(all, s)
-	}
-	m.httpMu.Unlock()
-	for _, s := range all {
-		s.end("server is shutting down")
-	}
 }
 
 // iceServerLinks renders ICE servers as RFC 9725 Link headers.
@@ -406,27 +428,4 @@ func (r *Room) watchTargetLocked(participantID, source string) (*participant, []
 		}
 	}
 	return owner, out
-}
-
-// reserveIP counts one more connection or session from ip, unless that
-// would pass MaxConnsPerIP.
-func (m *Manager) reserveIP(ip string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cfg.MaxConnsPerIP > 0 && m.perIP[ip] >= m.cfg.MaxConnsPerIP {
-		return false
-	}
-	m.perIP[ip]++
-	return true
-}
-
-func (m *Manager) releaseIP(ip string) {
-	if ip == "" {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.perIP[ip]--; m.perIP[ip] <= 0 {
-		delete(m.perIP, ip)
-	}
 }

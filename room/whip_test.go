@@ -32,6 +32,22 @@ func deleteSession(ctx context.Context, location string) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// whipParticipant waits until member sees a participant named name join
+// and returns its id.
+func whipParticipant(t *testing.T, member *testPeer, name string) string {
+	t.Helper()
+	var id string
+	eventually(t, 10*time.Second, "the member sees "+name+" join", func() (bool, string) {
+		return member.saw(signal.TypeParticipantJoined, func(m *signal.Message) bool {
+			if m.Participant.Name == name {
+				id = m.Participant.ID
+			}
+			return id != ""
+		}), ""
+	})
+	return id
+}
+
 func loopbackAPI(t *testing.T) *webrtc.API {
 	t.Helper()
 	api, err := client.NewAPI(client.APIOptions{Loopback: true})
@@ -50,8 +66,14 @@ type whepViewer struct {
 
 func startWHEP(t *testing.T, ctx context.Context, base, roomName string) *whepViewer {
 	t.Helper()
+	return startWHEPWithToken(t, ctx, base, roomName, "")
+}
+
+// startWHEPWithToken starts a WHEP viewer presenting a bearer token.
+func startWHEPWithToken(t *testing.T, ctx context.Context, base, roomName, token string) *whepViewer {
+	t.Helper()
 	v := &whepViewer{payloads: map[string][][]byte{}}
-	s, err := client.Watch(ctx, loopbackAPI(t), base, roomName, "", func(rt *client.RemoteTrack) {
+	s, err := client.Watch(ctx, loopbackAPI(t), base, roomName, token, func(rt *client.RemoteTrack) {
 		go func() {
 			for {
 				p, _, err := rt.Track.ReadRTP()
@@ -103,9 +125,12 @@ func TestWHIPPublishesToWebSocketAndWHEPViewers(t *testing.T) {
 		src.run(ctx)
 		defer src.halt()
 	}
-	pubID := whip.Location()[strings.LastIndex(whip.Location(), "/")+1:]
 	if !strings.Contains(whip.Location(), "/whip/broadcast/") {
 		t.Fatalf("Location %q", whip.Location())
+	}
+	pubID := whipParticipant(t, member, "WHIP")
+	if strings.Contains(whip.Location(), pubID) {
+		t.Fatalf("the session URL %q holds the publisher's participant id %s, which every member knows", whip.Location(), pubID)
 	}
 	eventually(t, 15*time.Second, "the WebSocket member receives the WHIP stream intact", func() (bool, string) {
 		return checkTracks(member, 30, map[string][]*source{pubID: srcs})

@@ -13,6 +13,37 @@ const (
 	MaxSDPBytes  = 64 << 10
 )
 
+// CheckName trims a display name and checks it: 1-MaxNameRunes characters
+// of valid UTF-8, none of them hidden (see HiddenRune). Every way a name
+// enters a room (join, WHIP's ?name=, a token's name claim) goes through it,
+// so what one path refuses no other lets in.
+func CheckName(name string) (string, *Error) {
+	name = strings.TrimSpace(name)
+	if !utf8.ValidString(name) {
+		return "", Errorf(CodeInvalidField, "name must be valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(name); n == 0 || n > MaxNameRunes {
+		return "", Errorf(CodeInvalidField, "name must be 1-%d characters", MaxNameRunes)
+	}
+	if i := strings.IndexFunc(name, HiddenRune); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(name[i:])
+		return "", Errorf(CodeInvalidField, "name must not contain control, formatting or invisible characters (found U+%04X)", r)
+	}
+	return name, nil
+}
+
+// HiddenRune reports the characters a name or identity shown to others may
+// not hold: control characters (C0, DEL, C1: terminal escapes, line breaks,
+// NUL), format characters (bidi embeddings, overrides and isolates
+// U+202A-202E and U+2066-2069, zero-width characters U+200B-200F, U+2060 and
+// U+FEFF, soft hyphen, tags), and the line and paragraph separators. Each
+// can make a name look like another, reorder the text around it, or break
+// a log line.
+func HiddenRune(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) ||
+		unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) || r == utf8.RuneError
+}
+
 // Validate checks the fields a client message's type requires. It does not
 // judge room names (the room package does): only that one is given.
 func (m *Message) Validate() *Error {
@@ -24,12 +55,8 @@ func (m *Message) Validate() *Error {
 		if m.Room == "" {
 			return Errorf(CodeInvalidField, "join needs a room")
 		}
-		name := strings.TrimSpace(m.Name)
-		if n := utf8.RuneCountInString(name); n == 0 || n > MaxNameRunes {
-			return Errorf(CodeInvalidField, "name must be 1-%d characters", MaxNameRunes)
-		}
-		if !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
-			return Errorf(CodeInvalidField, "name must not contain control characters")
+		if _, err := CheckName(m.Name); err != nil {
+			return err
 		}
 		switch m.Role {
 		case "", "viewer", "speaker", "moderator":

@@ -3,6 +3,7 @@ package signal
 import (
 	"strings"
 	"testing"
+	"unicode"
 )
 
 func TestValidate(t *testing.T) {
@@ -28,6 +29,22 @@ func TestValidate(t *testing.T) {
 		{"join newline inside", join("r", "a\nb", Version), CodeInvalidField},
 		{"join DEL", join("r", "a\x7fb", Version), CodeInvalidField},
 		{"join C1 control", join("r", "a\u0085b", Version), CodeInvalidField},
+		{"join ESC", join("r", "a\x1b[31mb", Version), CodeInvalidField},
+		{"join CR", join("r", "a\rb", Version), CodeInvalidField},
+		{"join NUL", join("r", "a\x00b", Version), CodeInvalidField},
+		{"join right-to-left override", join("r", "abc\u202Etxt.exe", Version), CodeInvalidField},
+		{"join first strong isolate", join("r", "a\u2068b", Version), CodeInvalidField},
+		{"join zero-width space", join("r", "ad\u200Bmin", Version), CodeInvalidField},
+		{"join zero-width joiner", join("r", "a\u200Db", Version), CodeInvalidField},
+		{"join right-to-left mark", join("r", "a\u200Fb", Version), CodeInvalidField},
+		{"join word joiner", join("r", "a\u2060b", Version), CodeInvalidField},
+		{"join byte order mark", join("r", "\uFEFFAda", Version), CodeInvalidField},
+		{"join line separator", join("r", "a\u2028b", Version), CodeInvalidField},
+		{"join invalid UTF-8", join("r", "a\xffb", Version), CodeInvalidField},
+		{"join replacement character", join("r", "a\uFFFDb", Version), CodeInvalidField},
+		{"join markup is text", join("r", "<img src=x onerror=alert(1)>", Version), ""},
+		{"join right-to-left script", join("r", "\u05D0\u05D1\u05D2 Ada", Version), ""},
+		{"join accents and emoji", join("r", "Zoë 🎻", Version), ""},
 		{"join no room", join("", "Ada", Version), CodeInvalidField},
 		{"join room charset is the room package's job", join("../etc", "Ada", Version), ""},
 		{"join version 2", join("r", "Ada", 2), CodeUnsupportedVersion},
@@ -106,6 +123,27 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error %s without a message for people", err.Code)
 			}
 		})
+	}
+}
+
+// TestCheckNameTrims: the name that passes is the trimmed one, and every
+// hidden character is refused wherever it sits.
+func TestCheckNameTrims(t *testing.T) {
+	if got, err := CheckName("  Ada Lovelace \t"); err != nil || got != "Ada Lovelace" {
+		t.Errorf("CheckName = %q, %v", got, err)
+	}
+	hidden := []rune{0, 0x1b, '\n', 0x7f, 0x85, 0xad, 0x061c, 0x180e, 0x200b, 0x200c, 0x200d, 0x200e, 0x200f,
+		0x2028, 0x2029, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2060, 0x2066, 0x2067, 0x2068, 0x2069, 0xfeff, 0xe0041}
+	for _, r := range hidden {
+		names := []string{"x" + string(r) + "y"}
+		if !unicode.IsSpace(r) { // spaces at the ends are trimmed, not refused
+			names = append(names, string(r)+"x", "x"+string(r))
+		}
+		for _, name := range names {
+			if _, err := CheckName(name); err == nil || err.Code != CodeInvalidField {
+				t.Errorf("CheckName(%q) (U+%04X) = %v, want invalid_field", name, r, err)
+			}
+		}
 	}
 }
 

@@ -60,9 +60,20 @@ type config struct {
 	iceUDPBatch     bool
 	connectTimeout  time.Duration
 	configFile      string
+	maxTCPPerIP     int
+	httpRead        time.Duration
+	httpWrite       time.Duration
+	httpIdle        time.Duration
+	trustedProxies  string
+	metricsListen   string
 
 	allowed []netip.Prefix
+	trusted []netip.Prefix
 }
+
+// minTCPPerIP is the least -max-tcp-conns-per-ip that lets one browser
+// in: it loads a page over up to 6 connections, then opens its WebSocket.
+const minTCPPerIP = 8
 
 func newFlagSet(c *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("confab", flag.ContinueOnError)
@@ -103,6 +114,12 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.BoolVar(&c.iceUDPBatch, "ice-udp-batch", true, "with -ice-udp-port, send packets in batches (sendmmsg) instead of one system call each")
 	fs.IntVar(&c.iceTCPPort, "ice-tcp-port", 0, "also accept ICE over TCP on this single port, for UDP-blocked clients (0: off)")
 	fs.DurationVar(&c.connectTimeout, "ice-connect-timeout", 30*time.Second, "drop a participant whose media has not connected this long after negotiating")
+	fs.IntVar(&c.maxTCPPerIP, "max-tcp-conns-per-ip", -1, fmt.Sprintf("TCP connections one client address may hold open at once, idle keep-alives included; more are closed as they arrive (0: no limit, else at least %d; -1: 2 x -max-conns-per-ip + %d, no limit when that is 0)", minTCPPerIP, minTCPPerIP))
+	fs.DurationVar(&c.httpRead, "http-read-timeout", 20*time.Second, "longest a client may take to send a request's headers and body (a WHIP/WHEP offer)")
+	fs.DurationVar(&c.httpWrite, "http-write-timeout", 60*time.Second, "longest a response may take to be written, from the end of the request's headers")
+	fs.DurationVar(&c.httpIdle, "http-idle-timeout", 60*time.Second, "close a keep-alive connection idle this long")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated networks of reverse proxies whose X-Forwarded-For / Forwarded headers name the client (for per-address limits and logs); from anyone else the headers are ignored")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve /metrics (and /debug/pprof with -pprof) on this separate address only, e.g. 127.0.0.1:9090")
 	fs.StringVar(&c.configFile, "config", "", "YAML file of settings named like the flags (flags and environment win)")
 	return fs
 }
@@ -150,8 +167,16 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			return nil, err
 		}
 	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// check validates the settings together and derives what they imply.
+func (c *config) check() error {
 	if c.turnListen == "" && (c.turnURLs == "") != (c.turnSecret == "") {
-		return nil, fmt.Errorf("-turn-urls and -turn-secret go together")
+		return fmt.Errorf("-turn-urls and -turn-secret go together")
 	}
 	if c.turnListen != "" {
 		if c.turnRelayIP == "" {
@@ -160,44 +185,81 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			}
 		}
 		if c.turnRelayIP == "" {
-			return nil, fmt.Errorf("-turn-listen needs -turn-relay-ip (or -public-ip): the address clients reach the relay at")
+			return fmt.Errorf("-turn-listen needs -turn-relay-ip (or -public-ip): the address clients reach the relay at")
 		}
 	}
 	if c.iceTCPPort < 0 || c.iceTCPPort > 65535 {
-		return nil, fmt.Errorf("-ice-tcp-port %d out of range", c.iceTCPPort)
+		return fmt.Errorf("-ice-tcp-port %d out of range", c.iceTCPPort)
 	}
 	if c.signalMaxBytes < 1024 || c.signalQueue < 16 {
-		return nil, fmt.Errorf("-signal-max-message must be at least 1024 and -signal-queue at least 16")
+		return fmt.Errorf("-signal-max-message must be at least 1024 and -signal-queue at least 16")
 	}
 	if c.joinTimeout <= 0 || c.connectTimeout <= 0 {
-		return nil, fmt.Errorf("-join-timeout and -ice-connect-timeout must be positive")
+		return fmt.Errorf("-join-timeout and -ice-connect-timeout must be positive")
 	}
 	allowed, err := sfu.ParseCIDRs(c.iceAllowedCIDRs)
 	if err != nil {
-		return nil, fmt.Errorf("-ice-allowed-cidrs: %w", err)
+		return fmt.Errorf("-ice-allowed-cidrs: %w", err)
 	}
 	c.allowed = allowed
 	if c.iceUDPPort < 0 || c.iceUDPPort > 65535 {
-		return nil, fmt.Errorf("-ice-udp-port %d out of range", c.iceUDPPort)
+		return fmt.Errorf("-ice-udp-port %d out of range", c.iceUDPPort)
 	}
 	if c.icePortMin < 0 || c.icePortMax > 65535 || c.icePortMin > c.icePortMax {
-		return nil, fmt.Errorf("-ice-port-min %d / -ice-port-max %d: not a valid range", c.icePortMin, c.icePortMax)
+		return fmt.Errorf("-ice-port-min %d / -ice-port-max %d: not a valid range", c.icePortMin, c.icePortMax)
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
-		return nil, fmt.Errorf("-log-format %q: want text or json", c.logFormat)
+		return fmt.Errorf("-log-format %q: want text or json", c.logFormat)
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
-		return nil, fmt.Errorf("-tls-cert and -tls-key go together")
+		return fmt.Errorf("-tls-cert and -tls-key go together")
 	}
 	if c.signalRate <= 0 || c.signalBurst <= 0 || c.maxConnsPerIP < 0 {
-		return nil, fmt.Errorf("-signal-rate and -signal-burst must be positive, -max-conns-per-ip not negative")
+		return fmt.Errorf("-signal-rate and -signal-burst must be positive, -max-conns-per-ip not negative")
+	}
+	if err := c.checkHTTP(); err != nil {
+		return err
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, fmt.Errorf("-log-level %q: %w", c.logLevel, err)
+		return fmt.Errorf("-log-level %q: %w", c.logLevel, err)
 	}
-	return c, nil
+	return nil
 }
+
+// checkHTTP checks the HTTP server's limits and parses -trusted-proxies.
+func (c *config) checkHTTP() error {
+	if c.maxTCPPerIP == -1 {
+		// Above the session budget, so that a client over it gets the
+		// rooms' clear 429 rather than a closed socket.
+		c.maxTCPPerIP = 0
+		if c.maxConnsPerIP > 0 {
+			c.maxTCPPerIP = 2*c.maxConnsPerIP + minTCPPerIP
+		}
+	}
+	if c.maxTCPPerIP != 0 && c.maxTCPPerIP < minTCPPerIP {
+		return fmt.Errorf("-max-tcp-conns-per-ip %d: want 0 (no limit) or at least %d (a browser loads a page over up to 6 connections, then opens its WebSocket)", c.maxTCPPerIP, minTCPPerIP)
+	}
+	if c.httpRead <= 0 || c.httpIdle <= 0 {
+		return fmt.Errorf("-http-read-timeout and -http-idle-timeout must be positive")
+	}
+	if c.httpWrite < c.httpRead+answerTime {
+		return fmt.Errorf("-http-write-timeout %s must be at least -http-read-timeout plus %s (a WHIP/WHEP answer is written after its offer is read)", c.httpWrite, answerTime)
+	}
+	trusted, err := sfu.ParseCIDRs(c.trustedProxies)
+	if err != nil {
+		return fmt.Errorf("-trusted-proxies: %w", err)
+	}
+	c.trusted = trusted
+	if c.metricsListen != "" && c.metricsListen == c.listen {
+		return fmt.Errorf("-metrics-listen must differ from -listen")
+	}
+	return nil
+}
+
+// answerTime is what a WHIP/WHEP answer may take after its offer arrived
+// (room's answer timeout plus a margin).
+const answerTime = 15 * time.Second
 
 // applyConfigFile sets, from a YAML map of flag names to values, every
 // flag that neither the command line nor the environment set.
@@ -266,6 +328,7 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 		MaxTracksPerParticipant: c.maxTracks,
 		Logger:                  logger,
 		MaxConnsPerIP:           c.maxConnsPerIP,
+		OfferReadTimeout:        c.httpRead,
 		Conn: signal.ConnOptions{OriginPatterns: splitList(c.allowedOrigins), Logger: logger,
 			MessageRate: c.signalRate, MessageBurst: c.signalBurst,
 			ReadLimit: int64(c.signalMaxBytes), QueueSize: c.signalQueue},

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseConfigFlagsEnvAndErrors(t *testing.T) {
@@ -28,7 +29,19 @@ func TestParseConfigFlagsEnvAndErrors(t *testing.T) {
 	if len(c.allowed) != 2 || !c.allowed[0].Contains(netip.MustParseAddr("127.1.2.3")) || !c.allowed[1].Contains(netip.MustParseAddr("::1")) {
 		t.Errorf("allowed cidrs: %v", c.allowed)
 	}
+	if c.maxTCPPerIP != 2*50+8 || c.httpRead != 20*time.Second || c.httpWrite != time.Minute || c.httpIdle != time.Minute {
+		t.Errorf("HTTP defaults: %+v", c)
+	}
+	if c, _ := parseConfig([]string{"-max-conns-per-ip", "0"}, func(string) string { return "" }); c == nil || c.maxTCPPerIP != 0 {
+		t.Errorf("-max-conns-per-ip 0 must lift the TCP cap too: %+v", c)
+	}
+	if c, _ := parseConfig([]string{"-max-conns-per-ip", "0", "-max-tcp-conns-per-ip", "20"}, func(string) string { return "" }); c == nil || c.maxTCPPerIP != 20 {
+		t.Errorf("an explicit -max-tcp-conns-per-ip must win: %+v", c)
+	}
 	rc := c.roomConfig(nil)
+	if rc.OfferReadTimeout != c.httpRead {
+		t.Errorf("the offer read timeout %s is not -http-read-timeout", rc.OfferReadTimeout)
+	}
 	if rc.MaxParticipants != 7 || rc.SFU.UDPPort != 50000 || !rc.SFU.IncludeLoopback {
 		t.Errorf("room config: %+v", rc)
 	}
@@ -43,6 +56,14 @@ func TestParseConfigFlagsEnvAndErrors(t *testing.T) {
 		{"-no-such-flag"},
 		{"-tls-cert", "cert.pem"},
 		{"-signal-rate", "0"},
+		{"-max-tcp-conns-per-ip", "3"}, // too few for a browser's page load and WebSocket
+		{"-max-tcp-conns-per-ip", "-2"},
+		{"-http-read-timeout", "0s"},
+		{"-http-idle-timeout", "0s"},
+		{"-http-read-timeout", "30s", "-http-write-timeout", "40s"}, // no time left to write an answer
+		{"-trusted-proxies", "10.0.0.0/33"},
+		{"-trusted-proxies", "proxy.example.org"},
+		{"-listen", "127.0.0.1:8080", "-metrics-listen", "127.0.0.1:8080"},
 	}
 	for _, args := range bad {
 		if _, err := parseConfig(args, func(string) string { return "" }); err == nil {

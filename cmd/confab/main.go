@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -64,18 +65,145 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(url st
 		}
 		defer ts.Close()
 	}
-	if len(rc.AuthSecret) == 0 && !loopbackOnly(cfg.listen) {
-		logger.Warn("ROOMS ARE OPEN: anyone who can reach " + cfg.listen + " can join any room, publish and chat. " +
-			"Set -auth-secret (CONFAB_AUTH_SECRET) and hand out tokens from 'confab token' to control who gets in.")
-	}
+	warnExposure(cfg, len(rc.AuthSecret) > 0, logger)
 	mgr, err := room.NewManager(rc)
 	if err != nil {
 		return err
 	}
+	servers, err := listen(cfg, mgr, logger)
+	if err != nil {
+		_ = mgr.Close(context.Background())
+		return err
+	}
+	url := baseURL(servers[0].ln.Addr(), cfg.listen, cfg.tlsCert != "")
+	fmt.Fprintf(stdout, "Confab is running. Open %s in a browser to start a meeting.\n", url)
+	if ready != nil {
+		ready(url)
+	}
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { errc <- s.serve() }()
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		_ = mgr.Close(context.Background())
+		for _, s := range servers {
+			_ = s.Close()
+		}
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger.Info("shutting down", "timeout", cfg.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	// Participants are told first (their WebSockets are hijacked, so the
+	// HTTP server's Shutdown does not wait for them), then the listeners stop.
+	merr := mgr.Close(sctx)
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+	}
+	return merr
+}
+
+// warnExposure says at start what is open to anyone who can reach the
+// server.
+func warnExposure(cfg *config, auth bool, logger *slog.Logger) {
+	public := !loopbackOnly(cfg.listen)
+	if !auth && public {
+		logger.Warn("ROOMS ARE OPEN: anyone who can reach " + cfg.listen + " can join any room, publish and chat. " +
+			"Set -auth-secret (CONFAB_AUTH_SECRET) and hand out tokens from 'confab token' to control who gets in.")
+	}
+	if cfg.pprof && cfg.metricsListen == "" && public {
+		logger.Warn("-pprof serves /debug/pprof to anyone who can reach " + cfg.listen + ": set -metrics-listen to a private address")
+	}
+}
+
+// server is one HTTP server and its listener.
+type server struct {
+	*http.Server
+	ln  net.Listener
+	tls bool
+}
+
+func (s *server) serve() error {
+	if s.tls {
+		return s.ServeTLS(s.ln, "", "")
+	}
+	return s.Serve(s.ln)
+}
+
+// listen opens the public listener and, with -metrics-listen, the private
+// one. The public server bounds every request in time and every client
+// address in sockets; WebSockets, hijacked from it, outlive its timeouts.
+func listen(cfg *config, mgr *room.Manager, logger *slog.Logger) ([]*server, error) {
+	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.listen, err)
+	}
+	if cfg.maxTCPPerIP > 0 {
+		ln = newConnLimitListener(ln, cfg.maxTCPPerIP, cfg.trusted, logger)
+	}
+	public := &server{ln: ln, Server: &http.Server{
+		Handler:           trustProxies(publicMux(cfg, mgr), cfg.trusted),
+		ReadHeaderTimeout: min(10*time.Second, cfg.httpRead),
+		ReadTimeout:       cfg.httpRead,
+		WriteTimeout:      cfg.httpWrite,
+		IdleTimeout:       cfg.httpIdle,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          errLog,
+	}}
+	if cfg.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("load -tls-cert/-tls-key: %w", err)
+		}
+		public.tls = true
+		public.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	servers := []*server{public}
+	if cfg.metricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.metricsListen)
+		if err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("listen on -metrics-listen %s: %w", cfg.metricsListen, err)
+		}
+		// Private: profiles may take as long as asked.
+		servers = append(servers, &server{ln: mln, Server: &http.Server{Handler: metricsMux(cfg, mgr),
+			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: cfg.httpIdle, ErrorLog: errLog}})
+		logger.Info("metrics listening", "addr", mln.Addr().String(), "pprof", cfg.pprof)
+	}
+	return servers, nil
+}
+
+// publicMux serves the meeting: signaling, WHIP/WHEP, the web client and
+// the health checks; /metrics and pprof too unless -metrics-listen moves
+// them.
+func publicMux(cfg *config, mgr *room.Manager) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", mgr.ServeWS)
 	mux.HandleFunc("/whip/", mgr.ServeWHIP)
 	mux.HandleFunc("/whep/", mgr.ServeWHEP)
+	addHealth(mux, mgr)
+	if cfg.metricsListen == "" {
+		addMetrics(mux, cfg.pprof)
+	}
+	mux.Handle("/", web.Handler())
+	return mux
+}
+
+// metricsMux is the -metrics-listen server's: metrics, health, pprof.
+func metricsMux(cfg *config, mgr *room.Manager) *http.ServeMux {
+	mux := http.NewServeMux()
+	addHealth(mux, mgr)
+	addMetrics(mux, cfg.pprof)
+	return mux
+}
+
+func addHealth(mux *http.ServeMux, mgr *room.Manager) {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
@@ -89,52 +217,17 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(url st
 		}
 		_, _ = io.WriteString(w, "ready\n")
 	})
+}
+
+func addMetrics(mux *http.ServeMux, withPprof bool) {
 	mux.Handle("/metrics", promhttp.Handler())
-	if cfg.pprof {
+	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mux.Handle("/", web.Handler())
-
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		_ = mgr.Close(context.Background())
-		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
-	url := baseURL(ln.Addr(), cfg.listen, cfg.tlsCert != "")
-	fmt.Fprintf(stdout, "Confab is running. Open %s in a browser to start a meeting.\n", url)
-	if ready != nil {
-		ready(url)
-	}
-	errc := make(chan error, 1)
-	go func() {
-		if cfg.tlsCert != "" {
-			errc <- srv.ServeTLS(ln, cfg.tlsCert, cfg.tlsKey)
-			return
-		}
-		errc <- srv.Serve(ln)
-	}()
-
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		_ = mgr.Close(context.Background())
-		return fmt.Errorf("serve: %w", err)
-	}
-	logger.Info("shutting down", "timeout", cfg.shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
-	defer cancel()
-	// Participants are told first (their WebSockets are hijacked, so the
-	// HTTP server's Shutdown does not wait for them), then the listener stops.
-	merr := mgr.Close(sctx)
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	return merr
 }
 
 // startEmbeddedTURN runs the TURN server and points welcome's TURN

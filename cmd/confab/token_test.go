@@ -71,6 +71,8 @@ func TestTokenCommandAdmitsToItsRoomOnly(t *testing.T) {
 		{"-identity", "x"}, // no room
 		{"-room", "r"},     // no identity
 		{"-room", "r", "-identity", "x", "-role", "admin"},
+		{"-room", "r", "-identity", "x", "-name", "Ada\u202Enimda"},
+		{"-room", "r", "-identity", "x\x1b[2J"},
 		{"-room", "r", "-identity", "x", "-ttl", "-1h"},
 		{"-room", "r", "-identity", "x", "-url", "ftp://x"},
 	} {
