@@ -56,7 +56,8 @@ type Config struct {
 	GatherTimeout time.Duration
 	// Logger receives the cluster's logs (default slog.Default()).
 	Logger *slog.Logger
-	// Load is sampled into every heartbeat; nil announces zero load.
+	// Load is sampled into every heartbeat (possibly from several
+	// goroutines at once); nil announces zero load.
 	Load func() Load
 
 	// OnNodeUp is called when another node appears (or reappears after

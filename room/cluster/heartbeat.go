@@ -92,13 +92,16 @@ func (n *Node) sweep(now time.Time) {
 
 // onHeartbeat handles heartbeats, hello answers and byes.
 func (n *Node) onHeartbeat(msg *nats.Msg) {
-	env, ok := n.accept(msg.Data, false)
+	if isNoResponders(msg) {
+		return // a hello that nobody heard (this node is alone so far)
+	}
+	env, ok := n.accept(msg.Subject, msg.Data, false)
 	if !ok {
 		return
 	}
 	var hb heartbeat
 	if err := json.Unmarshal(env.Data, &hb); err != nil || hb.ID != env.Node || hb.Started.IsZero() {
-		n.metrics.drop(DropParse)
+		n.drop(DropParse, msg.Subject, "bad heartbeat data")
 		return
 	}
 	switch env.Kind {
@@ -110,12 +113,12 @@ func (n *Node) onHeartbeat(msg *nats.Msg) {
 		}
 	case kindBye:
 		if !n.table.remove(hb.ID, hb.Started, n.cfg.DeadAfter) {
-			n.metrics.drop(DropUnknownNode)
+			n.drop(DropUnknownNode, msg.Subject, "bye from "+hb.ID)
 			return
 		}
 		n.metrics.in.WithLabelValues(kindBye).Inc()
 	default:
-		n.metrics.drop(DropParse)
+		n.drop(DropParse, msg.Subject, "kind "+env.Kind)
 	}
 }
 
@@ -128,22 +131,46 @@ func (n *Node) answerHello(reply string) {
 // accept decodes an envelope and drops (counting why) what is malformed,
 // of another version, or an echo of this node; with needKnown it also
 // drops senders missing from the live-node table.
-func (n *Node) accept(b []byte, needKnown bool) (Envelope, bool) {
+func (n *Node) accept(subject string, b []byte, needKnown bool) (Envelope, bool) {
 	env, err := decodeEnvelope(b)
 	if err != nil {
-		n.metrics.drop(dropReason(err))
+		n.drop(dropReason(err), subject, err)
 		return Envelope{}, false
 	}
 	if env.Node == n.cfg.NodeID {
-		// NoEcho keeps this node's own messages away, so this is another
-		// process configured with the same NodeID.
-		n.metrics.drop(DropEcho)
-		n.log.Warn("cluster: a message carries this node's own ID: is NodeID configured twice?", "kind", env.Kind)
+		n.drop(DropEcho, subject, env.Kind)
 		return Envelope{}, false
 	}
 	if needKnown && !n.table.known(env.Node) {
-		n.metrics.drop(DropUnknownNode)
+		n.drop(DropUnknownNode, subject, env.Node)
 		return Envelope{}, false
 	}
 	return env, true
+}
+
+// echoWarnEvery limits the warning about a duplicated NodeID.
+const echoWarnEvery = time.Minute
+
+// drop counts a dropped message; what is dropped is logged at debug
+// level only, since anyone allowed on the subjects could flood the logs.
+func (n *Node) drop(reason, subject string, detail any) {
+	n.metrics.drop(reason)
+	n.log.Debug("cluster: message dropped", "reason", reason, "subject", subject, "detail", detail)
+	if reason != DropEcho {
+		return
+	}
+	// NoEcho keeps this node's own messages away, so an echo is another
+	// process configured with the same NodeID: worth a warning.
+	now := time.Now().UnixNano()
+	last := n.echoWarned.Load()
+	if now-last > int64(echoWarnEvery) && n.echoWarned.CompareAndSwap(last, now) {
+		n.log.Warn("cluster: a message carries this node's own ID: is NodeID configured twice?", "subject", subject)
+	}
+}
+
+// isNoResponders tells the server's "no responders" status (sent to a
+// reply subject when nobody subscribes to the subject published to) from
+// a message.
+func isNoResponders(msg *nats.Msg) bool {
+	return len(msg.Data) == 0 && msg.Header.Get("Status") == "503"
 }

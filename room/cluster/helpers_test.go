@@ -86,6 +86,12 @@ func (r *recorder) waitEvent(t *testing.T, timeout time.Duration, event string) 
 	})
 }
 
+func (r *recorder) eventList() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.events...)
+}
+
 func (r *recorder) messages() []Message {
 	r.mu.Lock()
 	defer r.mu.Unlock()

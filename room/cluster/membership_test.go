@@ -179,3 +179,21 @@ func count(events []string, e string) int {
 	}
 	return n
 }
+
+// Routes require the nodes' credentials: with the same password, or the
+// same token, embedded servers join into one cluster.
+func TestRoutesWithCredentialsJoin(t *testing.T) {
+	t.Parallel()
+	for name, auth := range map[string]nodeOpt{
+		"password": withAuth("confab", "s3cret", ""),
+		"token":    withAuth("", "", "t0ken"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			a := startTestNode(t, nil, withID("a"), auth)
+			b := startTestNode(t, nil, withID("b"), auth, withRoutes(a.RouteURL()))
+			waitSees(t, a, "b")
+			waitSees(t, b, "a")
+		})
+	}
+}

@@ -44,7 +44,6 @@ func newMetrics(n *Node) *metrics {
 			Name: "confab_cluster_request_failures_total", Help: "Requests to other nodes that failed, by kind and reason."},
 			[]string{"kind", "reason"}),
 	}
-	m.connected.Set(1)
 	for _, r := range []string{DropParse, DropVersion, DropEcho, DropUnknownNode, DropRoomMismatch, DropSlowConsumer} {
 		m.dropped.WithLabelValues(r) // export zeros, so rates work from the start
 	}

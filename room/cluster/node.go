@@ -46,6 +46,7 @@ type Node struct {
 	reannounce     chan struct{}
 	connClosed     chan struct{}
 	dropSeen       sync.Map // *nats.Subscription -> int: slow-consumer drops counted
+	echoWarned     atomic.Int64
 
 	mu       sync.Mutex
 	closed   bool
@@ -88,6 +89,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.stopEmbedded()
 		return nil, err
 	}
+	n.metrics.connected.Set(1)
 	if err := n.subscribeControl(); err != nil {
 		n.nc.Close()
 		n.stopEmbedded()
@@ -188,9 +190,12 @@ func (n *Node) Close() error {
 	for rs := range rooms {
 		rs.stop()
 	}
-	// The heartbeat loop has stopped, so no heartbeat can follow the bye.
-	err := n.sayBye()
+	// Running handlers end (their context is canceled) and reply; the
+	// bye's flush then makes sure the server has taken those replies
+	// before the connection, and an embedded server, go away. The
+	// heartbeat loop has stopped, so no heartbeat can follow the bye.
 	n.served.Wait()
+	err := n.sayBye()
 	n.nc.Close()
 	select {
 	case <-n.connClosed:

@@ -120,7 +120,10 @@ func TestRequestAllGathersReplies(t *testing.T) {
 	if !errors.Is(replies[1].Err, ErrTimeout) {
 		t.Errorf("c's reply: %v, want ErrTimeout", replies[1].Err)
 	}
-	if took > nodes[0].cfg.GatherTimeout+500*time.Millisecond {
+	// Bounded by GatherTimeout (1 s), not by RequestTimeout (5 s); the
+	// margin is for a loaded machine.
+	if took > 3*time.Second {
 		t.Errorf("RequestAll took %v, GatherTimeout is %v", took, nodes[0].cfg.GatherTimeout)
 	}
+	t.Logf("RequestAll with one silent node took %v", took.Round(time.Millisecond))
 }

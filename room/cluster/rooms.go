@@ -85,18 +85,18 @@ func (rs *roomSub) stop() {
 }
 
 func (n *Node) onRoomMessage(rs *roomSub, msg *nats.Msg) {
-	env, ok := n.accept(msg.Data, true)
+	env, ok := n.accept(msg.Subject, msg.Data, true)
 	if !ok {
 		return
 	}
 	if env.Room != rs.room {
-		n.metrics.drop(DropRoomMismatch)
+		n.drop(DropRoomMismatch, msg.Subject, env.Room)
 		return
 	}
 	rs.call.Lock()
 	defer rs.call.Unlock()
 	if rs.left.Load() {
-		n.metrics.drop(DropRoomMismatch) // this node no longer hosts the room
+		n.drop(DropRoomMismatch, msg.Subject, "room left") // this node no longer hosts it
 		return
 	}
 	n.metrics.in.WithLabelValues(env.Kind).Inc()

@@ -16,15 +16,15 @@ func (n *Node) onRequest(msg *nats.Msg) {
 	env, err := decodeEnvelope(msg.Data)
 	switch {
 	case err != nil:
-		n.metrics.drop(dropReason(err))
+		n.drop(dropReason(err), msg.Subject, err)
 		n.replyError(msg, CodeBadRequest, err.Error())
 		return
 	case env.Node == n.cfg.NodeID:
-		n.metrics.drop(DropEcho)
+		n.drop(DropEcho, msg.Subject, env.Kind)
 		n.replyError(msg, CodeBadRequest, "sender uses this node's own ID")
 		return
 	case !n.table.known(env.Node):
-		n.metrics.drop(DropUnknownNode)
+		n.drop(DropUnknownNode, msg.Subject, env.Node)
 		n.replyError(msg, CodeUnknownNode, fmt.Sprintf("node %q is not in %q's table", env.Node, n.cfg.NodeID))
 		return
 	}
