@@ -77,7 +77,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		handlers:   map[string]HandlerFunc{},
 	}
 	n.metrics = newMetrics(n)
-	n.ctx, n.cancel = context.WithCancel(context.Background())
 	urls := cfg.URLs
 	if cfg.Embed != nil {
 		if n.emb, err = startEmbedded(ctx, cfg); err != nil {
@@ -90,7 +89,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.metrics.connected.Set(1)
+	// Requests may come in as soon as the subscriptions exist (from nodes
+	// that knew this ID before a restart), so their context comes first.
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.subscribeControl(); err != nil {
+		n.cancel()
+		n.served.Wait()
 		n.nc.Close()
 		n.stopEmbedded()
 		return nil, err
