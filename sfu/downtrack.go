@@ -31,14 +31,14 @@ const historySize = 1024
 
 // sentPacket maps one outgoing sequence number back to its source packet.
 type sentPacket struct {
-	dstSeq    uint16
-	srcSeq    uint16
-	layer     int8
-	valid     bool
-	resends   uint8
-	resentAt  uint8 // 10 ms ticks, wrapping (2.56 s, beyond maxResendAge)
-	ts        uint32
-	vp8       vp8.Offsets // how the VP8 descriptor was rewritten
+	dstSeq   uint16
+	srcSeq   uint16
+	layer    int8
+	valid    bool
+	resends  uint8
+	resentAt uint8 // 10 ms ticks, wrapping (2.56 s, beyond maxResendAge)
+	ts       uint32
+	vp8      vp8.Offsets // how the VP8 descriptor was rewritten
 }
 
 // Retransmission limits. A receiver whose SRTP replay window has moved past

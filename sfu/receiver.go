@@ -49,7 +49,7 @@ type recvLayer struct {
 
 	// Owned by the layer's reader goroutine.
 	vd  vp8.Descriptor // the current packet's descriptor, shared by its writers
-	fan *fanOut       // writer pool, started when subscribers are many
+	fan *fanOut        // writer pool, started when subscribers are many
 }
 
 // Receiver is one published track: it reads each of its layers once,
