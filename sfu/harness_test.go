@@ -106,7 +106,9 @@ func newClient(t *testing.T, e *Engine, o clientOpts) *client {
 	if p.ID == "" {
 		p.ID = NewID("P")
 	}
-	p.Logger = quiet
+	if p.Logger == nil {
+		p.Logger = quiet
+	}
 	p.OnOffer = func(sdp string, mids map[string]string) {
 		c.post(func() { c.onOffer(serverOffer{sdp, mids}) })
 	}
