@@ -136,12 +136,16 @@ func TestAllocatorPausesAndUpgradesUnderACappedEstimate(t *testing.T) {
 	checkLeaks(t)
 	e := newTestEngine(t)
 	pub := newClient(t, e, clientOpts{})
-	camSrc := newSource(t, "cam", true)
-	camSrc.publish(t, pub, "camera")
-	cam := pub.nextReceiver()
+	// The simulcast camera goes last: pion's debug line for a new simulcast
+	// layer reads the track unlocked, racing with a later negotiation that
+	// renames tracks (sfu's pion log adapter formats it even when debug is
+	// off).
 	screenSrc := newSource(t, "screen", false)
 	screenSrc.publish(t, pub, "screen")
 	screen := pub.nextReceiver()
+	camSrc := newSource(t, "cam", true)
+	camSrc.publish(t, pub, "camera")
+	cam := pub.nextReceiver()
 	waitFor(t, wait, "all camera layers at the server", func() bool { return len(cam.Layers()) == 3 })
 
 	sub := newClient(t, e, clientOpts{})
