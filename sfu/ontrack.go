@@ -9,11 +9,13 @@ import (
 
 // onTrack turns pion's per-layer remote tracks into Receivers: the first
 // layer of a track creates its Receiver, and each layer gets a reader.
+// Logs name the track's kind "media": a WHIP session's logger already uses
+// "kind" for the session's.
 func (p *Peer) onTrack(track *webrtc.TrackRemote, rtpRecv *webrtc.RTPReceiver) {
 	r, isNew, err := p.receiverFor(track, rtpRecv)
 	if err != nil {
 		if !errors.Is(err, ErrClosed) {
-			p.log.Warn("incoming track ignored", "kind", track.Kind().String(), "rid", track.RID(), "err", err)
+			p.log.Warn("incoming track ignored", "media", track.Kind().String(), "rid", track.RID(), "err", err)
 		}
 		return
 	}
@@ -26,7 +28,7 @@ func (p *Peer) onTrack(track *webrtc.TrackRemote, rtpRecv *webrtc.RTPReceiver) {
 		delete(p.receivers, rtpRecv)
 		p.mu.Unlock()
 	})
-	p.log.Info("track published", "track", r.id, "kind", r.kind.String(), "codec", r.codec.MimeType, "source", r.source, "rid", track.RID())
+	p.log.Info("track published", "track", r.id, "media", r.kind.String(), "codec", r.codec.MimeType, "source", r.source, "rid", track.RID())
 	if p.params.OnTrack != nil {
 		p.params.OnTrack(r)
 	}
