@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/confab-sfu/confab/sfu/probe"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/webrtc/v4"
 )
@@ -26,9 +27,12 @@ var defaultLayerRates = [maxLayers]int64{150_000, 500_000, 1_500_000}
 // every video gets its lowest layer before any gets a better one, and video
 // that cannot fit is paused rather than letting everything freeze (except
 // the first video, which keeps its lowest layer). When something is held
-// back, the allocator probes for more room (probe.go).
+// back, the allocator probes for more room (package probe).
+//
+// DownTracks feed it the subscriber's feedback (transportFeedback,
+// receiverEstimate); the peer's run loop calls allocate and pad.
 type allocator struct {
-	peer     *Peer
+	downs    func() []*DownTrack   // the subscriber's DownTracks
 	est      cc.BandwidthEstimator // send-side GCC from this subscriber's TWCC
 	twcc     atomic.Bool           // the subscriber sends TWCC feedback
 	remb     atomic.Int64          // the subscriber's last REMB, bit/s
@@ -37,18 +41,29 @@ type allocator struct {
 	// TWCC packet counts since the allocator last looked: a fast loss signal.
 	fbTotal, fbReceived atomic.Int64
 
-	// Owned by the allocator goroutine.
-	probe   prober
-	lastGCC int64
+	// Owned by the goroutine that calls allocate and pad.
+	probe   probe.Prober
 	planned int64 // bit/s of what the last allocation forwards
 	desired int64 // bit/s if every track got what its subscriber asked for
 }
 
-// feedback counts one TWCC report's packets.
-func (a *allocator) feedback(total, received int) {
+func newAllocator(est cc.BandwidthEstimator, downs func() []*DownTrack) *allocator {
+	return &allocator{est: est, downs: downs}
+}
+
+// transportFeedback counts one TWCC report's packets. From the first one
+// on, the estimate is GCC's rather than REMB's.
+func (a *allocator) transportFeedback(total, received int) {
+	a.twcc.Store(true)
 	a.fbTotal.Add(int64(total))
 	a.fbReceived.Add(int64(received))
 }
+
+// receiverEstimate records the subscriber's REMB, bit/s.
+func (a *allocator) receiverEstimate(bps int64) { a.remb.Store(bps) }
+
+// lastEstimate is the estimate the last allocation used, bit/s (0: unknown).
+func (a *allocator) lastEstimate() int64 { return a.estimate.Load() }
 
 // takeLoss returns the loss ratio reported since the previous call.
 func (a *allocator) takeLoss() (float64, bool) {
@@ -60,10 +75,6 @@ func (a *allocator) takeLoss() (float64, bool) {
 	return float64(total-recv) / float64(total), true
 }
 
-func newAllocator(p *Peer, est cc.BandwidthEstimator) *allocator {
-	return &allocator{peer: p, est: est}
-}
-
 // currentEstimate returns the subscriber's available bandwidth: GCC when it
 // sends TWCC feedback, else its REMB, else 0 (unknown: nothing is capped).
 func (a *allocator) currentEstimate() int64 {
@@ -73,57 +84,48 @@ func (a *allocator) currentEstimate() int64 {
 	return a.remb.Load()
 }
 
-// run re-allocates periodically, and paces probes, until the peer closes.
-func (a *allocator) run() {
-	t := time.NewTicker(allocateEvery)
-	defer t.Stop()
-	pace := time.NewTicker(probePace)
-	defer pace.Stop()
-	for {
-		select {
-		case <-a.peer.closed:
-			return
-		case <-t.C:
-			a.allocate(time.Now())
-		case <-pace.C:
-			if a.probe.active {
-				a.sendProbe()
-			}
-		}
-	}
-}
-
 // allocate computes every video DownTrack's bandwidth cap.
 func (a *allocator) allocate(now time.Time) {
-	gcc := a.currentEstimate()
 	loss, haveLoss := a.takeLoss()
-	est := a.probe.update(now, gcc, a.lastGCC, loss, haveLoss)
-	a.lastGCC = gcc
+	est := a.probe.Update(now, a.currentEstimate(), loss, haveLoss)
 	a.estimate.Store(est)
-	downs := a.peer.DownTracks()
-	var videos []*DownTrack
-	budget := est
-	for _, d := range downs {
-		if d.recv.kind == webrtc.RTPCodecTypeAudio {
-			budget -= max(d.recv.layerRate(0), audioReserve)
-			continue
-		}
-		if d.subscriberPaused() {
-			continue
-		}
-		videos = append(videos, d)
-	}
+	audio, videos := a.tracks()
 	if est <= 0 {
 		for _, d := range videos {
 			d.setBandwidthLayer(maxLayers - 1)
 		}
 		return
 	}
-	full := est - budget // audio
-	desired := full
-	for _, d := range videos {
+	// Leave headroom: GCC's estimate is a ceiling, not a target.
+	chosen := chooseLayers(videos, (est-audio)*9/10)
+	planned, desired := audio, audio
+	for i, d := range videos {
+		d.setBandwidthLayer(chosen[i])
+		if chosen[i] != noLayer {
+			planned += d.recv.layerRate(chosen[i])
+		}
 		if l := d.recv.bestLayerAtMost(d.requestedLayer()); l != noLayer {
 			desired += d.recv.layerRate(l)
+		}
+	}
+	a.planned, a.desired = planned, desired
+	// Something is held back: find out whether the link has more room.
+	if desired*10 > est*9 && a.probe.Due(now) {
+		a.probe.Start(now, est, a.probe.GoalFor(est, desired))
+	}
+}
+
+// tracks returns what the subscriber's audio needs, bit/s, and the video
+// to share the rest among, in priority order (subscriber-paused video
+// needs nothing).
+func (a *allocator) tracks() (audio int64, videos []*DownTrack) {
+	for _, d := range a.downs() {
+		if d.recv.kind == webrtc.RTPCodecTypeAudio {
+			audio += max(d.recv.layerRate(0), audioReserve)
+			continue
+		}
+		if !d.subscriberPaused() {
+			videos = append(videos, d)
 		}
 	}
 	sort.SliceStable(videos, func(i, j int) bool {
@@ -133,8 +135,13 @@ func (a *allocator) allocate(now time.Time) {
 		}
 		return videos[i].recv.id < videos[j].recv.id
 	})
-	// Leave headroom: GCC's estimate is a ceiling, not a target.
-	budget = budget * 9 / 10
+	return audio, videos
+}
+
+// chooseLayers shares budget (bit/s) among videos, in their order: first
+// every video's lowest live layer, then upgrades toward what each
+// subscriber asked for. A video left at noLayer is paused.
+func chooseLayers(videos []*DownTrack, budget int64) []int8 {
 	chosen := make([]int8, len(videos))
 	for i, d := range videos {
 		chosen[i] = noLayer
@@ -154,9 +161,8 @@ func (a *allocator) allocate(now time.Time) {
 		if chosen[i] == noLayer {
 			continue
 		}
-		want := d.requestedLayer()
 		base := d.recv.layerRate(chosen[i])
-		for l := want; l > chosen[i]; l-- {
+		for l := d.requestedLayer(); l > chosen[i]; l-- {
 			if d.recv.layer(l) == nil {
 				continue
 			}
@@ -167,28 +173,21 @@ func (a *allocator) allocate(now time.Time) {
 			}
 		}
 	}
-	planned := full
-	for i, d := range videos {
-		d.setBandwidthLayer(chosen[i])
-		if chosen[i] != noLayer {
-			planned += d.recv.layerRate(chosen[i])
-		}
-	}
-	a.planned, a.desired = planned, desired
-	// Something is held back: find out whether the link has more room.
-	if desired*10 > est*9 && !a.probe.busy() && now.After(a.probe.next) {
-		a.probe.start(now, est, a.probe.goalFor(est, desired))
-	}
+	return chosen
 }
 
-// sendProbe tops up what is forwarded with padding to the probe's rate.
-func (a *allocator) sendProbe() {
-	extra := a.probe.goal - a.planned
+// pad tops up what is forwarded with padding up to the probe's goal, on
+// one track that can carry it.
+func (a *allocator) pad() {
+	if !a.probe.Padding() {
+		return
+	}
+	extra := a.probe.Goal() - a.planned
 	if extra <= 0 {
 		return
 	}
-	bytes := int(extra / 8 * int64(probePace) / int64(time.Second))
-	for _, d := range a.peer.DownTracks() {
+	bytes := int(extra / 8 * int64(probe.Pace) / int64(time.Second))
+	for _, d := range a.downs() {
 		if d.canProbe() {
 			d.writePadding(bytes)
 			return

@@ -146,9 +146,11 @@ func BenchmarkUDPFanOut(b *testing.B) {
 		defer c.Close()
 		run(b, c.WriteToAddrPort)
 		// Count what was queued as sent only once it left.
-		for c.packets.Load() < uint64(b.N*subs) && len(c.pending) > 0 {
-			time.Sleep(time.Millisecond)
-		}
+		waitFor(b, 10*time.Second, "the queue to drain", func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return len(c.pending) == 0
+		})
 		b.ReportMetric(float64(c.packets.Load())/float64(max(c.batches.Load(), 1)), "packets/call")
 	})
 }

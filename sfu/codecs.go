@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/pion/sdp/v3"
@@ -33,7 +34,7 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 	}}
 	for _, c := range audio {
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
-			return err
+			return fmt.Errorf("register %s: %w", c.MimeType, err)
 		}
 	}
 	video := []webrtc.RTPCodecParameters{
@@ -50,7 +51,7 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 	}
 	for _, c := range video {
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
-			return err
+			return fmt.Errorf("register %s (payload type %d): %w", c.MimeType, c.PayloadType, err)
 		}
 	}
 	// Header extension ids are given in registration order (1, 2, ...). The
@@ -79,7 +80,7 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 	}
 	for _, e := range exts {
 		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: e.uri}, e.kind); err != nil {
-			return err
+			return fmt.Errorf("register header extension %s: %w", e.uri, err)
 		}
 	}
 	return nil

@@ -1,7 +1,6 @@
 package sfu
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -141,19 +140,34 @@ func ParseCIDRs(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// newAPI builds the pion API: codecs, header extensions, and only the
-// interceptors the server needs. NACKs from subscribers are answered from the
-// Receiver's shared cache, so pion's NACK responder is not registered.
-// onEstimator receives each new PeerConnection's bandwidth estimator.
 // srtpReplayWindow is how far behind the newest packet a retransmission
 // may arrive and still be accepted, in packets.
 const srtpReplayWindow = 1024
 
+// newAPI builds the pion API: codecs, header extensions, and only the
+// interceptors the server needs. NACKs from subscribers are answered from the
+// Receiver's shared cache, so pion's NACK responder is not registered.
+// onEstimator receives each new PeerConnection's bandwidth estimator.
 func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux, onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := registerCodecs(m); err != nil {
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
+	ir, err := newInterceptors(cfg, onEstimator)
+	if err != nil {
+		return nil, err
+	}
+	se, err := newSettingEngine(cfg, udpMux, tcpMux)
+	if err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// newInterceptors registers the RTCP machinery: NACKs and receiver reports
+// toward publishers, sender reports and per-subscriber congestion control
+// toward subscribers.
+func newInterceptors(cfg *Config, onEstimator func(cc.BandwidthEstimator)) (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
 	// Interceptors log through slog too (peers leaving would otherwise print
 	// pion's closed-pipe errors to stderr).
@@ -201,7 +215,12 @@ func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux, onEstimator func(
 		return nil, fmt.Errorf("twcc header extension: %w", err)
 	}
 	ir.Add(twccExt)
+	return ir, nil
+}
 
+// newSettingEngine applies the network settings: interfaces, candidate
+// types, allowed remote networks, shared ports, timeouts.
+func newSettingEngine(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux) (webrtc.SettingEngine, error) {
 	se := webrtc.SettingEngine{}
 	se.LoggerFactory = pionlog.Factory(cfg.Logger)
 	se.SetInterfaceFilter(cfg.AllowsInterface)
@@ -230,7 +249,7 @@ func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux, onEstimator func(
 		se.SetICEUDPMux(udpMux)
 	} else if cfg.PortMin != 0 || cfg.PortMax != 0 {
 		if err := se.SetEphemeralUDPPortRange(cfg.PortMin, cfg.PortMax); err != nil {
-			return nil, fmt.Errorf("port range: %w", err)
+			return se, fmt.Errorf("port range: %w", err)
 		}
 	}
 	if len(cfg.NAT1To1IPs) > 0 {
@@ -242,7 +261,7 @@ func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux, onEstimator func(
 	// screen share. A publisher's retransmission arriving later than that
 	// would be dropped as a replay; 1024 covers a second or more of any track.
 	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+	return se, nil
 }
 
 // Bandwidth estimate bounds, bit/s. The estimate starts high enough for a
@@ -253,6 +272,3 @@ const (
 	minEstimate     = 50_000
 	maxEstimate     = 20_000_000
 )
-
-// errNoCodec is returned when a subscriber cannot receive a track's codec.
-var errNoCodec = errors.New("subscriber does not support the codec")

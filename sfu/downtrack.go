@@ -3,10 +3,14 @@ package sfu
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/confab-sfu/confab/sfu/codec"
+	"github.com/confab-sfu/confab/sfu/rewrite"
+	"github.com/confab-sfu/confab/sfu/vp8"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -27,16 +31,14 @@ const historySize = 1024
 
 // sentPacket maps one outgoing sequence number back to its source packet.
 type sentPacket struct {
-	dstSeq    uint16
-	srcSeq    uint16
-	layer     int8
-	valid     bool
-	resends   uint8
-	resentAt  uint8 // 10 ms ticks, wrapping (2.56 s, beyond maxResendAge)
-	ts        uint32
-	pidOff    uint16
-	tl0Off    uint8
-	keyIdxOff uint8
+	dstSeq   uint16
+	srcSeq   uint16
+	layer    int8
+	valid    bool
+	resends  uint8
+	resentAt uint8 // 10 ms ticks, wrapping (2.56 s, beyond maxResendAge)
+	ts       uint32
+	vp8      vp8.Offsets // how the VP8 descriptor was rewritten
 }
 
 // Retransmission limits. A receiver whose SRTP replay window has moved past
@@ -54,9 +56,10 @@ const (
 // webrtc.TrackLocal, so pion hands it the negotiated SSRC, payload type and
 // writer, and it writes rewritten headers with the shared payload directly.
 type DownTrack struct {
-	recv       *Receiver
-	peer       *Peer
-	subscriber string
+	recv  *Receiver
+	peer  *Peer
+	alloc *allocator // the subscriber's bandwidth allocator (nil in tests)
+	log   *slog.Logger
 
 	mu       sync.Mutex
 	bound    bool
@@ -71,8 +74,8 @@ type DownTrack struct {
 	bwLayer  int8 // the bandwidth allocator's cap
 	paused   bool
 	frameEnd bool // the last packet sent ended a frame: padding may follow
-	rw       rewriter
-	vp8      vp8Munger
+	rw       rewrite.Stream
+	vp8      vp8.Munger
 	hdr      rtp.Header
 	buf      [maxPacketSize]byte // a private copy when the payload must change
 	rtxBuf   [maxPacketSize]byte
@@ -86,6 +89,11 @@ type DownTrack struct {
 	resent    atomic.Uint64
 	plis      atomic.Uint64
 	writeErrs atomic.Uint64
+	firstErr  atomic.Pointer[error] // the first write error, for the log
+
+	// What logChanges reported last (owned by the peer's run goroutine).
+	loggedSwitches uint64
+	loggedErr      bool
 
 	onDecision func(*DownTrack) // the layer decision changed
 	done       chan struct{}
@@ -95,13 +103,15 @@ func newDownTrack(r *Receiver, p *Peer) *DownTrack {
 	d := &DownTrack{
 		recv:       r,
 		peer:       p,
-		subscriber: p.id,
+		alloc:      p.alloc,
+		log:        p.log.With("track", r.id),
 		current:    noLayer,
 		maxLayer:   maxLayers - 1,
 		bwLayer:    maxLayers - 1,
+		rw:         rewrite.New(r.codec.ClockRate),
+		onDecision: p.params.OnDecision,
 		done:       make(chan struct{}),
 	}
-	d.rw.clockRate = r.codec.ClockRate
 	d.target = d.computeTargetLocked()
 	return d
 }
@@ -134,7 +144,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	d.bound = true
 	target := d.target
 	d.mu.Unlock()
-	d.peer.log.Debug("track bound", "participant", d.subscriber, "track", d.recv.id, "ssrc", uint32(ctx.SSRC()), "codec", codec.MimeType, "pt", codec.PayloadType)
+	d.log.Debug("track bound", "ssrc", uint32(ctx.SSRC()), "codec", codec.MimeType, "pt", codec.PayloadType)
 	if target >= 0 {
 		d.recv.requestKeyframe(target)
 	}
@@ -143,7 +153,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 
 // Unbind is called by pion when the track leaves the wire.
 func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
-	d.peer.log.Debug("track unbound", "participant", d.subscriber, "track", d.recv.id)
+	d.log.Debug("track unbound")
 	d.mu.Lock()
 	d.bound = false
 	d.mu.Unlock()
@@ -153,7 +163,7 @@ func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
 // writeRTP forwards a packet of the given layer and reports whether it was
 // sent. It runs on the Receiver's reader goroutine (or a fan-out writer),
 // once per packet and subscriber, and never allocates.
-func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8Descriptor, now int64) bool {
+func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8.Descriptor, now int64) bool {
 	d.mu.Lock()
 	if !d.bound || d.closed || d.paused {
 		d.mu.Unlock()
@@ -179,34 +189,33 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8Descrip
 			return false
 		}
 		d.current = layer
-		d.rw.startSegment(p.SequenceNumber, p.Timestamp, now)
-		if d.recv.ck == codecVP8 {
-			d.vp8.startSegment(vd)
+		d.rw.StartSegment(p.SequenceNumber, p.Timestamp, now)
+		if d.recv.ck == codec.VP8 {
+			d.vp8.StartSegment(vd)
 		}
+		// Counted here, logged by logChanges: no log on the packet path.
 		d.switches.Add(1)
 		metricLayerSwitches.Inc()
-		d.peer.log.Debug("forwarding layer", "participant", d.subscriber, "track", d.recv.id, "layer", layer, "ssrc", d.ssrc, "pt", d.pt)
 		if d.onDecision != nil {
 			defer d.onDecision(d)
 		}
 	}
-	seq, ts, ok := d.rw.rewrite(p.SequenceNumber, p.Timestamp, now)
+	seq, ts, ok := d.rw.Rewrite(p.SequenceNumber, p.Timestamp, now)
 	if !ok {
 		d.mu.Unlock()
 		return false
 	}
 	payload := p.Payload
-	if d.recv.ck == codecVP8 {
-		if d.vp8.needsRewrite() {
+	if d.recv.ck == codec.VP8 {
+		if d.vp8.NeedsRewrite() {
 			n := copy(d.buf[:], payload)
 			payload = d.buf[:n]
-			d.vp8.rewrite(payload, vd)
+			d.vp8.Rewrite(payload, vd)
 		}
-		d.vp8.sent(vd)
+		d.vp8.Sent(vd)
 	}
 	h := &d.history[seq%historySize]
-	*h = sentPacket{dstSeq: seq, srcSeq: p.SequenceNumber, layer: layer, valid: true, ts: ts,
-		pidOff: d.vp8.pidOff, tl0Off: d.vp8.tl0Off, keyIdxOff: d.vp8.keyIdxOff}
+	*h = sentPacket{dstSeq: seq, srcSeq: p.SequenceNumber, layer: layer, valid: true, ts: ts, vp8: d.vp8.Offsets()}
 	d.fillHeader(&p.Header, seq, ts)
 	d.frameEnd = p.Marker
 	n, err := d.writer.WriteRTP(&d.hdr, payload)
@@ -217,9 +226,32 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8Descrip
 		return true
 	}
 	if err != nil && d.writeErrs.Add(1) == 1 {
-		d.peer.log.Debug("forward failed", "participant", d.subscriber, "track", d.recv.id, "err", err)
+		d.keepFirstErr(err)
 	}
 	return false
+}
+
+// keepFirstErr keeps err for logChanges. A function of its own so that only
+// this copy escapes, not writeRTP's err on every packet.
+func (d *DownTrack) keepFirstErr(err error) {
+	e := err
+	d.firstErr.Store(&e)
+}
+
+// logChanges logs layer switches and the first write error since it last
+// ran. The peer calls it periodically, so the packet path never logs.
+func (d *DownTrack) logChanges() {
+	if n := d.switches.Load(); n != d.loggedSwitches {
+		d.loggedSwitches = n
+		d.mu.Lock()
+		layer, ssrc, pt := d.current, d.ssrc, d.pt
+		d.mu.Unlock()
+		d.log.Debug("forwarding layer", "layer", LayerName(int(layer)), "switches", n, "ssrc", ssrc, "pt", pt)
+	}
+	if err := d.firstErr.Load(); err != nil && !d.loggedErr {
+		d.loggedErr = true
+		d.log.Debug("forward failed", "err", *err, "failures", d.writeErrs.Load())
+	}
 }
 
 // writePadding sends padding-only packets worth about budget bytes, in the
@@ -235,7 +267,7 @@ func (d *DownTrack) writePadding(budget int) int {
 	}
 	sent := 0
 	for sent < budget {
-		seq, ts, ok := d.rw.insert()
+		seq, ts, ok := d.rw.Insert()
 		if !ok {
 			break
 		}
@@ -258,7 +290,7 @@ func (d *DownTrack) writePadding(budget int) int {
 func (d *DownTrack) canProbe() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.bound && !d.closed && d.rw.started && d.recv.kind == webrtc.RTPCodecTypeVideo
+	return d.bound && !d.closed && d.rw.Started() && d.recv.kind == webrtc.RTPCodecTypeVideo
 }
 
 // fillHeader sets the outgoing header from a source header. Extensions are
@@ -298,7 +330,7 @@ func (d *DownTrack) retransmit(seq uint16, now time.Time) bool {
 	if l == nil {
 		return false
 	}
-	n, at := l.cache.get(sp.srcSeq, d.rtxBuf[:])
+	n, at := l.cache.Get(sp.srcSeq, d.rtxBuf[:])
 	if n == 0 || now.UnixNano()-at > maxResendAge {
 		return false
 	}
@@ -306,13 +338,13 @@ func (d *DownTrack) retransmit(seq uint16, now time.Time) bool {
 		return false
 	}
 	payload := d.rtxPkt.Payload
-	if d.recv.ck == codecVP8 && (sp.pidOff != 0 || sp.tl0Off != 0 || sp.keyIdxOff != 0) {
-		vd, ok := parseVP8(payload)
-		if !ok {
+	if d.recv.ck == codec.VP8 && !sp.vp8.IsZero() {
+		// Rewritten as when it was first sent (rtxBuf is private).
+		vd, err := vp8.Parse(payload)
+		if err != nil {
 			return false
 		}
-		m := vp8Munger{pidOff: sp.pidOff, tl0Off: sp.tl0Off, keyIdxOff: sp.keyIdxOff}
-		m.rewrite(payload, &vd)
+		sp.vp8.Apply(payload, &vd)
 	}
 	d.fillHeader(&d.rtxPkt.Header, seq, sp.ts)
 	if _, err := d.writer.WriteRTP(&d.hdr, payload); err != nil {
@@ -333,7 +365,7 @@ func (d *DownTrack) readRTCP(s *webrtc.RTPSender) {
 		n, _, err := s.Read(buf)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
-				d.peer.log.Debug("read rtcp", "track", d.recv.id, "err", err)
+				d.log.Debug("read rtcp", "err", err)
 			}
 			return
 		}
@@ -356,10 +388,13 @@ func (d *DownTrack) readRTCP(s *webrtc.RTPSender) {
 					d.recv.requestKeyframe(l)
 				}
 			case *rtcp.TransportLayerCC:
-				d.peer.alloc.twcc.Store(true)
-				d.peer.alloc.feedback(int(p.PacketStatusCount), len(p.RecvDeltas))
+				if d.alloc != nil {
+					d.alloc.transportFeedback(int(p.PacketStatusCount), len(p.RecvDeltas))
+				}
 			case *rtcp.ReceiverEstimatedMaximumBitrate:
-				d.peer.alloc.remb.Store(int64(p.Bitrate))
+				if d.alloc != nil {
+					d.alloc.receiverEstimate(int64(p.Bitrate))
+				}
 			case *rtcp.TransportLayerNack:
 				now := time.Now()
 				for _, pair := range p.Nacks {
@@ -476,8 +511,8 @@ func (d *DownTrack) Decision() Decision {
 		reason = "publisher"
 	}
 	var bw int64
-	if d.peer.alloc != nil {
-		bw = d.peer.alloc.estimate.Load()
+	if d.alloc != nil {
+		bw = d.alloc.lastEstimate()
 	}
 	return Decision{TrackID: d.recv.id, Current: int(d.current), Target: int(d.target), Paused: d.paused, Reason: reason, Bandwidth: bw}
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/confab-sfu/confab/sfu/vp8"
 	"github.com/pion/rtp"
 )
 
@@ -19,7 +20,7 @@ type fanJob struct {
 	layer int8
 	pkt   *rtp.Packet
 	key   bool
-	vd    *vp8Descriptor
+	vd    *vp8.Descriptor
 	now   int64
 }
 
@@ -72,7 +73,7 @@ func (f *fanOut) worker(ch chan fanJob) {
 // write sends one packet to every DownTrack in downs, spread over the
 // workers and the calling goroutine, and returns, once all are written, how
 // many were sent.
-func (f *fanOut) write(downs []*DownTrack, layer int8, pkt *rtp.Packet, key bool, vd *vp8Descriptor, now int64) int {
+func (f *fanOut) write(downs []*DownTrack, layer int8, pkt *rtp.Packet, key bool, vd *vp8.Descriptor, now int64) int {
 	f.sent.Store(0)
 	parts := len(f.jobs) + 1
 	size := (len(downs) + parts - 1) / parts

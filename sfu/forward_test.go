@@ -2,11 +2,12 @@ package sfu
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/sfu/codec"
+	"github.com/confab-sfu/confab/sfu/packetcache"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -34,13 +35,12 @@ func (w *countingWriter) Write(b []byte) (int, error) { return len(b), nil }
 // newTestReceiver builds a VP8 Receiver with the given layers and n bound
 // DownTracks writing to countingWriters, without any PeerConnection.
 func newTestReceiver(layers, n int) (*Receiver, []*DownTrack, []*countingWriter) {
-	quiet := slog.New(slog.DiscardHandler)
 	pub := &Peer{id: "pub", closed: make(chan struct{}), log: quiet}
-	r := &Receiver{id: "T1", publisher: "pub", kind: webrtc.RTPCodecTypeVideo, ck: codecVP8,
+	r := &Receiver{id: "T1", publisher: "pub", kind: webrtc.RTPCodecTypeVideo, ck: codec.VP8,
 		codec: webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}},
 		peer:  pub, simulcast: layers > 1, done: make(chan struct{})}
 	for i := 0; i < layers; i++ {
-		l := &recvLayer{idx: int8(i), cache: newPacketCache(videoCacheSize)}
+		l := &recvLayer{idx: int8(i), cache: packetcache.New(videoCacheSize)}
 		l.lastPacket.Store(1 << 62) // always fresh
 		l.lastKeyReq.Store(1 << 62) // no PLIs: there is no PeerConnection
 		r.layers[i].Store(l)

@@ -6,6 +6,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/confab-sfu/confab/sfu/codec"
+	"github.com/confab-sfu/confab/sfu/packetcache"
+	"github.com/confab-sfu/confab/sfu/vp8"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -13,6 +16,9 @@ import (
 
 // maxLayers is the most simulcast layers a track may have.
 const maxLayers = 3
+
+// maxPacketSize bounds one RTP packet read, cached or written.
+const maxPacketSize = packetcache.MaxPacketSize
 
 // Cache sizes in packets: a few seconds of video at top bitrate, which
 // covers any NACK round trip worth answering.
@@ -31,7 +37,7 @@ type recvLayer struct {
 	rid        string
 	track      *webrtc.TrackRemote
 	ssrc       uint32
-	cache      *packetCache
+	cache      *packetcache.Cache
 	lastKeyReq atomic.Int64 // unix nanos of the last PLI sent upstream
 	lastPacket atomic.Int64 // unix nanos of the last packet received
 	packets    atomic.Uint64
@@ -42,8 +48,8 @@ type recvLayer struct {
 	lastBytes  uint64       // monitor's previous sample
 
 	// Owned by the layer's reader goroutine.
-	vd  vp8Descriptor // the current packet's descriptor, shared by its writers
-	fan *fanOut       // writer pool, started when subscribers are many
+	vd  vp8.Descriptor // the current packet's descriptor, shared by its writers
+	fan *fanOut        // writer pool, started when subscribers are many
 }
 
 // Receiver is one published track: it reads each of its layers once,
@@ -57,7 +63,7 @@ type Receiver struct {
 	source    string
 	kind      webrtc.RTPCodecType
 	codec     webrtc.RTPCodecParameters
-	ck        codecKind
+	ck        codec.Kind
 	peer      *Peer
 	simulcast bool
 	keyEvery  time.Duration
@@ -77,6 +83,42 @@ type Receiver struct {
 	loudness   atomic.Int64 // sum of (127 - level) since the last TakeLoudness
 	levelCount atomic.Int64 // packets summed into loudness
 	levelExtID uint8
+}
+
+// newReceiver creates the Receiver of a track p publishes, from its first
+// layer, and starts its layer monitor.
+func newReceiver(p *Peer, track *webrtc.TrackRemote, rtpRecv *webrtc.RTPReceiver, source string) *Receiver {
+	r := &Receiver{
+		id:        NewID("T"),
+		publisher: p.id,
+		streamID:  p.id,
+		msid:      track.ID(),
+		source:    source,
+		kind:      track.Kind(),
+		codec:     track.Codec(),
+		ck:        codec.KindOf(track.Codec().MimeType),
+		peer:      p,
+		keyEvery:  p.engine.cfg.KeyframeInterval,
+		done:      make(chan struct{}),
+	}
+	r.audioLevel.Store(-1)
+	for _, t := range rtpRecv.Tracks() {
+		if t.RID() != "" {
+			r.rids = append(r.rids, t.RID())
+		}
+	}
+	r.simulcast = len(r.rids) > 1
+	if r.kind == webrtc.RTPCodecTypeAudio {
+		for _, e := range rtpRecv.GetParameters().HeaderExtensions {
+			if e.URI == audioLevelURI {
+				r.levelExtID = uint8(e.ID)
+			}
+		}
+	}
+	metricPublishedTracks.Inc()
+	r.wg.Add(1)
+	go r.monitor()
+	return r
 }
 
 // ID is the server-assigned track id, the same for every subscriber.
@@ -186,7 +228,7 @@ func (r *Receiver) addLayer(track *webrtc.TrackRemote) {
 	if r.kind == webrtc.RTPCodecTypeAudio {
 		size = audioCacheSize
 	}
-	l := &recvLayer{idx: idx, rid: track.RID(), track: track, ssrc: uint32(track.SSRC()), cache: newPacketCache(size)}
+	l := &recvLayer{idx: idx, rid: track.RID(), track: track, ssrc: uint32(track.SSRC()), cache: packetcache.New(size)}
 	l.lastPacket.Store(time.Now().UnixNano())
 	r.layers[idx].Store(l)
 	r.wg.Add(1)
@@ -224,21 +266,21 @@ func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now i
 	l.lastPacket.Store(now)
 	l.packets.Add(1)
 	l.bytes.Add(uint64(len(raw)))
-	l.cache.store(pkt.SequenceNumber, raw, now)
+	l.cache.Store(pkt.SequenceNumber, raw, now)
 
 	vd := &l.vd
-	*vd = vp8Descriptor{}
+	*vd = vp8.Descriptor{}
 	key := true // any audio packet can start a stream
 	if r.kind == webrtc.RTPCodecTypeVideo {
-		if r.ck == codecVP8 {
-			*vd, _ = parseVP8(pkt.Payload)
-			key = vd.keyframe
-			if key && vd.width != 0 {
-				l.width.Store(uint32(vd.width))
-				l.height.Store(uint32(vd.height))
+		if r.ck == codec.VP8 {
+			*vd, _ = vp8.Parse(pkt.Payload)
+			key = vd.Keyframe
+			if key && vd.Width != 0 {
+				l.width.Store(uint32(vd.Width))
+				l.height.Store(uint32(vd.Height))
 			}
 		} else {
-			key = isKeyframeStart(r.ck, pkt.Payload)
+			key = codec.IsKeyframe(r.ck, pkt.Payload)
 		}
 	} else if r.levelExtID != 0 {
 		if ext := pkt.GetExtension(r.levelExtID); len(ext) > 0 {

@@ -15,31 +15,60 @@ import (
 // (matched by kind, in order); receivers beyond those sections are left
 // out. The peer then never makes an offer of its own.
 func (p *Peer) AnswerWhole(ctx context.Context, offer string, send []*Receiver) (string, error) {
+	gathered, err := p.answerWhole(offer, send)
+	if err != nil {
+		return "", err
+	}
+	// Outside the lock: gathering takes a moment and needs nothing of ours.
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", fmt.Errorf("gather candidates: %w", ctx.Err())
+	}
+	return p.pc.LocalDescription().SDP, nil
+}
+
+// answerWhole applies the offer, attaches send and sets the answer; the
+// returned channel closes once every candidate is in it.
+func (p *Peer) answerWhole(offer string, send []*Receiver) (<-chan struct{}, error) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.isClosed() {
-		p.mu.Unlock()
-		return "", ErrClosed
+		return nil, ErrClosed
 	}
 	if p.pc.SignalingState() != webrtc.SignalingStateStable || p.pc.RemoteDescription() != nil {
-		p.mu.Unlock()
-		return "", fmt.Errorf("%w: already negotiated", ErrInvalidSDP)
+		return nil, fmt.Errorf("answer offer: %w: already negotiated", ErrInvalidSDP)
 	}
 	p.whole = true
 	parsed := &sdp.SessionDescription{}
 	if err := parsed.UnmarshalString(offer); err != nil {
-		p.mu.Unlock()
-		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+		return nil, fmt.Errorf("parse offer: %w: %w", ErrInvalidSDP, err)
 	}
 	if err := p.checkPublishLocked(parsed); err != nil {
-		p.mu.Unlock()
-		return "", err
+		return nil, err
 	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		p.mu.Unlock()
 		p.fail(fmt.Errorf("apply offer: %w", err))
-		return "", fmt.Errorf("%w: apply offer: %v", ErrInvalidSDP, err)
+		return nil, fmt.Errorf("apply offer: %w: %w", ErrInvalidSDP, err)
 	}
-	// Sections the client offered to receive, by kind.
+	p.attachOfferedLocked(send)
+	answer, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		p.fail(fmt.Errorf("create answer: %w", err))
+		return nil, fmt.Errorf("create answer: %w: %w", ErrInvalidSDP, err)
+	}
+	gathered := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(answer); err != nil {
+		p.fail(fmt.Errorf("set answer: %w", err))
+		return nil, fmt.Errorf("set answer: %w: %w", ErrInvalidSDP, err)
+	}
+	p.armConnectTimerLocked()
+	return gathered, nil
+}
+
+// attachOfferedLocked forwards each receiver of send on a media section of
+// its kind that the client offered to receive, in order, while any is free.
+func (p *Peer) attachOfferedLocked(send []*Receiver) {
 	free := map[webrtc.RTPCodecType]int{}
 	for _, t := range p.pc.GetTransceivers() {
 		d := t.Direction()
@@ -52,40 +81,13 @@ func (p *Peer) AnswerWhole(ctx context.Context, offer string, send []*Receiver) 
 		if free[r.kind] == 0 {
 			continue
 		}
-		d := newDownTrack(r, p)
-		d.onDecision = p.params.OnDecision
 		// AddTrack takes the offered section of the same kind.
-		s, err := p.pc.AddTrack(d)
-		if err != nil {
+		if _, err := p.addDownLocked(r); err != nil {
+			p.log.Debug("track left out of the answer", "track", r.id, "err", err)
 			continue
 		}
 		free[r.kind]--
-		d.sender = s
-		p.downs[d] = s
-		r.addDownTrack(d)
-		go d.readRTCP(s)
 	}
-	answer, err := p.pc.CreateAnswer(nil)
-	if err != nil {
-		p.mu.Unlock()
-		p.fail(fmt.Errorf("create answer: %w", err))
-		return "", fmt.Errorf("%w: create answer: %v", ErrInvalidSDP, err)
-	}
-	gathered := webrtc.GatheringCompletePromise(p.pc)
-	if err := p.pc.SetLocalDescription(answer); err != nil {
-		p.mu.Unlock()
-		p.fail(fmt.Errorf("set answer: %w", err))
-		return "", fmt.Errorf("%w: set answer: %v", ErrInvalidSDP, err)
-	}
-	p.armConnectTimerLocked()
-	p.mu.Unlock()
-	// Outside the lock: gathering takes a moment and needs nothing of ours.
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return "", fmt.Errorf("gathering candidates: %w", ctx.Err())
-	}
-	return p.pc.LocalDescription().SDP, nil
 }
 
 // StopPublishing ends every track the peer publishes (a participant moved
@@ -101,7 +103,7 @@ func (p *Peer) StopPublishing() {
 	p.mu.Unlock()
 	for _, rr := range rtps {
 		if err := rr.Stop(); err != nil {
-			p.log.Debug("stop receiver", "participant", p.id, "err", err)
+			p.log.Debug("stop receiver", "err", err)
 		}
 	}
 }

@@ -1,0 +1,133 @@
+package sfu
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/webrtc/v4"
+)
+
+// Negotiation timing defaults.
+const (
+	// negotiationDelay batches track changes into one offer.
+	negotiationDelay = 20 * time.Millisecond
+	// offerAnswerWindow is how long a client may take to answer a server
+	// offer before the peer is failed (pion cannot roll a local offer back).
+	offerAnswerWindow = 10 * time.Second
+)
+
+// Engine builds Peers that share one pion API (codecs, interceptors, ICE
+// settings and the optional UDP and TCP ports).
+type Engine struct {
+	cfg     Config
+	api     *webrtc.API
+	closers []func() error
+
+	// newPC serializes PeerConnection creation so the estimator that pion
+	// builds inside NewPeerConnection can be handed to the right Peer.
+	newPC     sync.Mutex
+	estimator cc.BandwidthEstimator
+
+	// Negotiation timing of new Peers (tests shorten them).
+	negotiationDelay time.Duration
+	offerWindow      time.Duration
+}
+
+// NewEngine prepares the media plane: it opens the shared ports the
+// configuration asks for and builds the pion API.
+func NewEngine(cfg Config) (*Engine, error) {
+	cfg.setDefaults()
+	e := &Engine{cfg: cfg, negotiationDelay: negotiationDelay, offerWindow: offerAnswerWindow}
+	udpMux, err := listenUDPMux(&e.cfg)
+	if err != nil {
+		return nil, err
+	}
+	if udpMux != nil {
+		e.closers = append(e.closers, udpMux.Close)
+	}
+	tcpMux, err := listenTCPMux(&e.cfg)
+	if err != nil {
+		_ = e.Close()
+		return nil, err
+	}
+	if tcpMux != nil {
+		e.closers = append(e.closers, tcpMux.Close)
+	}
+	api, err := newAPI(&e.cfg, udpMux, tcpMux, func(est cc.BandwidthEstimator) { e.estimator = est })
+	if err != nil {
+		_ = e.Close()
+		return nil, fmt.Errorf("build the webrtc api: %w", err)
+	}
+	e.api = api
+	return e, nil
+}
+
+// Close releases the shared UDP and TCP ports.
+func (e *Engine) Close() error {
+	var errs []error
+	for _, c := range e.closers {
+		errs = append(errs, c())
+	}
+	e.closers = nil
+	return errors.Join(errs...)
+}
+
+// Config returns the engine's effective configuration.
+func (e *Engine) Config() Config { return e.cfg }
+
+// NewID returns a random id with a one-letter prefix.
+func NewID(prefix string) string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// NewPeer creates a participant's PeerConnection. Its logger is
+// p.Logger, which should already name the participant; without one, the
+// engine's logger with the peer's id.
+func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
+	pc, est, err := e.newPeerConnection()
+	if err != nil {
+		return nil, fmt.Errorf("create peer connection: %w", err)
+	}
+	log := p.Logger
+	if log == nil {
+		log = e.cfg.Logger.With("participant", p.ID)
+	}
+	peer := &Peer{
+		id: p.ID, engine: e, pc: pc, params: p, log: log,
+		closed:    make(chan struct{}),
+		sources:   map[string]string{},
+		receivers: map[*webrtc.RTPReceiver]*Receiver{},
+		downs:     map[*DownTrack]*webrtc.RTPSender{},
+	}
+	peer.alloc = newAllocator(est, peer.DownTracks)
+	peer.wg.Add(1)
+	go peer.run()
+	metricPeers.Inc()
+	pc.OnICECandidate(peer.onLocalCandidate)
+	pc.OnTrack(peer.onTrack)
+	pc.OnConnectionStateChange(peer.onConnectionState)
+	return peer, nil
+}
+
+// newPeerConnection creates a PeerConnection and returns the bandwidth
+// estimator pion built for it.
+func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
+	e.newPC.Lock()
+	defer e.newPC.Unlock()
+	e.estimator = nil
+	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+	})
+	est := e.estimator
+	e.estimator = nil
+	return pc, est, err
+}

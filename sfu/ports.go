@@ -1,0 +1,61 @@
+package sfu
+
+import (
+	"fmt"
+	"github.com/confab-sfu/confab/sfu/pionlog"
+	"net"
+	"strconv"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+)
+
+// listenUDPMux opens the one UDP port all ICE traffic shares (ICE UDP mux),
+// when cfg.UDPPort asks for it; nil otherwise.
+func listenUDPMux(cfg *Config) (ice.UDPMux, error) {
+	if cfg.UDPPort == 0 {
+		return nil, nil
+	}
+	opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithInterfaceFilter(cfg.AllowsInterface),
+		ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4),
+		ice.UDPMuxFromPortWithLogger(pionlog.Factory(cfg.Logger).NewLogger("udp-mux"))}
+	if cfg.IncludeLoopback {
+		// Without it the mux skips loopback addresses, and a server
+		// restricted to "lo" would have no candidate at all.
+		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+	}
+	if !cfg.NoUDPBatch {
+		n, err := newBatchNet()
+		if err != nil {
+			return nil, fmt.Errorf("prepare batched udp sockets: %w", err)
+		}
+		opts = append(opts, ice.UDPMuxFromPortWithNet(n))
+	}
+	m, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("listen on udp port %d: %w", cfg.UDPPort, err)
+	}
+	return m, nil
+}
+
+// tcpMuxBacklog is how many ICE-TCP connections may wait to be matched to
+// their PeerConnection.
+const tcpMuxBacklog = 64
+
+// listenTCPMux opens the one TCP port ICE-TCP uses (for clients on networks
+// that block UDP), when cfg.TCPPort asks for it; nil otherwise.
+func listenTCPMux(cfg *Config) (ice.TCPMux, error) {
+	if cfg.TCPPort == 0 {
+		return nil, nil
+	}
+	host := ""
+	if cfg.Loopback {
+		host = "127.0.0.1"
+	}
+	ln, err := net.Listen("tcp4", net.JoinHostPort(host, strconv.Itoa(cfg.TCPPort)))
+	if err != nil {
+		return nil, fmt.Errorf("listen on tcp port %d: %w", cfg.TCPPort, err)
+	}
+	tcpMux := webrtc.NewICETCPMux(pionlog.Factory(cfg.Logger).NewLogger("ice-tcp"), ln, tcpMuxBacklog)
+	return tcpMux, nil
+}

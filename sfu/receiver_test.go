@@ -1,0 +1,133 @@
+package sfu
+
+import (
+	"testing"
+	"time"
+
+	"github.com/confab-sfu/confab/sfu/codec"
+	"github.com/confab-sfu/confab/sfu/packetcache"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+func TestLayerIndexOfRID(t *testing.T) {
+	lmh := []string{"l", "m", "h"}
+	qhf := []string{"q", "h", "f"}
+	cases := []struct {
+		rid  string
+		all  []string
+		want int8
+	}{
+		{"l", lmh, 0}, {"m", lmh, 1}, {"h", lmh, 2},
+		{"q", qhf, 0}, {"h", qhf, 1}, {"f", qhf, 2},
+		{"h", []string{"q", "h"}, 1}, // "h" of q/h/f is the middle
+		{"b", []string{"a", "b"}, 1}, {"z", []string{"x", "y", "z", "w"}, 2}, {"w", []string{"x", "y", "z", "w"}, 0},
+		{"", nil, 0},
+	}
+	for _, c := range cases {
+		if got := layerIndexOfRID(c.rid, c.all); got != c.want {
+			t.Errorf("rid %q of %v: got %d want %d", c.rid, c.all, got, c.want)
+		}
+	}
+}
+
+func TestLayerNames(t *testing.T) {
+	for i, want := range []string{"", "low", "medium", "high", ""} {
+		if got := LayerName(i - 1); got != want {
+			t.Errorf("LayerName(%d) = %q, want %q", i-1, got, want)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		want int
+		ok   bool
+	}{{"", 2, true}, {"low", 0, true}, {"medium", 1, true}, {"high", 2, true}, {"ultra", 0, false}} {
+		if got, ok := LayerIndex(c.name); got != c.want || ok != c.ok {
+			t.Errorf("LayerIndex(%q) = %d %v, want %d %v", c.name, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// Keyframes of each layer tell its resolution; a subscriber's size limit
+// picks the highest layer that fits.
+func TestLayerForSize(t *testing.T) {
+	r, _, _ := newTestReceiver(3, 0)
+	f := &feeder{}
+	now := time.Now().UnixNano()
+	for l := 0; l < 3; l++ {
+		f.send(r, l, true, now) // 320x180, 640x360, 1280x720
+	}
+	st := r.LayerStats()
+	if len(st) != 3 || st[2].Width != 1280 || st[2].Height != 720 || st[0].Layer != "low" || st[0].Packets != 1 {
+		t.Fatalf("layer stats %+v", st)
+	}
+	for _, c := range []struct{ w, h, want int }{
+		{0, 0, 2}, {1280, 720, 2}, {1000, 0, 1}, {0, 400, 1}, {640, 360, 1}, {400, 300, 0}, {100, 100, 0},
+	} {
+		if got := r.LayerForSize(c.w, c.h); got != c.want {
+			t.Errorf("LayerForSize(%d, %d) = %d, want %d", c.w, c.h, got, c.want)
+		}
+	}
+}
+
+// A moderator's block stops a track for every subscriber; unblocked, each
+// restarts at a keyframe with its numbering continuing.
+func TestBlockedTrackStopsAndResumesAtAKeyframe(t *testing.T) {
+	r, _, ws := newTestReceiver(1, 2)
+	for _, w := range ws {
+		w.keep = true
+	}
+	f := &feeder{}
+	now := time.Now().UnixNano()
+	f.send(r, 0, true, now)
+	f.send(r, 0, false, now)
+	r.SetBlocked(true)
+	if !r.Blocked() {
+		t.Fatal("not blocked")
+	}
+	f.send(r, 0, true, now)
+	f.send(r, 0, false, now)
+	for i, w := range ws {
+		if w.packets != 2 {
+			t.Fatalf("subscriber %d got %d packets while blocked", i, w.packets)
+		}
+	}
+	r.SetBlocked(false)
+	f.send(r, 0, false, now) // not a keyframe: cannot restart here
+	f.send(r, 0, true, now)
+	for i, w := range ws {
+		if w.packets != 3 || w.seqs[2] != w.seqs[1]+1 {
+			t.Fatalf("subscriber %d after unblocking: %d packets, seqs %v", i, w.packets, w.seqs)
+		}
+	}
+}
+
+// The audio level extension is read from every packet: the last level and
+// the mean loudness since the room last looked.
+func TestAudioLevels(t *testing.T) {
+	r := &Receiver{id: "A", kind: webrtc.RTPCodecTypeAudio, ck: codec.Opus, levelExtID: 1,
+		peer: &Peer{closed: make(chan struct{}), log: quiet}, done: make(chan struct{})}
+	r.audioLevel.Store(-1)
+	l := &recvLayer{cache: packetcache.New(audioCacheSize)}
+	r.layers[0].Store(l)
+	if r.AudioLevel() != -1 || r.TakeLoudness() != 0 {
+		t.Fatal("levels before any packet")
+	}
+	for i, lvl := range []byte{127, 27, 0x80 | 7} { // the top bit is the voice flag
+		p := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i)}, Payload: []byte{1}}
+		if err := p.SetExtension(1, []byte{lvl}); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := p.Marshal()
+		r.handlePacket(l, raw, &p, int64(i))
+	}
+	if r.AudioLevel() != 7 {
+		t.Fatalf("level %d, want 7", r.AudioLevel())
+	}
+	if got := r.TakeLoudness(); got != (0+100+120)/3 {
+		t.Fatalf("loudness %d, want %d", got, (0+100+120)/3)
+	}
+	if r.TakeLoudness() != 0 {
+		t.Fatal("loudness not reset")
+	}
+}
