@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"github.com/confab-sfu/confab/sfu/vp8"
 	"math/bits"
 	"sort"
 	"sync"
@@ -85,8 +86,8 @@ func (t *trackLog) add(p *rtp.Packet, n int, now time.Time) {
 	t.maxExt = max(t.maxExt, ext)
 	t.mark(ext)
 	if t.video {
-		if w := vp8KeyframeWidth(p.Payload); w > 0 {
-			t.width = w
+		if w, _ := vp8.KeyframeSize(p.Payload); w > 0 {
+			t.width = uint16(w)
 		}
 	}
 	if t.video && p.Timestamp != t.lastTS && len(p.Payload) > 0 {
@@ -95,37 +96,6 @@ func (t *trackLog) add(p *rtp.Packet, n int, now time.Time) {
 		}
 		t.lastTS, t.lastFrame = p.Timestamp, now
 	}
-}
-
-// vp8KeyframeWidth returns the width in a VP8 keyframe's first packet, or 0.
-func vp8KeyframeWidth(p []byte) uint16 {
-	if len(p) < 1 || p[0]&0x10 == 0 {
-		return 0
-	}
-	i := 1
-	if p[0]&0x80 != 0 {
-		if len(p) < 2 {
-			return 0
-		}
-		x := p[1]
-		i = 2
-		if x&0x80 != 0 {
-			if len(p) > i && p[i]&0x80 != 0 {
-				i++
-			}
-			i++
-		}
-		if x&0x40 != 0 {
-			i++
-		}
-		if x&0x30 != 0 {
-			i++
-		}
-	}
-	if len(p) < i+10 || p[i]&0x01 != 0 || p[i+3] != 0x9d || p[i+4] != 0x01 || p[i+5] != 0x2a {
-		return 0
-	}
-	return (uint16(p[i+6]) | uint16(p[i+7])<<8) & 0x3fff
 }
 
 // layerOfWidth names a layer by resolution (the clips are 320, 640, 1280 wide).

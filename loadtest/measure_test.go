@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"github.com/confab-sfu/confab/sfu/vp8"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -128,7 +129,7 @@ func TestVP8KeyframeWidth(t *testing.T) {
 		{"truncated", payload(&codecs.VP8Payloader{}, vp8Keyframe(320))[:8], 0},
 		{"empty", nil, 0},
 	} {
-		if got := vp8KeyframeWidth(c.p); got != c.width {
+		if got, _ := vp8.KeyframeSize(c.p); got != int(c.width) {
 			t.Errorf("%s: width %d, want %d", c.name, got, c.width)
 		}
 	}
