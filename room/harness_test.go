@@ -9,7 +9,6 @@ import (
 
 	"github.com/confab-sfu/confab/internal/testserver"
 	"github.com/confab-sfu/confab/room"
-	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/rtp"
@@ -306,5 +305,3 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, s
 	}
 	t.Fatalf("timed out waiting for %s: %s", what, last)
 }
-
-var _ = sfu.LayerName // the harness may inspect forwarding decisions

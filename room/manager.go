@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"sync"
 	"time"
 
@@ -91,12 +90,6 @@ var (
 	// moderator moved to a role that may not publish.
 	ErrPublishRevoked = errors.New("a moderator took your permission to publish in this room")
 )
-
-var roomNameRE = regexp.MustCompile(`^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}$`)
-
-// ValidRoomName reports whether name may name a room: 1-64 characters of
-// A-Z a-z 0-9 - _ . not starting with a dot.
-func ValidRoomName(name string) bool { return roomNameRE.MatchString(name) }
 
 // Manager owns the rooms of one server.
 type Manager struct {

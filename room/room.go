@@ -19,14 +19,19 @@ type publishedTrack struct {
 }
 
 func (t *publishedTrack) info() signal.Track {
+	info := t.recv.Info()
+	var layers []string
+	for _, l := range t.recv.Layers() {
+		layers = append(layers, signal.LayerName(l))
+	}
 	return signal.Track{
-		ID:          t.recv.ID(),
+		ID:          string(info.ID),
 		Participant: t.owner.id,
-		Kind:        t.recv.Kind().String(),
-		StreamID:    t.recv.StreamID(),
-		Source:      t.recv.Source(),
-		Codec:       t.recv.Codec().MimeType,
-		Layers:      t.recv.Layers(),
+		Kind:        info.Kind.String(),
+		StreamID:    info.StreamID,
+		Source:      string(info.Source),
+		Codec:       info.Codec,
+		Layers:      layers,
 		Muted:       t.muted,
 		MutedBy:     t.mutedBy,
 	}
@@ -232,7 +237,7 @@ func (r *Room) publish(p *participant, recv *sfu.Receiver) {
 		return
 	}
 	t := &publishedTrack{recv: recv, owner: p}
-	r.tracks[recv.ID()] = t
+	r.tracks[string(recv.ID())] = t
 	info := t.info()
 	r.broadcastLocked(&signal.Message{Type: signal.TypeTrackPublished, Track: &info}, p.id)
 	for _, o := range r.participants {
@@ -247,12 +252,12 @@ func (r *Room) publish(p *participant, recv *sfu.Receiver) {
 // unpublish removes an ended track from every subscriber.
 func (r *Room) unpublish(recv *sfu.Receiver) {
 	r.mu.Lock()
-	t, ok := r.tracks[recv.ID()]
+	t, ok := r.tracks[string(recv.ID())]
 	if !ok {
 		r.mu.Unlock()
 		return
 	}
-	delete(r.tracks, recv.ID())
+	delete(r.tracks, string(recv.ID()))
 	info := t.info()
 	others := make([]*participant, 0, len(r.participants))
 	for _, o := range r.participants {
@@ -274,7 +279,7 @@ func (r *Room) unpublish(recv *sfu.Receiver) {
 		o.unsubscribe(recv)
 	}
 	for _, w := range watchers {
-		w.peer.Unsubscribe(recv)
+		w.peer.Unsubscribe(recv.ID())
 	}
 }
 
@@ -288,7 +293,7 @@ func (r *Room) setMuted(p *participant, trackID string, muted bool) *signal.Erro
 	if !ok {
 		// The publisher may name the track by its own (msid) id.
 		for _, c := range r.tracks {
-			if c.owner == p && c.recv.MSID() == trackID {
+			if c.owner == p && c.recv.Info().MSID == trackID {
 				t, ok = c, true
 				break
 			}

@@ -70,15 +70,15 @@ func (p *participant) subscribe(r *sfu.Receiver) {
 	if !p.permissions().Subscribe {
 		return
 	}
-	if _, err := p.peer.Subscribe(r); err != nil && !errors.Is(err, sfu.ErrClosed) {
+	if err := p.peer.Subscribe(r.ID()); err != nil && !errors.Is(err, sfu.ErrClosed) && !errors.Is(err, sfu.ErrUnknownTrack) {
 		p.room.mgr.log.Warn("subscribe", "room", p.room.name, "participant", p.id, "track", r.ID(), "err", err)
 	}
 }
 
-func (p *participant) unsubscribe(r *sfu.Receiver) { p.peer.Unsubscribe(r) }
+func (p *participant) unsubscribe(r *sfu.Receiver) { p.peer.Unsubscribe(r.ID()) }
 
 // decisionChanged schedules a layers report, at most one per interval.
-func (p *participant) decisionChanged(*sfu.DownTrack) {
+func (p *participant) decisionChanged(sfu.Decision) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.layersTimer != nil {
@@ -96,15 +96,10 @@ func (p *participant) sendLayers() {
 	p.layersTimer = nil
 	p.lastLayers = time.Now()
 	p.mu.Unlock()
-	downs := p.peer.DownTracks()
-	decisions := make([]signal.LayerDecision, 0, len(downs))
-	for _, d := range downs {
-		if d.Receiver().Kind() != webrtc.RTPCodecTypeVideo {
-			continue
-		}
-		dec := d.Decision()
+	var decisions []signal.LayerDecision
+	for _, dec := range p.peer.Decisions() {
 		decisions = append(decisions, signal.LayerDecision{
-			TrackID: dec.TrackID, Current: sfu.LayerName(dec.Current), Target: sfu.LayerName(dec.Target),
+			TrackID: string(dec.TrackID), Current: signal.LayerName(dec.Current), Target: signal.LayerName(dec.Target),
 			Reason: dec.Reason, Paused: dec.Paused, Bandwidth: int(dec.Bandwidth),
 		})
 	}
@@ -201,9 +196,9 @@ func (s *session) handleJoin(m *signal.Message) bool {
 		s.fail(m.ID, signal.Errorf(signal.CodeAlreadyJoined, "already joined room %q", s.p.room.name))
 		return false
 	}
-	if !ValidRoomName(m.Room) {
+	if !signal.ValidRoomName(m.Room) {
 		metricJoins.WithLabelValues("invalid_room").Inc()
-		s.fail(m.ID, signal.Errorf(signal.CodeInvalidRoom, "room names are 1-64 characters of A-Z a-z 0-9 - _ . not starting with a dot"))
+		s.fail(m.ID, signal.Errorf(signal.CodeInvalidRoom, signal.RoomNameRule))
 		return false
 	}
 	p := &participant{id: sfu.NewID("P"), name: strings.TrimSpace(m.Name), conn: s.conn, perms: openPermissions,
@@ -219,10 +214,14 @@ func (s *session) handleJoin(m *signal.Message) bool {
 	// The Peer exists before the participant enters the room: from then on
 	// others' new tracks are subscribed to it at once.
 	peer, err := s.mgr.engine.NewPeer(sfu.PeerParams{
-		ID:     p.id,
+		ID:     sfu.PeerID(p.id),
 		Logger: s.mgr.log.With("room", m.Room, "participant", p.id),
-		OnOffer: func(sdp string, mids map[string]string) {
-			p.send(&signal.Message{Type: signal.TypeOffer, SDP: sdp, Mids: mids})
+		OnOffer: func(sdp string, mids map[string]sfu.TrackID) {
+			wire := make(map[string]string, len(mids))
+			for mid, id := range mids {
+				wire[mid] = string(id)
+			}
+			p.send(&signal.Message{Type: signal.TypeOffer, SDP: sdp, Mids: wire})
 		},
 		OnCandidate: func(c *webrtc.ICECandidateInit) {
 			if c == nil {
@@ -336,10 +335,10 @@ func (s *session) handle(m *signal.Message) {
 	p := s.p
 	switch m.Type {
 	case signal.TypeOffer:
-		sources := map[string]string{}
+		sources := map[string]sfu.Source{}
 		for _, t := range m.Tracks {
 			if t.ID != "" && t.Source != "" {
-				sources[t.ID] = t.Source
+				sources[t.ID] = sfu.Source(t.Source)
 			}
 		}
 		err := p.peer.HandleOffer(m.SDP, sources, func(answer string) {
@@ -416,30 +415,18 @@ func (s *session) ok(id string) {
 
 // handleSubscribe applies per-track layer caps and pauses.
 func (s *session) handleSubscribe(m *signal.Message) {
-	p := s.p
-	downs := make([]*sfu.DownTrack, len(m.Subscriptions))
+	limits := make([]sfu.Limit, len(m.Subscriptions))
 	for i, sub := range m.Subscriptions {
-		d := p.peer.DownTrack(sub.TrackID)
-		if d == nil {
-			s.fail(m.ID, signal.Errorf(signal.CodeUnknownTrack, "not subscribed to track %q", sub.TrackID))
-			return
-		}
-		downs[i] = d
+		layer, _ := signal.LayerIndex(sub.MaxLayer) // Validate checked the name
+		limits[i] = sfu.Limit{Track: sfu.TrackID(sub.TrackID), MaxLayer: layer,
+			MaxWidth: sub.MaxWidth, MaxHeight: sub.MaxHeight, Paused: sub.Paused}
 	}
-	for i, sub := range m.Subscriptions {
-		d := downs[i]
-		s.mgr.log.Debug("subscribe", "room", p.room.name, "participant", p.id, "track", sub.TrackID, "maxLayer", sub.MaxLayer, "maxWidth", sub.MaxWidth, "maxHeight", sub.MaxHeight, "paused", sub.Paused)
-		layer, _ := sfu.LayerIndex(sub.MaxLayer)
-		if sub.MaxWidth > 0 || sub.MaxHeight > 0 {
-			if l := d.Receiver().LayerForSize(sub.MaxWidth, sub.MaxHeight); l < layer {
-				layer = l
-			}
-		}
-		d.SetMaxLayer(layer)
-		d.SetPaused(sub.Paused)
+	if err := s.p.peer.SetLimits(limits); err != nil {
+		s.fail(m.ID, signal.Errorf(signal.CodeUnknownTrack, "%v", err))
+		return
 	}
 	s.ok(m.ID)
-	p.decisionChanged(nil)
+	s.p.decisionChanged(sfu.Decision{})
 }
 
 // tokenErrorCode maps a token error to its protocol code.

@@ -69,7 +69,7 @@ func MintToken(secret []byte, tp TokenParams, now time.Time) (string, error) {
 	if len(secret) == 0 {
 		return "", errors.New("empty secret")
 	}
-	if !ValidRoomName(tp.Room) {
+	if !signal.ValidRoomName(tp.Room) {
 		return "", fmt.Errorf("invalid room name %q", tp.Room)
 	}
 	if err := checkIdentity(tp.Identity); err != nil {

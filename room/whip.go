@@ -52,7 +52,7 @@ func (m *Manager) serveHTTPMedia(w http.ResponseWriter, r *http.Request, kind st
 		// for one (see startHTTPSession).
 		closeAfter(w, r)
 	}
-	if !ValidRoomName(roomName) || (hasSession && secret == "") {
+	if !signal.ValidRoomName(roomName) || (hasSession && secret == "") {
 		http.Error(w, "no such room: room names are 1-64 characters of A-Z a-z 0-9 - _ .", http.StatusNotFound)
 		return
 	}
@@ -256,9 +256,11 @@ func (m *Manager) startHTTPSession(w http.ResponseWriter, r *http.Request, kind,
 func (m *Manager) answerHTTP(w http.ResponseWriter, r *http.Request, s *httpSession, offer []byte) {
 	ctx, cancel := context.WithTimeout(r.Context(), answerTimeout)
 	defer cancel()
-	var send []*sfu.Receiver
+	var send []sfu.TrackID
 	if s.kind == "whep" {
-		send = s.room.watchTracks(s)
+		for _, r := range s.room.watchTracks(s) {
+			send = append(send, r.ID())
+		}
 	}
 	answer, err := s.peer.AnswerWhole(ctx, string(offer), send)
 	if err != nil {
@@ -294,7 +296,7 @@ func (m *Manager) newHTTPPeer(s *httpSession, roomName string, onTrack func(*sfu
 		canPublish = func() bool { return s.p.permissions().Publish }
 	}
 	return m.engine.NewPeer(sfu.PeerParams{
-		ID:         s.id,
+		ID:         sfu.PeerID(s.id),
 		Logger:     m.log.With("room", roomName, "session", s.id, "kind", s.kind),
 		OnTrack:    onTrack,
 		OnFailed:   func(err error) { s.end("media connection failed: " + err.Error()) },
@@ -406,16 +408,16 @@ func (r *Room) watchTargetLocked(participantID, source string) (*participant, []
 			continue
 		}
 		switch {
-		case t.recv.Kind() == webrtc.RTPCodecTypeAudio && (audio == nil || t.recv.Source() == "microphone"):
+		case t.recv.Kind() == webrtc.RTPCodecTypeAudio && (audio == nil || t.recv.Info().Source == sfu.SourceMicrophone):
 			audio = t.recv
-		case t.recv.Kind() == webrtc.RTPCodecTypeVideo && t.recv.Source() == "screen":
+		case t.recv.Kind() == webrtc.RTPCodecTypeVideo && t.recv.Info().Source == sfu.SourceScreen:
 			screen = t.recv
 		case t.recv.Kind() == webrtc.RTPCodecTypeVideo:
 			camera = t.recv
 		}
 	}
 	video := screen
-	if video == nil || source == "camera" {
+	if video == nil || sfu.Source(source) == sfu.SourceCamera {
 		video = camera
 	}
 	if video == nil {

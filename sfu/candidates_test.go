@@ -59,7 +59,7 @@ func TestRemoteCandidatesOutsideAllowedNetworksDropped(t *testing.T) {
 		t.Fatalf("%d candidates held, want only the loopback one", held)
 	}
 
-	if _, err := c.peer.Subscribe(recvs[0]); err != nil {
+	if err := c.peer.Subscribe(recvs[0].ID()); err != nil {
 		t.Fatal(err)
 	}
 	c.answerNow(receive(t, c.offers, wait, "the server offer"))

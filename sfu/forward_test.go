@@ -48,7 +48,7 @@ func newTestReceiver(layers, n int) (*Receiver, []*DownTrack, []*countingWriter)
 	var downs []*DownTrack
 	var writers []*countingWriter
 	for i := 0; i < n; i++ {
-		sub := &Peer{id: fmt.Sprintf("sub%d", i), closed: make(chan struct{}), log: quiet}
+		sub := &Peer{id: PeerID(fmt.Sprintf("sub%d", i)), closed: make(chan struct{}), log: quiet}
 		sub.connected.Store(true)
 		d := newDownTrack(r, sub)
 		w := &countingWriter{}

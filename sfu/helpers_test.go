@@ -38,6 +38,15 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// subscribe subscribes c's peer to r and returns the DownTrack that
+// forwards it.
+func subscribe(c *client, r *Receiver) (*DownTrack, error) {
+	if err := c.peer.Subscribe(r.ID()); err != nil {
+		return nil, err
+	}
+	return c.peer.DownTrack(r.ID()), nil
+}
+
 // receive returns the next value of ch, failing t after timeout.
 func receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string) T {
 	t.Helper()

@@ -98,12 +98,12 @@ func TestPeerLogsCarryEachKeyOnce(t *testing.T) {
 	}
 	for _, msg := range []string{"track bound", "forwarding layer"} {
 		for _, l := range rec.find(msg) {
-			if got := l.attrs["track"]; len(got) != 1 || got[0] != recvs[0].ID() {
+			if got := l.attrs["track"]; len(got) != 1 || got[0] != string(recvs[0].ID()) {
 				t.Errorf("%q: track %v, want %s", msg, got, recvs[0].ID())
 			}
 		}
 	}
-	if l := rec.find("forwarding layer")[0]; len(l.attrs["layer"]) != 1 || l.attrs["layer"][0] != "low" {
+	if l := rec.find("forwarding layer")[0]; len(l.attrs["layer"]) != 1 || l.attrs["layer"][0] != "0" {
 		t.Errorf("forwarding layer logged as %v", l.attrs)
 	}
 }

@@ -12,7 +12,7 @@ import (
 // track at the client once its first packet arrived.
 func subscribeAndWatch(t *testing.T, c *client, r *Receiver, keep bool) (*DownTrack, *webrtc.TrackRemote, *mediaWatch) {
 	t.Helper()
-	d, err := c.peer.Subscribe(r)
+	d, err := subscribe(c, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func subscribeAndWatch(t *testing.T, c *client, r *Receiver, keep bool) (*DownTr
 		receive(t, c.answered, wait, "the server offer")
 	}
 	tr := c.nextTrack()
-	if tr.ID() != r.ID() {
+	if tr.ID() != string(r.ID()) {
 		t.Fatalf("client got track %s, want %s", tr.ID(), r.ID())
 	}
 	return d, tr, watch(tr, keep)
@@ -90,7 +90,7 @@ func TestSubscriberFollowsLayersThatStopAndResume(t *testing.T) {
 	e := newTestEngine(t)
 	pub := newClient(t, e, clientOpts{})
 	src := newSource(t, "cam", true)
-	src.publish(t, pub, "camera")
+	src.publish(t, pub, SourceCamera)
 	r := pub.nextReceiver()
 	waitFor(t, wait, "all three layers at the server", func() bool { return len(r.Layers()) == 3 })
 
@@ -141,10 +141,10 @@ func TestAllocatorPausesAndUpgradesUnderACappedEstimate(t *testing.T) {
 	// renames tracks (sfu's pion log adapter formats it even when debug is
 	// off).
 	screenSrc := newSource(t, "screen", false)
-	screenSrc.publish(t, pub, "screen")
+	screenSrc.publish(t, pub, SourceScreen)
 	screen := pub.nextReceiver()
 	camSrc := newSource(t, "cam", true)
-	camSrc.publish(t, pub, "camera")
+	camSrc.publish(t, pub, SourceCamera)
 	cam := pub.nextReceiver()
 	waitFor(t, wait, "all camera layers at the server", func() bool { return len(cam.Layers()) == 3 })
 

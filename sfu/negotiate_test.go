@@ -15,7 +15,7 @@ func publishN(t *testing.T, e *Engine, n int) (*client, []*Receiver) {
 	var recvs []*Receiver
 	for i := 0; i < n; i++ {
 		src := newSource(t, NewID("cam"), false)
-		src.publish(t, pub, "camera")
+		src.publish(t, pub, SourceCamera)
 		recvs = append(recvs, pub.nextReceiver())
 	}
 	return pub, recvs
@@ -32,7 +32,7 @@ func TestServerOfferAnswerCycles(t *testing.T) {
 	_, recvs := publishN(t, e, 2)
 	sub := newClient(t, e, clientOpts{})
 
-	d0, err := sub.peer.Subscribe(recvs[0])
+	d0, err := subscribe(sub, recvs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,21 +46,21 @@ func TestServerOfferAnswerCycles(t *testing.T) {
 		}
 	}
 	tr := sub.nextTrack()
-	if tr.ID() != recvs[0].ID() || tr.StreamID() != recvs[0].StreamID() {
-		t.Fatalf("client got track %s/%s, want %s/%s", tr.StreamID(), tr.ID(), recvs[0].StreamID(), recvs[0].ID())
+	if info := recvs[0].Info(); tr.ID() != string(info.ID) || tr.StreamID() != info.StreamID {
+		t.Fatalf("client got track %s/%s, want %s/%s", tr.StreamID(), tr.ID(), info.StreamID, info.ID)
 	}
 	w := watch(tr, false)
 	waitFor(t, wait, "media of the first track", func() bool { return w.count() >= 10 })
-	if again, err := sub.peer.Subscribe(recvs[0]); err != nil || again != d0 {
+	if again, err := subscribe(sub, recvs[0]); err != nil || again != d0 {
 		t.Fatalf("subscribing twice made a second DownTrack (%v)", err)
 	}
 
-	sub.peer.Unsubscribe(recvs[0])
+	sub.peer.Unsubscribe(recvs[0].ID())
 	o2 := receive(t, sub.answered, wait, "the offer removing the track")
 	if len(o2.mids) != 0 {
 		t.Fatalf("offer after unsubscribe still maps %v", o2.mids)
 	}
-	if _, err := sub.peer.Subscribe(recvs[1]); err != nil {
+	if err := sub.peer.Subscribe(recvs[1].ID()); err != nil {
 		t.Fatal(err)
 	}
 	o3 := receive(t, sub.answered, wait, "the offer adding the second track")
@@ -69,7 +69,7 @@ func TestServerOfferAnswerCycles(t *testing.T) {
 			mediaSections(o1.sdp), mediaSections(o3.sdp))
 	}
 	tr2 := sub.nextTrack()
-	if tr2.ID() != recvs[1].ID() {
+	if tr2.ID() != string(recvs[1].ID()) {
 		t.Fatalf("client got %s, want %s", tr2.ID(), recvs[1].ID())
 	}
 	w2 := watch(tr2, false)
@@ -87,7 +87,7 @@ func TestTrackChangesBatchIntoOneOffer(t *testing.T) {
 	_, recvs := publishN(t, e, 4)
 	sub := newClient(t, e, clientOpts{manual: true})
 	for _, r := range recvs[:3] {
-		if _, err := sub.peer.Subscribe(r); err != nil {
+		if err := sub.peer.Subscribe(r.ID()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -96,7 +96,7 @@ func TestTrackChangesBatchIntoOneOffer(t *testing.T) {
 		t.Fatalf("first offer carries %d tracks, want all 3 batched", len(o1.mids))
 	}
 	// With o1 outstanding, a further change is only noted.
-	if _, err := sub.peer.Subscribe(recvs[3]); err != nil {
+	if err := sub.peer.Subscribe(recvs[3].ID()); err != nil {
 		t.Fatal(err)
 	}
 	sub.peer.mu.Lock()
@@ -125,27 +125,27 @@ func TestGlareRefusedThenRecovered(t *testing.T) {
 	_, recvs := publishN(t, e, 1)
 	c := newClient(t, e, clientOpts{manual: true})
 	src := newSource(t, "mine", false)
-	src.publish(t, c, "camera")
+	src.publish(t, c, SourceCamera)
 	mine := c.nextReceiver()
 
-	if _, err := c.peer.Subscribe(recvs[0]); err != nil {
+	if err := c.peer.Subscribe(recvs[0].ID()); err != nil {
 		t.Fatal(err)
 	}
 	o := receive(t, c.offers, wait, "the server offer")
 	// The client renegotiates at the same moment (say, its track became a
 	// screen share): refused, and nothing of it is kept.
-	if err := c.offer(map[string]string{"mine": "screen"}); !errors.Is(err, ErrGlare) {
+	if err := c.offer(map[string]Source{"mine": SourceScreen}); !errors.Is(err, ErrGlare) {
 		t.Fatalf("client offer during a server offer: %v, want ErrGlare", err)
 	}
 	c.peer.mu.Lock()
 	kept := c.peer.sources["mine"]
 	c.peer.mu.Unlock()
-	if kept != "camera" {
+	if kept != SourceCamera {
 		t.Fatalf("the refused offer changed the peer: source %q", kept)
 	}
 
 	c.answerNow(o) // the polite client takes the server's offer ...
-	if err := c.offer(map[string]string{"mine": "screen"}); err != nil {
+	if err := c.offer(map[string]Source{"mine": SourceScreen}); err != nil {
 		t.Fatalf("client offer after the server's was answered: %v", err) // ... and offers again
 	}
 	w := watch(c.nextTrack(), false)
@@ -165,7 +165,7 @@ func TestUnansweredOfferTimesOut(t *testing.T) {
 	e.offerWindow = 300 * time.Millisecond
 	_, recvs := publishN(t, e, 1)
 	c := newClient(t, e, clientOpts{manual: true})
-	if _, err := c.peer.Subscribe(recvs[0]); err != nil {
+	if err := c.peer.Subscribe(recvs[0].ID()); err != nil {
 		t.Fatal(err)
 	}
 	receive(t, c.offers, wait, "the server offer")

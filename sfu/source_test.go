@@ -72,7 +72,7 @@ func (s *source) locals() []webrtc.TrackLocal {
 }
 
 // publish publishes the source from c and starts sending.
-func (s *source) publish(t *testing.T, c *client, src string) {
+func (s *source) publish(t *testing.T, c *client, src Source) {
 	t.Helper()
 	sender := c.publish(src, s.locals()...)
 	if s.simulcast {
