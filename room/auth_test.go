@@ -7,14 +7,15 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/signal"
 )
 
 var testSecret = []byte("a test secret that is long enough")
 
-func mint(t *testing.T, secret []byte, roomName, identity, role string, ttl time.Duration, now time.Time) string {
+func mint(t *testing.T, secret []byte, roomName, identity string, role access.Role, ttl time.Duration, now time.Time) string {
 	t.Helper()
-	tok, err := room.MintToken(secret, room.TokenParams{Room: roomName, Identity: identity, Role: role, TTL: ttl}, now)
+	tok, err := access.Mint(secret, access.TokenParams{Room: roomName, Identity: identity, Role: role, TTL: ttl}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,9 +34,9 @@ func TestTokensRefusedWithDistinctCodes(t *testing.T) {
 	}{
 		{"missing", "", signal.CodeUnauthorized},
 		{"garbage", "not.a.jwt", signal.CodeInvalidToken},
-		{"bad signature", mint(t, []byte("some other secret entirely"), "hall", "ann", room.RoleSpeaker, time.Hour, now), signal.CodeInvalidToken},
-		{"expired", mint(t, testSecret, "hall", "ann", room.RoleSpeaker, time.Hour, now.Add(-2*time.Hour)), signal.CodeTokenExpired},
-		{"wrong room", mint(t, testSecret, "other", "ann", room.RoleSpeaker, time.Hour, now), signal.CodeWrongRoom},
+		{"bad signature", mint(t, []byte("some other secret entirely"), "hall", "ann", access.Speaker, time.Hour, now), signal.CodeInvalidToken},
+		{"expired", mint(t, testSecret, "hall", "ann", access.Speaker, time.Hour, now.Add(-2*time.Hour)), signal.CodeTokenExpired},
+		{"wrong room", mint(t, testSecret, "other", "ann", access.Speaker, time.Hour, now), signal.CodeWrongRoom},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -56,11 +57,11 @@ func TestTokensRefusedWithDistinctCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	w, err := cl.Join(ctx, "hall", "ann", mint(t, testSecret, "hall", "ann@example.org", room.RoleModerator, time.Hour, now))
+	w, err := cl.Join(ctx, "hall", "ann", mint(t, testSecret, "hall", "ann@example.org", access.Moderator, time.Hour, now))
 	if err != nil {
 		t.Fatalf("valid token refused: %v", err)
 	}
-	if w.Participant.Identity != "ann@example.org" || w.Participant.Role != room.RoleModerator ||
+	if w.Participant.Identity != "ann@example.org" || w.Participant.Role != signal.RoleModerator ||
 		w.Permissions == nil || !w.Permissions.Moderate || !w.Permissions.Publish {
 		t.Fatalf("welcome %+v, permissions %+v", w.Participant, w.Permissions)
 	}
@@ -73,8 +74,8 @@ func TestViewerCannotPublish(t *testing.T) {
 	defer cancel()
 	_, url := startServer(t, room.Config{AuthSecret: testSecret})
 	now := time.Now()
-	speaker := joinWithToken(t, ctx, url, "lecture", "prof", mint(t, testSecret, "lecture", "prof", room.RoleSpeaker, time.Hour, now))
-	viewer := joinWithToken(t, ctx, url, "lecture", "student", mint(t, testSecret, "lecture", "student", room.RoleViewer, time.Hour, now))
+	speaker := joinWithToken(t, ctx, url, "lecture", "prof", mint(t, testSecret, "lecture", "prof", access.Speaker, time.Hour, now))
+	viewer := joinWithToken(t, ctx, url, "lecture", "student", mint(t, testSecret, "lecture", "student", access.Viewer, time.Hour, now))
 	srcs := publish(t, ctx, speaker, "prof", "audio", "video")
 
 	cam := newSource(t, "video", "student")
@@ -113,10 +114,10 @@ func TestModeratorMutesAndRemoves(t *testing.T) {
 	defer cancel()
 	_, url := startServer(t, room.Config{AuthSecret: testSecret})
 	now := time.Now()
-	loudTok := mint(t, testSecret, "class", "loud", room.RoleSpeaker, time.Hour, now)
+	loudTok := mint(t, testSecret, "class", "loud", access.Speaker, time.Hour, now)
 	loud := joinWithToken(t, ctx, url, "class", "loud", loudTok)
-	other := joinWithToken(t, ctx, url, "class", "other", mint(t, testSecret, "class", "other", room.RoleSpeaker, time.Hour, now))
-	mod := joinWithToken(t, ctx, url, "class", "mod", mint(t, testSecret, "class", "mod", room.RoleModerator, time.Hour, now))
+	other := joinWithToken(t, ctx, url, "class", "other", mint(t, testSecret, "class", "other", access.Speaker, time.Hour, now))
+	mod := joinWithToken(t, ctx, url, "class", "mod", mint(t, testSecret, "class", "mod", access.Moderator, time.Hour, now))
 	srcs := publish(t, ctx, loud, "loud", "audio", "video")
 	for _, p := range []*testPeer{other, mod} {
 		eventually(t, 15*time.Second, "media from loud", func() (bool, string) {
@@ -207,7 +208,7 @@ func TestModeratorMutesAndRemoves(t *testing.T) {
 
 func TestMintTokenRejectsBadParams(t *testing.T) {
 	now := time.Now()
-	for _, tp := range []room.TokenParams{
+	for _, tp := range []access.TokenParams{
 		{Room: "", Identity: "a", TTL: time.Hour},
 		{Room: "r", Identity: "", TTL: time.Hour},
 		{Room: "r", Identity: "a", TTL: 0},
@@ -217,11 +218,11 @@ func TestMintTokenRejectsBadParams(t *testing.T) {
 		{Room: "r", Identity: "ad\u200Bmin", TTL: time.Hour},
 		{Room: "r", Identity: "\x1b[2J", TTL: time.Hour},
 	} {
-		if _, err := room.MintToken(testSecret, tp, now); err == nil {
+		if _, err := access.Mint(testSecret, tp, now); err == nil {
 			t.Errorf("minted a token for %+v", tp)
 		}
 	}
-	if _, err := room.MintToken(nil, room.TokenParams{Room: "r", Identity: "a", TTL: time.Hour}, now); err == nil {
+	if _, err := access.Mint(nil, access.TokenParams{Room: "r", Identity: "a", TTL: time.Hour}, now); err == nil {
 		t.Error("minted a token without a secret")
 	}
 }

@@ -1,6 +1,7 @@
 package room
 
 import (
+	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/signal"
 )
 
@@ -78,11 +79,11 @@ func (r *Room) raiseHand(p *participant, raised bool) *signal.Error {
 // promote gives a participant another role on a moderator's request. With
 // tokens the role belongs to the identity: every connection of it changes,
 // and its WHIP publishers end when the role may not publish.
-func (r *Room) promote(mod *participant, id, role string) *signal.Error {
+func (r *Room) promote(mod *participant, id string, role access.Role) *signal.Error {
 	if !mod.permissions().Moderate {
 		return signal.Errorf(signal.CodeForbidden, "only a moderator may change roles")
 	}
-	perms, ok := RolePermissions(role)
+	perms, ok := role.Permissions()
 	if !ok {
 		return signal.Errorf(signal.CodeInvalidField, "unknown role %q", role)
 	}
@@ -99,7 +100,7 @@ func (r *Room) promote(mod *participant, id, role string) *signal.Error {
 	targets, revoked := []*participant{target}, []*participant(nil)
 	if target.identity != "" {
 		if r.roles == nil {
-			r.roles = map[string]string{}
+			r.roles = map[string]access.Role{}
 		}
 		r.roles[target.identity] = role
 		for _, p := range r.participants {
@@ -133,7 +134,7 @@ func (r *Room) promote(mod *participant, id, role string) *signal.Error {
 // setRoleLocked gives one participant its new role: it is told, its hand
 // goes down, and in a lecture it moves between stage and audience. It
 // reports whether the participant's publishing must stop.
-func (r *Room) setRoleLocked(target *participant, perms Permissions, role string) bool {
+func (r *Room) setRoleLocked(target *participant, perms access.Permissions, role access.Role) bool {
 	wasAudience := r.audienceLocked(target)
 	couldPublish := target.permissions().Publish
 	target.setRole(perms, role)
@@ -145,7 +146,7 @@ func (r *Room) setRoleLocked(target *participant, perms Permissions, role string
 		r.toModeratorsLocked(&signal.Message{Type: signal.TypeHand, Participant: &pub, Raised: &lowered})
 	}
 	p := perms
-	msg := &signal.Message{Type: signal.TypePermissions, Permissions: &p, Role: role}
+	msg := &signal.Message{Type: signal.TypePermissions, Permissions: &p, Role: string(role)}
 	if r.lecture && perms.Moderate {
 		msg.Hands = r.handsLocked() // a new moderator sees the hands already up
 	}

@@ -11,15 +11,16 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/confab-sfu/confab/signal/client"
 )
 
 var loopbackOpts = client.APIOptions{Loopback: true}
 
-func lectureToken(t *testing.T, roomName, identity, role string) string {
+func lectureToken(t *testing.T, roomName, identity string, role access.Role) string {
 	t.Helper()
-	tok, err := room.MintToken(testSecret, room.TokenParams{Room: roomName, Identity: identity, Role: role, TTL: time.Hour, Lecture: true}, time.Now())
+	tok, err := access.Mint(testSecret, access.TokenParams{Room: roomName, Identity: identity, Role: role, TTL: time.Hour, Lecture: true}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,9 +35,9 @@ func TestLectureAudienceIsCountedNotAnnounced(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	mgr, url := startServer(t, room.Config{AuthSecret: testSecret, MaxParticipants: 400})
-	prof := joinWithToken(t, ctx, url, "aula", "prof", lectureToken(t, "aula", "prof", room.RoleModerator))
+	prof := joinWithToken(t, ctx, url, "aula", "prof", lectureToken(t, "aula", "prof", access.Moderator))
 	srcs := publish(t, ctx, prof, "prof", "audio", "video")
-	first := joinWithToken(t, ctx, url, "aula", "first", lectureToken(t, "aula", "first", room.RoleViewer))
+	first := joinWithToken(t, ctx, url, "aula", "first", lectureToken(t, "aula", "first", access.Viewer))
 	eventually(t, 15*time.Second, "the first viewer receives the lecture", func() (bool, string) {
 		return checkTracks(first, 20, map[string][]*source{prof.ID(): srcs})
 	})
@@ -76,7 +77,7 @@ func TestLectureAudienceIsCountedNotAnnounced(t *testing.T) {
 			t.Fatal(err)
 		}
 		clients = append(clients, c)
-		if _, err := c.Join(ctx, "aula", fmt.Sprintf("v%d", i), lectureToken(t, "aula", fmt.Sprintf("v%d", i), room.RoleViewer)); err != nil {
+		if _, err := c.Join(ctx, "aula", fmt.Sprintf("v%d", i), lectureToken(t, "aula", fmt.Sprintf("v%d", i), access.Viewer)); err != nil {
 			t.Fatalf("viewer %d: %v", i, err)
 		}
 	}
@@ -120,9 +121,9 @@ func TestRaiseHandPromoteDemote(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, url := startServer(t, room.Config{AuthSecret: testSecret})
-	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", room.RoleModerator))
-	other := joinWithToken(t, ctx, url, "aula", "other", lectureToken(t, "aula", "other", room.RoleViewer))
-	v := joinWithToken(t, ctx, url, "aula", "student", lectureToken(t, "aula", "student", room.RoleViewer))
+	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", access.Moderator))
+	other := joinWithToken(t, ctx, url, "aula", "other", lectureToken(t, "aula", "other", access.Viewer))
+	v := joinWithToken(t, ctx, url, "aula", "student", lectureToken(t, "aula", "student", access.Viewer))
 	request := func(p *testPeer, m *signal.Message) error { _, err := p.Client().Request(ctx, m); return err }
 	up := true
 
@@ -141,14 +142,14 @@ func TestRaiseHandPromoteDemote(t *testing.T) {
 	}
 	// A viewer cannot promote itself.
 	var serr *signal.Error
-	if err := request(v, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: room.RoleSpeaker}); !errors.As(err, &serr) || serr.Code != signal.CodeForbidden {
+	if err := request(v, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: signal.RoleSpeaker}); !errors.As(err, &serr) || serr.Code != signal.CodeForbidden {
 		t.Fatalf("self-promotion: %v", err)
 	}
-	if err := request(mod, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: room.RoleSpeaker}); err != nil {
+	if err := request(mod, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: signal.RoleSpeaker}); err != nil {
 		t.Fatalf("promote: %v", err)
 	}
 	eventually(t, 5*time.Second, "the student is told and announced", func() (bool, string) {
-		told := v.saw(signal.TypePermissions, func(m *signal.Message) bool { return m.Permissions.Publish && m.Role == room.RoleSpeaker })
+		told := v.saw(signal.TypePermissions, func(m *signal.Message) bool { return m.Permissions.Publish && m.Role == signal.RoleSpeaker })
 		announced := other.saw(signal.TypeParticipantJoined, func(m *signal.Message) bool { return m.Participant.ID == v.ID() })
 		lowered := mod.saw(signal.TypeHand, func(m *signal.Message) bool { return m.Participant.ID == v.ID() && !*m.Raised })
 		return told && announced && lowered, fmt.Sprintf("told %v announced %v hand lowered %v", told, announced, lowered)
@@ -160,7 +161,7 @@ func TestRaiseHandPromoteDemote(t *testing.T) {
 		})
 	}
 	// Demoted: its tracks end for everyone and it leaves the stage.
-	if err := request(mod, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: room.RoleViewer}); err != nil {
+	if err := request(mod, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: signal.RoleViewer}); err != nil {
 		t.Fatalf("demote: %v", err)
 	}
 	eventually(t, 10*time.Second, "the student's tracks end and it leaves the stage", func() (bool, string) {
@@ -191,8 +192,8 @@ func TestOpenLectureViewersJoinAsAudience(t *testing.T) {
 	mgr, url := startServer(t, room.Config{})
 	prof := joinWith(t, ctx, url, "open-aula", "prof", loopbackOpts, func(o *client.Params) { o.Lecture = true })
 	srcs := publish(t, ctx, prof, "prof", "audio", "video")
-	v := joinWith(t, ctx, url, "open-aula", "v", loopbackOpts, func(o *client.Params) { o.Role = room.RoleViewer })
-	if w := v.Welcome(); !w.Lecture || w.Permissions.Publish || w.Participant.Role != room.RoleViewer {
+	v := joinWith(t, ctx, url, "open-aula", "v", loopbackOpts, func(o *client.Params) { o.Role = signal.RoleViewer })
+	if w := v.Welcome(); !w.Lecture || w.Permissions.Publish || w.Participant.Role != signal.RoleViewer {
 		t.Fatalf("welcome %+v permissions %+v", w.Participant, w.Permissions)
 	}
 	eventually(t, 15*time.Second, "the viewer receives the lecture", func() (bool, string) {
@@ -224,8 +225,8 @@ func TestModeratorTurnsAudienceChatOff(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, url := startServer(t, room.Config{AuthSecret: testSecret})
-	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", room.RoleModerator))
-	v := joinWithToken(t, ctx, url, "aula", "v", lectureToken(t, "aula", "v", room.RoleViewer))
+	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", access.Moderator))
+	v := joinWithToken(t, ctx, url, "aula", "v", lectureToken(t, "aula", "v", access.Viewer))
 	if c := v.Welcome().AudienceChat; c == nil || !*c {
 		t.Fatalf("welcome audienceChat %v, want true", c)
 	}
@@ -261,8 +262,8 @@ func TestPromotionOutlivesAReconnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, url := startServer(t, room.Config{AuthSecret: testSecret})
-	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", room.RoleModerator))
-	tok := lectureToken(t, "aula", "student", room.RoleViewer)
+	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", access.Moderator))
+	tok := lectureToken(t, "aula", "student", access.Viewer)
 	c, err := signal.Dial(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +272,7 @@ func TestPromotionOutlivesAReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mod.Client().Request(ctx, &signal.Message{Type: signal.TypePromote, ParticipantID: w.Participant.ID, Role: room.RoleSpeaker}); err != nil {
+	if _, err := mod.Client().Request(ctx, &signal.Message{Type: signal.TypePromote, ParticipantID: w.Participant.ID, Role: signal.RoleSpeaker}); err != nil {
 		t.Fatal(err)
 	}
 	_ = c.Close()
@@ -284,7 +285,7 @@ func TestPromotionOutlivesAReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !w2.Permissions.Publish || w2.Participant.Role != room.RoleSpeaker {
+	if !w2.Permissions.Publish || w2.Participant.Role != signal.RoleSpeaker {
 		t.Fatalf("after a reconnect: role %q permissions %+v, want a speaker", w2.Participant.Role, w2.Permissions)
 	}
 }

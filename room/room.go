@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/pion/webrtc/v4"
@@ -49,7 +50,7 @@ type Room struct {
 	tracks          map[string]*publishedTrack
 	speaker         string
 	removed         map[string]bool                  // identities a moderator removed, refused while the room lives
-	roles           map[string]string                // identity -> role a moderator gave, kept while the room lives
+	roles           map[string]access.Role           // identity -> role a moderator gave, kept while the room lives
 	watchers        map[*httpSession][]*sfu.Receiver // WHEP viewers and what they receive
 	lecture         bool                             // see lecture.go
 	hands           map[string]bool                  // raised hands of the audience
@@ -145,12 +146,12 @@ func (r *Room) add(p *participant) error {
 		// A moderator's promotion or demotion outlives a reconnect, and
 		// holds for every way in: a WHIP publisher demoted to viewer may
 		// not publish again with its old token.
-		perms, _ := RolePermissions(role)
+		perms, _ := role.Permissions()
 		switch {
 		case p.publishOnly && !perms.Publish:
 			return ErrPublishRevoked
 		case p.publishOnly:
-			p.setRole(Permissions{Publish: true}, role) // it still only publishes
+			p.setRole(access.Permissions{Publish: true}, role) // it still only publishes
 		default:
 			p.setRole(perms, role)
 		}

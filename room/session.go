@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/pion/webrtc/v4"
@@ -18,9 +19,9 @@ type participant struct {
 	id       string
 	name     string
 	identity string // the token's subject; "" in open rooms
-	role     string
+	role     access.Role
 	permMu   sync.Mutex // guards perms and role; taken last, never held while taking another lock
-	perms    Permissions
+	perms    access.Permissions
 	// publishOnly marks a WHIP publisher: it never receives, and it may
 	// not stay if its identity may no longer publish.
 	publishOnly bool
@@ -50,17 +51,17 @@ func (p *participant) send(m *signal.Message) {
 func (p *participant) public() signal.Participant {
 	p.permMu.Lock()
 	defer p.permMu.Unlock()
-	return signal.Participant{ID: p.id, Name: p.name, Identity: p.identity, Role: p.role}
+	return signal.Participant{ID: p.id, Name: p.name, Identity: p.identity, Role: string(p.role)}
 }
 
 // permissions is what p may do now (a moderator may change it).
-func (p *participant) permissions() Permissions {
+func (p *participant) permissions() access.Permissions {
 	p.permMu.Lock()
 	defer p.permMu.Unlock()
 	return p.perms
 }
 
-func (p *participant) setRole(perms Permissions, role string) {
+func (p *participant) setRole(perms access.Permissions, role access.Role) {
 	p.permMu.Lock()
 	defer p.permMu.Unlock()
 	p.perms, p.role = perms, role
@@ -201,13 +202,14 @@ func (s *session) handleJoin(m *signal.Message) bool {
 		s.fail(m.ID, signal.Errorf(signal.CodeInvalidRoom, signal.RoomNameRule))
 		return false
 	}
-	p := &participant{id: sfu.NewID("P"), name: strings.TrimSpace(m.Name), conn: s.conn, perms: openPermissions,
+	p := &participant{id: sfu.NewID("P"), name: strings.TrimSpace(m.Name), conn: s.conn, perms: access.Open,
 		wantsLecture: m.Lecture}
 	if !s.applyToken(p, m) {
 		return false
 	}
 	if m.Role != "" {
-		askRole(p, m.Role)
+		// Validate refused unknown roles already.
+		p.perms, p.role, _ = access.Ask(p.perms, access.Role(m.Role))
 	}
 	p.kick = func(reason, code string) { s.closeWith(websocket.StatusPolicyViolation, reason, code) }
 
@@ -273,9 +275,9 @@ func (s *session) applyToken(p *participant, m *signal.Message) bool {
 	if len(s.mgr.cfg.AuthSecret) == 0 {
 		return true
 	}
-	c, err := verifyToken(s.mgr.cfg.AuthSecret, m.Token, m.Room, time.Now())
+	c, err := access.Verify(s.mgr.cfg.AuthSecret, m.Token, m.Room, time.Now())
 	if err != nil {
-		code := tokenErrorCode(err)
+		code := access.Code(err)
 		metricJoins.WithLabelValues(code).Inc()
 		s.mgr.log.Info("join refused", "room", m.Room, "code", code, "err", err, "remote", s.conn.RemoteAddr())
 		s.fail(m.ID, signal.Errorf(code, "%v", err))
@@ -302,32 +304,6 @@ func joinErrorCode(err error) string {
 		return signal.CodeForbidden
 	}
 	return signal.CodeInternal
-}
-
-// askRole applies the role a join asks for. A join may ask for less than
-// it may have (an open room's viewer joins as one), never more; and the
-// role others are shown is never above what the participant may do: on an
-// open server, where nobody moderates, a join asking for "moderator" is
-// shown as the speaker it is.
-func askRole(p *participant, role string) {
-	asked, ok := RolePermissions(role)
-	if !ok {
-		return // Validate refused it already
-	}
-	p.perms = Permissions{Publish: p.perms.Publish && asked.Publish, Subscribe: p.perms.Subscribe && asked.Subscribe,
-		Chat: p.perms.Chat && asked.Chat, Moderate: p.perms.Moderate && asked.Moderate}
-	p.role = roleWithin(p.perms) // never above asked: p.perms are within it
-}
-
-// roleWithin is the highest role whose permissions perms hold, or "".
-func roleWithin(perms Permissions) string {
-	best := ""
-	for role, rank := range roleRank {
-		if rp, _ := RolePermissions(role); withinPerms(rp, perms) && (best == "" || rank > roleRank[best]) {
-			best = role
-		}
-	}
-	return best
 }
 
 // handle serves the messages of a joined participant.
@@ -390,7 +366,7 @@ func (s *session) handle(m *signal.Message) {
 		}
 		s.ok(m.ID)
 	case signal.TypePromote:
-		if e := p.room.promote(p, m.ParticipantID, m.Role); e != nil {
+		if e := p.room.promote(p, m.ParticipantID, access.Role(m.Role)); e != nil {
 			s.fail(m.ID, e)
 			return
 		}
@@ -427,19 +403,6 @@ func (s *session) handleSubscribe(m *signal.Message) {
 	}
 	s.ok(m.ID)
 	s.p.decisionChanged(sfu.Decision{})
-}
-
-// tokenErrorCode maps a token error to its protocol code.
-func tokenErrorCode(err error) string {
-	switch {
-	case errors.Is(err, ErrTokenMissing):
-		return signal.CodeUnauthorized
-	case errors.Is(err, ErrTokenExpired):
-		return signal.CodeTokenExpired
-	case errors.Is(err, ErrWrongRoom):
-		return signal.CodeWrongRoom
-	}
-	return signal.CodeInvalidToken
 }
 
 // offerError maps the Peer's errors to protocol codes.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/pion/webrtc/v4"
@@ -126,11 +127,12 @@ func closeAfter(w http.ResponseWriter, r *http.Request) {
 // mediaRequest is what a WHIP or WHEP POST asks for: everything known from
 // its headers and URL, checked before its body is read.
 type mediaRequest struct {
-	kind, room           string
-	name, identity, role string
-	perms                Permissions
-	bearer               string // the Authorization token, "" without one
-	participant, source  string // WHEP: whom to watch
+	kind, room          string
+	name, identity      string
+	role                access.Role
+	perms               access.Permissions
+	bearer              string // the Authorization token, "" without one
+	participant, source string // WHEP: whom to watch
 }
 
 // checkMediaRequest checks a WHIP/WHEP POST from its headers alone: the
@@ -141,16 +143,16 @@ func (m *Manager) checkMediaRequest(r *http.Request, kind, roomName string) (*me
 		return nil, &httpError{status: http.StatusUnsupportedMediaType, msg: "the body must be an SDP offer (Content-Type: application/sdp)"}
 	}
 	q := r.URL.Query()
-	req := &mediaRequest{kind: kind, room: roomName, perms: openPermissions, bearer: bearerToken(r),
+	req := &mediaRequest{kind: kind, room: roomName, perms: access.Open, bearer: bearerToken(r),
 		participant: q.Get("participant"), source: q.Get("source")}
 	if len(m.cfg.AuthSecret) > 0 {
-		c, err := verifyToken(m.cfg.AuthSecret, req.bearer, roomName, time.Now())
+		c, err := access.Verify(m.cfg.AuthSecret, req.bearer, roomName, time.Now())
 		if err != nil {
 			challenge := `Bearer realm="confab", error="invalid_token"`
-			if errors.Is(err, ErrTokenMissing) {
+			if errors.Is(err, access.ErrTokenMissing) {
 				challenge = `Bearer realm="confab"`
 			}
-			return nil, &httpError{status: http.StatusUnauthorized, msg: tokenErrorCode(err) + ": " + err.Error(), challenge: challenge}
+			return nil, &httpError{status: http.StatusUnauthorized, msg: access.Code(err) + ": " + err.Error(), challenge: challenge}
 		}
 		req.perms, req.identity, req.role, req.name = c.Perms, c.Subject, c.Role, c.Name
 	}
@@ -319,7 +321,7 @@ func (m *Manager) startWHIP(req *mediaRequest) (*httpSession, *httpError) {
 	s := newHTTPSession(m, "whip", sfu.NewID("P"), req.bearer)
 	s.identity = req.identity
 	p := &participant{id: s.id, name: req.name, identity: req.identity, role: req.role,
-		perms: Permissions{Publish: true}, publishOnly: true}
+		perms: access.Permissions{Publish: true}, publishOnly: true}
 	p.kick = func(reason, _ string) { go s.end(reason) }
 	s.p = p
 	peer, err := m.newHTTPPeer(s, req.room, func(recv *sfu.Receiver) { p.room.publish(p, recv) })

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/webrtc/v4"
@@ -125,11 +126,11 @@ func TestWHIPAndWHEPSessionsEndOnlyWithTheirCreatorsToken(t *testing.T) {
 	defer cancel()
 	_, base := startServer(t, room.Config{AuthSecret: testSecret})
 	now := time.Now()
-	token := func(identity, role string) string {
+	token := func(identity string, role access.Role) string {
 		return mint(t, testSecret, "stage", identity, role, time.Hour, now)
 	}
-	member := joinWithToken(t, ctx, base, "stage", "member", token("member", room.RoleSpeaker))
-	obsTok, fanTok, malloryTok := token("obs", room.RoleSpeaker), token("fan", room.RoleViewer), token("mallory", room.RoleViewer)
+	member := joinWithToken(t, ctx, base, "stage", "member", token("member", access.Speaker))
+	obsTok, fanTok, malloryTok := token("obs", access.Speaker), token("fan", access.Viewer), token("mallory", access.Viewer)
 	b := startBroadcast(t, ctx, base, "stage", obsTok)
 	pubID := whipParticipant(t, member, "obs")
 	waitBroadcast(t, member, pubID, b)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/webrtc/v4"
@@ -201,9 +202,9 @@ func TestWHIPAndWHEPRefusals(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	now := time.Now()
-	speaker := mint(t, secret, "stage", "obs", room.RoleSpeaker, time.Hour, now)
-	viewer := mint(t, secret, "stage", "v", room.RoleViewer, time.Hour, now)
-	other := mint(t, secret, "elsewhere", "obs", room.RoleSpeaker, time.Hour, now)
+	speaker := mint(t, secret, "stage", "obs", access.Speaker, time.Hour, now)
+	viewer := mint(t, secret, "stage", "v", access.Viewer, time.Hour, now)
+	other := mint(t, secret, "elsewhere", "obs", access.Speaker, time.Hour, now)
 	cases := []struct {
 		what, path, ctype, token, body string
 		want                           int
