@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/confab-sfu/confab/room/turn"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,10 +31,9 @@ type Config struct {
 	MaxRooms int
 	// MaxTracksPerParticipant limits what one participant publishes (default 8).
 	MaxTracksPerParticipant int
-	// ICEServers are handed to clients in welcome.
-	ICEServers []signal.ICEServer
-	// TURN adds time-limited TURN credentials to welcome.
-	TURN TURNConfig
+	// ICE are the STUN servers and TURN credentials handed to clients in
+	// welcome.
+	ICE turn.ICE
 	// Conn configures each signaling WebSocket.
 	Conn signal.ConnOptions
 	// JoinTimeout closes sockets that do not join in time (default 10 s).

@@ -265,7 +265,7 @@ func (s *session) handleJoin(m *signal.Message) bool {
 	metricJoins.WithLabelValues("ok").Inc()
 	metricParticipants.Inc()
 	s.mgr.log.Info("joined", "room", r.name, "participant", p.id, "name", p.name, "remote", s.conn.RemoteAddr())
-	r.welcome(p, m.ID, s.mgr.iceServersFor(p.id))
+	r.welcome(p, m.ID, s.mgr.cfg.ICE.For(p.id, time.Now()))
 	return true
 }
 

@@ -280,7 +280,7 @@ func (m *Manager) answerHTTP(w http.ResponseWriter, r *http.Request, s *httpSess
 		return
 	}
 	h := w.Header()
-	for _, link := range iceServerLinks(m.iceServersFor(s.id)) {
+	for _, link := range iceServerLinks(m.cfg.ICE.For(s.id, time.Now())) {
 		h.Add("Link", link)
 	}
 	h.Set("Content-Type", "application/sdp")

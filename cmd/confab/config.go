@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/turn"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
 	"go.yaml.in/yaml/v3"
@@ -333,12 +334,12 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 			MessageRate: c.signalRate, MessageBurst: c.signalBurst,
 			ReadLimit: int64(c.signalMaxBytes), QueueSize: c.signalQueue},
 	}
-	rc.TURN = room.TURNConfig{URLs: splitList(c.turnURLs), Secret: c.turnSecret, TTL: c.turnTTL}
+	rc.ICE.TURN = turn.Credentials{URLs: splitList(c.turnURLs), Secret: c.turnSecret, TTL: c.turnTTL}
 	if c.authSecret != "" {
 		rc.AuthSecret = []byte(c.authSecret)
 	}
 	if stun := splitList(c.stun); len(stun) > 0 {
-		rc.ICEServers = []signal.ICEServer{{URLs: stun}}
+		rc.ICE.Servers = []signal.ICEServer{{URLs: stun}}
 	}
 	return rc
 }

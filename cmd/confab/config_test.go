@@ -113,8 +113,8 @@ func TestConfigFileBelowEnvAndFlags(t *testing.T) {
 		t.Fatalf("lists from the file: %v %q", c.allowed, c.stun)
 	}
 	rc := c.roomConfig(nil)
-	if rc.TURN.Secret != "s3cret" || len(rc.TURN.URLs) != 1 || len(rc.ICEServers) != 1 {
-		t.Fatalf("turn/stun config: %+v %+v", rc.TURN, rc.ICEServers)
+	if rc.ICE.TURN.Secret != "s3cret" || len(rc.ICE.TURN.URLs) != 1 || len(rc.ICE.Servers) != 1 {
+		t.Fatalf("turn/stun config: %+v", rc.ICE)
 	}
 	if err := os.WriteFile(file, []byte("no-such-setting: 1\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/turn"
 	"github.com/confab-sfu/confab/web"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -233,25 +234,25 @@ func addMetrics(mux *http.ServeMux, withPprof bool) {
 // startEmbeddedTURN runs the TURN server and points welcome's TURN
 // credentials at it (with a random secret when none is configured: then
 // only this process hands out credentials).
-func startEmbeddedTURN(cfg *config, rc *room.Config, logger *slog.Logger) (*room.TURNServer, error) {
+func startEmbeddedTURN(cfg *config, rc *room.Config, logger *slog.Logger) (*turn.Server, error) {
 	secret := cfg.turnSecret
 	if secret == "" {
 		b := make([]byte, 24)
 		if _, err := rand.Read(b); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("make a TURN secret: %w", err)
 		}
 		secret = base64.RawURLEncoding.EncodeToString(b)
 	}
-	ts, err := room.StartTURN(room.EmbeddedTURN{Listen: cfg.turnListen, RelayIP: cfg.turnRelayIP, Realm: cfg.turnRealm,
+	ts, err := turn.Start(turn.ServerConfig{Listen: cfg.turnListen, RelayIP: cfg.turnRelayIP, Realm: cfg.turnRealm,
 		Secret: secret, Logger: logger.With("component", "turn")})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("-turn-listen %s: %w", cfg.turnListen, err)
 	}
-	rc.TURN.Secret = secret
-	if len(rc.TURN.URLs) == 0 {
-		rc.TURN.URLs = ts.URLs(cfg.turnRelayIP)
+	rc.ICE.TURN.Secret = secret
+	if len(rc.ICE.TURN.URLs) == 0 {
+		rc.ICE.TURN.URLs = ts.URLs(cfg.turnRelayIP)
 	}
-	logger.Info("embedded TURN server listening", "addr", ts.Addr(), "relay", cfg.turnRelayIP, "urls", rc.TURN.URLs)
+	logger.Info("embedded TURN server listening", "addr", ts.Addr(), "relay", cfg.turnRelayIP, "urls", rc.ICE.TURN.URLs)
 	return ts, nil
 }
 
