@@ -95,7 +95,9 @@ func (h *httpSession) end(reason string) {
 		h.mgr.httpMu.Lock()
 		delete(h.mgr.httpSessions, h.secret)
 		h.mgr.httpMu.Unlock()
-		h.mgr.releaseIP(h.ip)
+		if h.ip != "" {
+			h.mgr.cfg.Addrs.Release(h.ip)
+		}
 		h.mgr.log.Info(h.kind+" session ended", "room", h.room.name, "session", h.id, "reason", reason)
 		if h.p != nil {
 			h.room.remove(h.p)

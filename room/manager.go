@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/confab-sfu/confab/room/addrlimit"
 	"github.com/confab-sfu/confab/room/turn"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
@@ -38,9 +39,9 @@ type Config struct {
 	Conn signal.ConnOptions
 	// JoinTimeout closes sockets that do not join in time (default 10 s).
 	JoinTimeout time.Duration
-	// MaxConnsPerIP limits signaling connections from one client address
-	// (0: no limit).
-	MaxConnsPerIP int
+	// Addrs limits the signaling connections one client address holds (nil:
+	// no limit). WHIP and WHEP sessions count against the same Limiter.
+	Addrs *addrlimit.Limiter
 	// LayersInterval is the least time between two layer reports to one
 	// participant (default 500 ms).
 	LayersInterval time.Duration
@@ -103,7 +104,6 @@ type Manager struct {
 	closing  bool
 	sessions sync.WaitGroup
 	conns    map[*session]struct{}
-	perIP    map[string]int
 
 	httpMu       sync.Mutex
 	httpSessions map[string]*httpSession // WHIP and WHEP, by the secret of their URL
@@ -127,7 +127,7 @@ func init() {
 // NewManager creates a Manager and, unless cfg.Engine is set, its media plane.
 func NewManager(cfg Config) (*Manager, error) {
 	cfg.setDefaults()
-	m := &Manager{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, rooms: map[string]*Room{}, conns: map[*session]struct{}{}, perIP: map[string]int{},
+	m := &Manager{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, rooms: map[string]*Room{}, conns: map[*session]struct{}{},
 		httpSessions: map[string]*httpSession{}}
 	if m.engine == nil {
 		if cfg.SFU.Logger == nil {
@@ -146,23 +146,22 @@ func NewManager(cfg Config) (*Manager, error) {
 // ServeWS upgrades a request to a signaling WebSocket and serves one
 // participant on it until it leaves or the connection ends.
 func (m *Manager) ServeWS(w http.ResponseWriter, r *http.Request) {
-	ip := clientIP(r)
+	addr := addrlimit.OfRequest(r)
 	m.mu.Lock()
 	if m.closing {
 		m.mu.Unlock()
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	if m.cfg.MaxConnsPerIP > 0 && m.perIP[ip] >= m.cfg.MaxConnsPerIP {
+	if !m.cfg.Addrs.Reserve(addr) {
 		m.mu.Unlock()
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return
 	}
-	m.perIP[ip]++
 	m.sessions.Add(1)
 	m.mu.Unlock()
 	defer func() {
-		m.releaseIP(ip)
+		m.cfg.Addrs.Release(addr)
 		m.sessions.Done()
 	}()
 	// The server's read and write timeouts bound HTTP requests, not this

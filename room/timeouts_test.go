@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/addrlimit"
 	"github.com/confab-sfu/confab/signal"
 )
 
@@ -95,7 +96,7 @@ func statusWithin(t *testing.T, c net.Conn, d time.Duration) int {
 func TestWHIPOfferDeadlineAndEarlyRefusals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	base := startTimedServer(t, room.Config{OfferReadTimeout: 500 * time.Millisecond, MaxConnsPerIP: 3}, 0, 0)
+	base := startTimedServer(t, room.Config{OfferReadTimeout: 500 * time.Millisecond, Addrs: addrlimit.New(3)}, 0, 0)
 	v := startVictims(t, ctx, base) // two WebSockets from 127.0.0.1
 	before := v.received()
 
@@ -139,7 +140,7 @@ func TestWHIPOfferDeadlineAndEarlyRefusals(t *testing.T) {
 // token (401): the server does not wait for a body it will refuse.
 func TestWHIPRefusedBeforeTheBody(t *testing.T) {
 	const head = "POST /whip/r HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 4000\r\n"
-	open := startTimedServer(t, room.Config{OfferReadTimeout: 10 * time.Second, MaxConnsPerIP: 1}, 0, 0)
+	open := startTimedServer(t, room.Config{OfferReadTimeout: 10 * time.Second, Addrs: addrlimit.New(1)}, 0, 0)
 	secured := startTimedServer(t, room.Config{AuthSecret: testSecret, OfferReadTimeout: 10 * time.Second}, 0, 0)
 	first := rawRequest(t, open, head+"\r\n")
 	second := rawRequest(t, open, head+"\r\n")

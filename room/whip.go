@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/room/access"
+	"github.com/confab-sfu/confab/room/addrlimit"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/pion/webrtc/v4"
@@ -229,8 +230,8 @@ func (m *Manager) startHTTPSession(w http.ResponseWriter, r *http.Request, kind,
 	}
 	// The address's budget is checked before the body is read: a client
 	// over it costs nothing more.
-	ip := clientIP(r)
-	if !m.reserveIP(ip) {
+	ip := addrlimit.OfRequest(r)
+	if !m.cfg.Addrs.Reserve(ip) {
 		closeAfter(w, r)
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return
@@ -249,7 +250,7 @@ func (m *Manager) startHTTPSession(w http.ResponseWriter, r *http.Request, kind,
 			return
 		}
 	}
-	m.releaseIP(ip)
+	m.cfg.Addrs.Release(ip)
 	herr.write(w)
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/room/access"
+	"github.com/confab-sfu/confab/room/addrlimit"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/webrtc/v4"
@@ -252,7 +253,7 @@ func TestWHIPAndWHEPRefusals(t *testing.T) {
 func TestWHIPSessionsCountPerAddress(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, base := startServer(t, room.Config{MaxConnsPerIP: 1})
+	_, base := startServer(t, room.Config{Addrs: addrlimit.New(1)})
 	src := newSource(t, "audio", "obs")
 	whip, _, err := client.PublishWHIP(ctx, loopbackAPI(t), base, "capped", "", []webrtc.TrackLocal{src.track})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/addrlimit"
 	"github.com/confab-sfu/confab/room/turn"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
@@ -328,7 +329,7 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 		MaxRooms:                c.maxRooms,
 		MaxTracksPerParticipant: c.maxTracks,
 		Logger:                  logger,
-		MaxConnsPerIP:           c.maxConnsPerIP,
+		Addrs:                   addrlimit.New(c.maxConnsPerIP),
 		OfferReadTimeout:        c.httpRead,
 		Conn: signal.ConnOptions{OriginPatterns: splitList(c.allowedOrigins), Logger: logger,
 			MessageRate: c.signalRate, MessageBurst: c.signalBurst,
