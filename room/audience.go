@@ -1,9 +1,10 @@
 package room
 
 import (
-	"net/http"
+	"fmt"
 	"time"
 
+	"github.com/confab-sfu/confab/room/whip"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
 )
@@ -15,24 +16,24 @@ const audienceInterval = time.Second
 
 // addWatcher admits a WHEP viewer to the room's audience and picks what it
 // receives.
-func (r *Room) addWatcher(s *httpSession, participantID, source string) *httpError {
+func (r *Room) addWatcher(s *httpSession, participantID string, source sfu.Source) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s.identity != "" && r.removed[s.identity] {
-		return &httpError{status: http.StatusForbidden, msg: ErrRemoved.Error()}
+		return fmt.Errorf("%w: %w", whip.ErrForbidden, ErrRemoved)
 	}
 	if len(r.participants) == 0 {
-		return &httpError{status: http.StatusNotFound, msg: "nothing is being published in room " + r.name}
+		return fmt.Errorf("%w: nothing is being published in room %s", whip.ErrNotFound, r.name)
 	}
 	if len(r.participants)+len(r.watchers) >= r.mgr.cfg.MaxParticipants {
-		return &httpError{status: http.StatusServiceUnavailable, msg: ErrRoomFull.Error()}
+		return fmt.Errorf("%w: %w", whip.ErrUnavailable, ErrRoomFull)
 	}
 	owner, recvs := r.watchTargetLocked(participantID, source)
-	if owner == nil {
-		if participantID != "" {
-			return &httpError{status: http.StatusNotFound, msg: "no participant " + participantID + " publishing video in room " + r.name}
-		}
-		return &httpError{status: http.StatusNotFound, msg: "nothing is being published in room " + r.name}
+	switch {
+	case owner == nil && participantID != "":
+		return fmt.Errorf("%w: no participant %s publishing video in room %s", whip.ErrNotFound, participantID, r.name)
+	case owner == nil:
+		return fmt.Errorf("%w: nothing is being published in room %s", whip.ErrNotFound, r.name)
 	}
 	if r.watchers == nil {
 		r.watchers = map[*httpSession][]*sfu.Receiver{}

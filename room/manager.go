@@ -45,9 +45,6 @@ type Config struct {
 	// LayersInterval is the least time between two layer reports to one
 	// participant (default 500 ms).
 	LayersInterval time.Duration
-	// OfferReadTimeout bounds reading a WHIP/WHEP request's body (default
-	// 10 s): a client trickling its offer is answered 408 and closed.
-	OfferReadTimeout time.Duration
 	// AuthSecret, when set, makes every join present an access token signed
 	// with it (HS256, see MintToken). Without it rooms are open.
 	AuthSecret []byte
@@ -66,9 +63,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.JoinTimeout <= 0 {
 		c.JoinTimeout = 10 * time.Second
-	}
-	if c.OfferReadTimeout <= 0 {
-		c.OfferReadTimeout = 10 * time.Second
 	}
 	if c.LayersInterval <= 0 {
 		c.LayersInterval = 500 * time.Millisecond
@@ -106,7 +100,7 @@ type Manager struct {
 	conns    map[*session]struct{}
 
 	httpMu       sync.Mutex
-	httpSessions map[string]*httpSession // WHIP and WHEP, by the secret of their URL
+	httpSessions map[*httpSession]struct{} // WHIP publishers and WHEP viewers
 }
 
 var (
@@ -128,7 +122,7 @@ func init() {
 func NewManager(cfg Config) (*Manager, error) {
 	cfg.setDefaults()
 	m := &Manager{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, rooms: map[string]*Room{}, conns: map[*session]struct{}{},
-		httpSessions: map[string]*httpSession{}}
+		httpSessions: map[*httpSession]struct{}{}}
 	if m.engine == nil {
 		if cfg.SFU.Logger == nil {
 			cfg.SFU.Logger = cfg.Logger
@@ -237,7 +231,7 @@ func (m *Manager) removeIfEmpty(r *Room) {
 	if closed {
 		// Its audience has nothing left to watch.
 		for _, w := range r.takeWatchers() {
-			w.end("the room closed")
+			w.End("the room closed")
 		}
 	}
 }

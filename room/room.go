@@ -368,7 +368,7 @@ func (r *Room) removeByModerator(mod *participant, id string) *signal.Error {
 		p.kick("removed by a moderator", signal.CodeRemoved)
 	}
 	for _, w := range watchers {
-		w.end("removed by a moderator")
+		w.End("removed by a moderator")
 	}
 	return nil
 }

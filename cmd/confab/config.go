@@ -13,6 +13,7 @@ import (
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/room/addrlimit"
 	"github.com/confab-sfu/confab/room/turn"
+	"github.com/confab-sfu/confab/room/whip"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
 	"go.yaml.in/yaml/v3"
@@ -260,8 +261,8 @@ func (c *config) checkHTTP() error {
 }
 
 // answerTime is what a WHIP/WHEP answer may take after its offer arrived
-// (room's answer timeout plus a margin).
-const answerTime = 15 * time.Second
+// (the answer timeout plus a margin).
+const answerTime = whip.AnswerTimeout + 5*time.Second
 
 // applyConfigFile sets, from a YAML map of flag names to values, every
 // flag that neither the command line nor the environment set.
@@ -330,7 +331,6 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 		MaxTracksPerParticipant: c.maxTracks,
 		Logger:                  logger,
 		Addrs:                   addrlimit.New(c.maxConnsPerIP),
-		OfferReadTimeout:        c.httpRead,
 		Conn: signal.ConnOptions{OriginPatterns: splitList(c.allowedOrigins), Logger: logger,
 			MessageRate: c.signalRate, MessageBurst: c.signalBurst,
 			ReadLimit: int64(c.signalMaxBytes), QueueSize: c.signalQueue},
@@ -343,6 +343,13 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 		rc.ICE.Servers = []signal.ICEServer{{URLs: stun}}
 	}
 	return rc
+}
+
+// whipConfig is the WHIP/WHEP handlers': the rooms' auth secret, ICE
+// servers and per-address budget (rc after the embedded TURN server set
+// its secret), and -http-read-timeout for reading an offer.
+func (c *config) whipConfig(rc room.Config) whip.Config {
+	return whip.Config{AuthSecret: rc.AuthSecret, ICE: rc.ICE, Addrs: rc.Addrs, OfferReadTimeout: c.httpRead, Logger: rc.Logger}
 }
 
 func newLogger(c *config, w io.Writer) *slog.Logger {

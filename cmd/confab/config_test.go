@@ -39,8 +39,8 @@ func TestParseConfigFlagsEnvAndErrors(t *testing.T) {
 		t.Errorf("an explicit -max-tcp-conns-per-ip must win: %+v", c)
 	}
 	rc := c.roomConfig(nil)
-	if rc.OfferReadTimeout != c.httpRead {
-		t.Errorf("the offer read timeout %s is not -http-read-timeout", rc.OfferReadTimeout)
+	if wc := c.whipConfig(rc); wc.OfferReadTimeout != c.httpRead || wc.Addrs != rc.Addrs {
+		t.Errorf("WHIP/WHEP: the offer read timeout %s is not -http-read-timeout, or the address budget is not the rooms'", wc.OfferReadTimeout)
 	}
 	if rc.MaxParticipants != 7 || rc.SFU.UDPPort != 50000 || !rc.SFU.IncludeLoopback {
 		t.Errorf("room config: %+v", rc)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/room/turn"
+	"github.com/confab-sfu/confab/room/whip"
 	"github.com/confab-sfu/confab/web"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -71,7 +72,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(url st
 	if err != nil {
 		return err
 	}
-	servers, err := listen(cfg, mgr, logger)
+	media := whip.New(mgr, cfg.whipConfig(rc))
+	servers, err := listen(cfg, mgr, media, logger)
 	if err != nil {
 		_ = mgr.Close(context.Background())
 		return err
@@ -138,7 +140,7 @@ func (s *server) serve() error {
 // listen opens the public listener and, with -metrics-listen, the private
 // one. The public server bounds every request in time and every client
 // address in sockets; WebSockets, hijacked from it, outlive its timeouts.
-func listen(cfg *config, mgr *room.Manager, logger *slog.Logger) ([]*server, error) {
+func listen(cfg *config, mgr *room.Manager, media *whip.Handler, logger *slog.Logger) ([]*server, error) {
 	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -148,7 +150,7 @@ func listen(cfg *config, mgr *room.Manager, logger *slog.Logger) ([]*server, err
 		ln = newConnLimitListener(ln, cfg.maxTCPPerIP, cfg.trusted, logger)
 	}
 	public := &server{ln: ln, Server: &http.Server{
-		Handler:           trustProxies(publicMux(cfg, mgr), cfg.trusted),
+		Handler:           trustProxies(publicMux(cfg, mgr, media), cfg.trusted),
 		ReadHeaderTimeout: min(10*time.Second, cfg.httpRead),
 		ReadTimeout:       cfg.httpRead,
 		WriteTimeout:      cfg.httpWrite,
@@ -183,11 +185,11 @@ func listen(cfg *config, mgr *room.Manager, logger *slog.Logger) ([]*server, err
 // publicMux serves the meeting: signaling, WHIP/WHEP, the web client and
 // the health checks; /metrics and pprof too unless -metrics-listen moves
 // them.
-func publicMux(cfg *config, mgr *room.Manager) *http.ServeMux {
+func publicMux(cfg *config, mgr *room.Manager, media *whip.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", mgr.ServeWS)
-	mux.HandleFunc("/whip/", mgr.ServeWHIP)
-	mux.HandleFunc("/whep/", mgr.ServeWHEP)
+	mux.HandleFunc("/whip/", media.ServeWHIP)
+	mux.HandleFunc("/whep/", media.ServeWHEP)
 	addHealth(mux, mgr)
 	if cfg.metricsListen == "" {
 		addMetrics(mux, cfg.pprof)
