@@ -2,6 +2,7 @@ package room
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 
 	"github.com/confab-sfu/confab/room/whip"
@@ -14,10 +15,11 @@ import (
 type httpSession struct {
 	id       string // public: the Peer, logs, TURN usernames; a WHIP publisher's participant id
 	kind     whip.Kind
-	identity string // the token's subject; "" on an open server
+	identity string       // the token's subject; "" on an open server
+	log      *slog.Logger // carries room, the session (or participant) and kind
 	room     *Room
 	p        *participant // WHIP: the publishing participant
-	peer     *sfu.Peer
+	peer     Peer
 	mgr      *Manager
 	ended    func() // tells package whip
 	once     sync.Once
@@ -28,7 +30,12 @@ func (m *Manager) newHTTPSession(kind whip.Kind, id string, req whip.Request) *h
 	if ended == nil {
 		ended = func() {}
 	}
-	return &httpSession{id: id, kind: kind, identity: req.Identity, mgr: m, ended: ended}
+	key := "session"
+	if kind == whip.WHIP {
+		key = "participant" // a WHIP publisher is one
+	}
+	return &httpSession{id: id, kind: kind, identity: req.Identity, mgr: m, ended: ended,
+		log: m.log.With("room", req.Room, key, id, "kind", string(kind))}
 }
 
 // ID is the session's public id.
@@ -38,9 +45,7 @@ func (h *httpSession) ID() string { return h.id }
 func (h *httpSession) Answer(ctx context.Context, offer string) (string, error) {
 	var send []sfu.TrackID
 	if h.kind == whip.WHEP {
-		for _, r := range h.room.watchTracks(h) {
-			send = append(send, r.ID())
-		}
+		send = h.room.watchTracks(h)
 	}
 	answer, err := h.peer.AnswerWhole(ctx, offer, send)
 	if err != nil {
@@ -53,7 +58,7 @@ func (h *httpSession) Answer(ctx context.Context, offer string) (string, error) 
 func (h *httpSession) End(reason string) {
 	h.once.Do(func() {
 		h.mgr.dropHTTPSession(h)
-		h.mgr.log.Info(string(h.kind)+" session ended", "room", h.room.name, "session", h.id, "reason", reason)
+		h.log.Info(string(h.kind)+" session ended", "reason", reason)
 		if h.p != nil {
 			h.room.remove(h.p)
 		} else {

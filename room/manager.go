@@ -225,7 +225,7 @@ func (m *Manager) removeIfEmpty(r *Room) {
 		metricRooms.Dec()
 		r.close()
 		closed = true
-		m.log.Info("room closed", "room", r.name)
+		r.log.Info("room closed")
 	}
 	m.mu.Unlock()
 	if closed {
@@ -251,6 +251,15 @@ func (m *Manager) Counts() (rooms, participants int) {
 		participants += r.size()
 	}
 	return len(m.rooms), participants
+}
+
+// newPeer creates a media connection on the engine.
+func (m *Manager) newPeer(pp sfu.PeerParams) (Peer, error) {
+	p, err := m.engine.NewPeer(pp)
+	if err != nil {
+		return nil, fmt.Errorf("create %s's media connection: %w", pp.ID, err)
+	}
+	return p, nil
 }
 
 // Engine is the media plane the rooms use.

@@ -88,7 +88,7 @@ func TestActiveSpeakerFollowsTheLoudest(t *testing.T) {
 	eventually(t, 5*time.Second, "bob is the speaker", func() (bool, string) {
 		return speaker(a) == b.ID(), "speaker " + speaker(a)
 	})
-	if r := mgr.Room("talk"); r == nil || r.Speaker() != b.ID() {
+	if r := mgr.Room("talk"); r == nil || string(r.Speaker()) != b.ID() {
 		t.Fatal("room's speaker state disagrees")
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/room/whip"
 	"github.com/confab-sfu/confab/sfu"
-	"github.com/pion/webrtc/v4"
 )
 
 // WHIP and WHEP sessions in the conference (package whip serves their
@@ -20,12 +19,13 @@ var _ whip.Conference = (*Manager)(nil)
 
 // NewPublisher admits a WHIP publisher into its room.
 func (m *Manager) NewPublisher(req whip.Request) (whip.Session, error) {
-	s := m.newHTTPSession(whip.WHIP, sfu.NewID("P"), req)
-	p := &participant{id: s.id, name: req.Name, identity: req.Identity, role: req.Role,
+	id := newParticipantID()
+	s := m.newHTTPSession(whip.WHIP, string(id), req)
+	p := &participant{id: id, name: req.Name, identity: req.Identity, role: req.Role, log: s.log,
 		perms: access.Permissions{Publish: true}, publishOnly: true}
 	p.kick = func(reason, _ string) { go s.End(reason) }
 	s.p = p
-	peer, err := m.newHTTPPeer(s, req.Room, func(recv *sfu.Receiver) { p.room.publish(p, recv) })
+	peer, err := m.newHTTPPeer(s, func(recv *sfu.Receiver) { p.room.publish(p, recv) })
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +41,7 @@ func (m *Manager) NewPublisher(req whip.Request) (whip.Session, error) {
 	s.room = r
 	metricParticipants.Inc()
 	metricJoins.WithLabelValues("ok").Inc()
-	m.log.Info("joined", "room", req.Room, "participant", p.id, "name", p.name, "via", "whip")
+	p.log.Info("joined", "name", p.name)
 	r.welcome(p, "", nil)
 	return s, nil
 }
@@ -57,7 +57,7 @@ func (m *Manager) NewViewer(req whip.Request) (whip.Session, error) {
 	}
 	s := m.newHTTPSession(whip.WHEP, sfu.NewID("V"), req)
 	s.room = r
-	peer, err := m.newHTTPPeer(s, req.Room, nil)
+	peer, err := m.newHTTPPeer(s, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -68,28 +68,24 @@ func (m *Manager) NewViewer(req whip.Request) (whip.Session, error) {
 		_ = peer.Close()
 		return nil, err
 	}
-	m.log.Info("watching", "room", req.Room, "session", s.id, "via", "whep")
+	s.log.Info("watching")
 	return s, nil
 }
 
 // newHTTPPeer creates the Peer of a WHIP/WHEP session.
-func (m *Manager) newHTTPPeer(s *httpSession, roomName string, onTrack func(*sfu.Receiver)) (*sfu.Peer, error) {
+func (m *Manager) newHTTPPeer(s *httpSession, onTrack func(*sfu.Receiver)) (Peer, error) {
 	canPublish := func() bool { return false }
 	if s.kind == whip.WHIP {
 		canPublish = func() bool { return s.p.permissions().Publish }
 	}
-	peer, err := m.engine.NewPeer(sfu.PeerParams{
+	return m.newPeer(sfu.PeerParams{
 		ID:         sfu.PeerID(s.id),
-		Logger:     m.log.With("room", roomName, "session", s.id, "kind", string(s.kind)),
+		Logger:     s.log,
 		OnTrack:    onTrack,
 		OnFailed:   func(err error) { s.End("media connection failed: " + err.Error()) },
 		MaxTracks:  m.cfg.MaxTracksPerParticipant,
 		CanPublish: canPublish,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("create the %s session's peer: %w", s.kind, err)
-	}
-	return peer, nil
 }
 
 // joinRefusal tells package whip how to answer a refused join.
@@ -112,59 +108,4 @@ func answerRefusal(err error) error {
 		return fmt.Errorf("%w: %w", whip.ErrBadOffer, err)
 	}
 	return err
-}
-
-// watchTarget picks whose tracks a WHEP viewer gets: the named participant,
-// or the first (in join order) who publishes video; its audio, and its
-// screen share or camera (source chooses; a screen share by default, the
-// main content of a lecture).
-func (r *Room) watchTargetLocked(participantID string, source sfu.Source) (*participant, []*sfu.Receiver) {
-	var owner *participant
-	if participantID != "" {
-		owner = r.participants[participantID]
-	} else {
-		for _, id := range r.order {
-			p := r.participants[id]
-			for _, t := range r.tracks {
-				if t.owner == p && t.recv.Kind() == webrtc.RTPCodecTypeVideo {
-					owner = p
-					break
-				}
-			}
-			if owner != nil {
-				break
-			}
-		}
-	}
-	if owner == nil {
-		return nil, nil
-	}
-	var audio, camera, screen *sfu.Receiver
-	for _, t := range r.tracks {
-		if t.owner != owner {
-			continue
-		}
-		switch {
-		case t.recv.Kind() == webrtc.RTPCodecTypeAudio && (audio == nil || t.recv.Info().Source == sfu.SourceMicrophone):
-			audio = t.recv
-		case t.recv.Kind() == webrtc.RTPCodecTypeVideo && t.recv.Info().Source == sfu.SourceScreen:
-			screen = t.recv
-		case t.recv.Kind() == webrtc.RTPCodecTypeVideo:
-			camera = t.recv
-		}
-	}
-	video := screen
-	if video == nil || source == sfu.SourceCamera {
-		video = camera
-	}
-	if video == nil {
-		video = screen
-	}
-	var out []*sfu.Receiver
-	for _, rc := range []*sfu.Receiver{audio, video} {
-		if rc != nil {
-			out = append(out, rc)
-		}
-	}
-	return owner, out
 }
