@@ -299,8 +299,8 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	if m.ownsEng {
-		if cerr := m.engine.Close(); cerr != nil && err == nil {
-			err = cerr
+		if cerr := m.engine.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close the media plane: %w", cerr))
 		}
 	}
 	return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -139,7 +140,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs := newFlagSet(c)
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(flagOutput)
 			fmt.Fprintln(flagOutput, "Usage: confab [flags]\nEvery flag can also be set as an environment variable: -ice-udp-port is CONFAB_ICE_UDP_PORT.")
 			fs.PrintDefaults()

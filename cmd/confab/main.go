@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(url st
 	warnExposure(cfg, len(rc.AuthSecret) > 0, logger)
 	mgr, err := room.NewManager(rc)
 	if err != nil {
-		return err
+		return fmt.Errorf("start the rooms: %w", err)
 	}
 	media := whip.New(mgr, cfg.whipConfig(rc))
 	servers, err := listen(cfg, mgr, media, logger)

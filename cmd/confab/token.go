@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,7 +27,7 @@ func runToken(args []string, stdout io.Writer, getenv func(string) string, now t
 		base     = fs.String("url", "", "server base URL; when given, print the invitation link instead of the bare token")
 	)
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
 			fmt.Fprintln(stdout, "Usage: confab token -room R -identity I [-role viewer|speaker|moderator] [-ttl 1h] [-name N] [-url https://host]")
 			fs.PrintDefaults()
