@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/signal"
@@ -88,11 +89,13 @@ func TestViewerCannotPublish(t *testing.T) {
 	defer cam.halt()
 
 	// The viewer still receives the speaker, intact.
-	eventually(t, 15*time.Second, "viewer receives the speaker", func() (bool, string) {
+	wait.Until(t, 15*time.Second, "viewer receives the speaker", func() (bool, string) {
 		return checkTracks(viewer, 30, map[string][]*source{speaker.ID(): srcs})
 	})
-	// Nothing of the viewer was announced or forwarded.
-	time.Sleep(500 * time.Millisecond)
+	// Nothing of the viewer is announced or forwarded while 50 more packets
+	// of the speaker reach the viewer.
+	base := viewer.rec.packets()
+	wait.For(t, 10*time.Second, "50 more packets at the viewer", func() bool { return viewer.rec.packets() >= base+50 })
 	if speaker.saw(signal.TypeTrackPublished, nil) {
 		t.Error("a track of the viewer was announced")
 	}
@@ -120,7 +123,7 @@ func TestModeratorMutesAndRemoves(t *testing.T) {
 	mod := joinWithToken(t, ctx, url, "class", "mod", mint(t, testSecret, "class", "mod", access.Moderator, time.Hour, now))
 	srcs := publish(t, ctx, loud, "loud", "audio", "video")
 	for _, p := range []*testPeer{other, mod} {
-		eventually(t, 15*time.Second, "media from loud", func() (bool, string) {
+		wait.Until(t, 15*time.Second, "media from loud", func() (bool, string) {
 			return checkTracks(p, 20, map[string][]*source{loud.ID(): srcs})
 		})
 	}
@@ -148,36 +151,41 @@ func TestModeratorMutesAndRemoves(t *testing.T) {
 		t.Fatalf("speaker removes another: %v, want forbidden", err)
 	}
 
-	audioCount := func(p *testPeer) int {
+	count := func(p *testPeer, kind string) int {
 		for _, rc := range p.rec.snapshot() {
-			if rc.publisher == loud.ID() && rc.kind == "audio" {
+			if rc.publisher == loud.ID() && rc.kind == kind {
 				return len(rc.payloads)
 			}
 		}
 		return 0
 	}
+	audioCount := func(p *testPeer) int { return count(p, "audio") }
+	videoCount := func(p *testPeer) int { return count(p, "video") }
 	if err := request(mod, &signal.Message{Type: signal.TypeMute, TrackID: audioID, Muted: &muted}); err != nil {
 		t.Fatalf("moderator mute: %v", err)
 	}
 	for _, p := range []*testPeer{loud, other} {
-		eventually(t, 5*time.Second, "the mute announced", func() (bool, string) {
+		wait.Until(t, 5*time.Second, "the mute announced", func() (bool, string) {
 			return p.saw(signal.TypeTrackUpdated, func(m *signal.Message) bool {
 				return m.Track.ID == audioID && m.Track.Muted && m.Track.MutedBy == mod.ID()
 			}), ""
 		})
 	}
-	time.Sleep(300 * time.Millisecond) // packets in flight
-	before := audioCount(other)
-	time.Sleep(time.Second)
+	// Audio in flight lands while 25 packets of video arrive; then none may
+	// follow while 50 more do.
+	v0 := videoCount(other)
+	wait.For(t, 10*time.Second, "video after the mute", func() bool { return videoCount(other) >= v0+25 })
+	before, v1 := audioCount(other), videoCount(other)
+	wait.For(t, 10*time.Second, "more video after the mute", func() bool { return videoCount(other) >= v1+50 })
 	if got := audioCount(other) - before; got > 0 {
-		t.Fatalf("%d audio packets forwarded in the second after a moderator's mute", got)
+		t.Fatalf("%d audio packets forwarded while 50 video packets arrived after a moderator's mute", got)
 	}
 	// The owner unmutes: forwarding resumes.
 	unmuted := false
 	if err := request(loud, &signal.Message{Type: signal.TypeMute, TrackID: audioID, Muted: &unmuted}); err != nil {
 		t.Fatalf("owner unmute: %v", err)
 	}
-	eventually(t, 5*time.Second, "audio resumes after the owner unmutes", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "audio resumes after the owner unmutes", func() (bool, string) {
 		got := audioCount(other) - before
 		return got >= 20, ""
 	})
@@ -186,11 +194,11 @@ func TestModeratorMutesAndRemoves(t *testing.T) {
 	if err := request(mod, &signal.Message{Type: signal.TypeRemove, ParticipantID: loud.ID()}); err != nil {
 		t.Fatalf("moderator remove: %v", err)
 	}
-	eventually(t, 5*time.Second, "loud told it was removed", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "loud told it was removed", func() (bool, string) {
 		return loud.saw(signal.TypeBye, func(m *signal.Message) bool { return m.Code == signal.CodeRemoved }), ""
 	})
 	for _, p := range []*testPeer{other, mod} {
-		eventually(t, 5*time.Second, "the others see loud leave and its tracks end", func() (bool, string) {
+		wait.Until(t, 5*time.Second, "the others see loud leave and its tracks end", func() (bool, string) {
 			return p.saw(signal.TypeParticipantLeft, func(m *signal.Message) bool { return m.Participant.ID == loud.ID() }) &&
 				p.saw(signal.TypeTrackUnpublished, func(m *signal.Message) bool { return m.Track.ID == audioID }), ""
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 	"sync/atomic"
@@ -38,13 +39,17 @@ func TestLectureAudienceIsCountedNotAnnounced(t *testing.T) {
 	prof := joinWithToken(t, ctx, url, "aula", "prof", lectureToken(t, "aula", "prof", access.Moderator))
 	srcs := publish(t, ctx, prof, "prof", "audio", "video")
 	first := joinWithToken(t, ctx, url, "aula", "first", lectureToken(t, "aula", "first", access.Viewer))
-	eventually(t, 15*time.Second, "the first viewer receives the lecture", func() (bool, string) {
+	wait.Until(t, 15*time.Second, "the first viewer receives the lecture", func() (bool, string) {
 		return checkTracks(first, 20, map[string][]*source{prof.ID(): srcs})
 	})
 	if !first.Welcome().Lecture {
 		t.Fatal("welcome does not say the room is a lecture")
 	}
-	time.Sleep(1500 * time.Millisecond) // let the first viewer's own count go out
+	// The first viewer's own count goes out before the audience arrives.
+	wait.Until(t, 5*time.Second, "the count of the first viewer", func() (bool, string) {
+		one := func(m *signal.Message) bool { return m.Audience == 1 }
+		return prof.saw(signal.TypeAudience, one) && first.saw(signal.TypeAudience, one), ""
+	})
 	mark := func(p *testPeer) int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.events) }
 	since := func(p *testPeer, from int) map[string]int {
 		p.mu.Lock()
@@ -81,7 +86,7 @@ func TestLectureAudienceIsCountedNotAnnounced(t *testing.T) {
 			t.Fatalf("viewer %d: %v", i, err)
 		}
 	}
-	eventually(t, 5*time.Second, "the presenter sees the full audience count", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "the presenter sees the full audience count", func() (bool, string) {
 		ok := prof.saw(signal.TypeAudience, func(m *signal.Message) bool { return m.Audience == viewers+1 })
 		return ok, fmt.Sprintf("audience %d", mgr.Room("aula").Audience())
 	})
@@ -103,7 +108,7 @@ func TestLectureAudienceIsCountedNotAnnounced(t *testing.T) {
 	for _, c := range clients {
 		_ = c.Close()
 	}
-	eventually(t, 10*time.Second, "the audience shrinks back", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the audience shrinks back", func() (bool, string) {
 		n := mgr.Room("aula").Audience()
 		return n == 1, fmt.Sprintf("audience %d", n)
 	})
@@ -134,7 +139,7 @@ func TestRaiseHandPromoteDemote(t *testing.T) {
 	if err := request(v, &signal.Message{Type: signal.TypeRaiseHand, Raised: &up}); err != nil {
 		t.Fatalf("raise hand: %v", err)
 	}
-	eventually(t, 5*time.Second, "the moderator sees the hand", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "the moderator sees the hand", func() (bool, string) {
 		return mod.saw(signal.TypeHand, func(m *signal.Message) bool { return m.Participant.ID == v.ID() && *m.Raised }), ""
 	})
 	if other.saw(signal.TypeHand, nil) {
@@ -148,7 +153,7 @@ func TestRaiseHandPromoteDemote(t *testing.T) {
 	if err := request(mod, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: signal.RoleSpeaker}); err != nil {
 		t.Fatalf("promote: %v", err)
 	}
-	eventually(t, 5*time.Second, "the student is told and announced", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "the student is told and announced", func() (bool, string) {
 		told := v.saw(signal.TypePermissions, func(m *signal.Message) bool { return m.Permissions.Publish && m.Role == signal.RoleSpeaker })
 		announced := other.saw(signal.TypeParticipantJoined, func(m *signal.Message) bool { return m.Participant.ID == v.ID() })
 		lowered := mod.saw(signal.TypeHand, func(m *signal.Message) bool { return m.Participant.ID == v.ID() && !*m.Raised })
@@ -156,7 +161,7 @@ func TestRaiseHandPromoteDemote(t *testing.T) {
 	})
 	srcs := publish(t, ctx, v, "student", "audio", "video")
 	for _, p := range []*testPeer{mod, other} {
-		eventually(t, 15*time.Second, "everyone receives the promoted student", func() (bool, string) {
+		wait.Until(t, 15*time.Second, "everyone receives the promoted student", func() (bool, string) {
 			return checkTracks(p, 20, map[string][]*source{v.ID(): srcs})
 		})
 	}
@@ -164,7 +169,7 @@ func TestRaiseHandPromoteDemote(t *testing.T) {
 	if err := request(mod, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: signal.RoleViewer}); err != nil {
 		t.Fatalf("demote: %v", err)
 	}
-	eventually(t, 10*time.Second, "the student's tracks end and it leaves the stage", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the student's tracks end and it leaves the stage", func() (bool, string) {
 		gone := other.saw(signal.TypeParticipantLeft, func(m *signal.Message) bool { return m.Participant.ID == v.ID() })
 		unpublished := 0
 		other.mu.Lock()
@@ -196,7 +201,7 @@ func TestOpenLectureViewersJoinAsAudience(t *testing.T) {
 	if w := v.Welcome(); !w.Lecture || w.Permissions.Publish || w.Participant.Role != signal.RoleViewer {
 		t.Fatalf("welcome %+v permissions %+v", w.Participant, w.Permissions)
 	}
-	eventually(t, 15*time.Second, "the viewer receives the lecture", func() (bool, string) {
+	wait.Until(t, 15*time.Second, "the viewer receives the lecture", func() (bool, string) {
 		return checkTracks(v, 20, map[string][]*source{prof.ID(): srcs})
 	})
 	if prof.saw(signal.TypeParticipantJoined, nil) {
@@ -239,7 +244,7 @@ func TestModeratorTurnsAudienceChatOff(t *testing.T) {
 	if err := request(mod, &signal.Message{Type: signal.TypeLectureSettings, AudienceChat: &off}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the audience is told", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "the audience is told", func() (bool, string) {
 		return v.saw(signal.TypeLectureSettings, func(m *signal.Message) bool { return !*m.AudienceChat }), ""
 	})
 	if err := request(v, &signal.Message{Type: signal.TypeChat, Text: "hello?"}); !errors.As(err, &serr) || serr.Code != signal.CodeForbidden {

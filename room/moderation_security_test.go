@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/signal"
@@ -33,7 +34,7 @@ func TestRemovedIdentityRefusedOnWHEPAndWHIP(t *testing.T) {
 	mod := joinWithToken(t, ctx, base, "class", "mod", token("mod", access.Moderator))
 	prof := joinWithToken(t, ctx, base, "class", "prof", token("prof", access.Speaker))
 	srcs := publish(t, ctx, prof, "prof", "audio", "video")
-	eventually(t, 15*time.Second, "the moderator receives the speaker", func() (bool, string) {
+	wait.Until(t, 15*time.Second, "the moderator receives the speaker", func() (bool, string) {
 		return checkTracks(mod, 20, map[string][]*source{prof.ID(): srcs})
 	})
 	profCast := &broadcast{srcs: srcs}
@@ -50,7 +51,7 @@ func TestRemovedIdentityRefusedOnWHEPAndWHIP(t *testing.T) {
 	if _, err := mod.Client().Request(ctx, &signal.Message{Type: signal.TypeRemove, ParticipantID: lurker.ID()}); err != nil {
 		t.Fatalf("remove: %v", err)
 	}
-	eventually(t, 5*time.Second, "the lurker's WebSocket is told and its WHEP player ends", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "the lurker's WebSocket is told and its WHEP player ends", func() (bool, string) {
 		n := mgr.Room("class").Audience()
 		return lurker.saw(signal.TypeBye, func(m *signal.Message) bool { return m.Code == signal.CodeRemoved }) && n == 1, ""
 	})
@@ -67,7 +68,7 @@ func TestRemovedIdentityRefusedOnWHEPAndWHIP(t *testing.T) {
 		t.Errorf("audience %d after the refusals, want 1 (the fan)", n)
 	}
 	fan.keepsReceiving(t, profCast, before, "the removal")
-	eventually(t, 10*time.Second, "the moderator still receives the speaker", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the moderator still receives the speaker", func() (bool, string) {
 		return checkTracks(mod, 100, map[string][]*source{prof.ID(): srcs})
 	})
 }
@@ -96,7 +97,7 @@ func TestDemotedSpeakerCannotPublishAgainOverWHIP(t *testing.T) {
 	if _, err := mod.Client().Request(ctx, &signal.Message{Type: signal.TypePromote, ParticipantID: browser.ID(), Role: signal.RoleViewer}); err != nil {
 		t.Fatalf("demote: %v", err)
 	}
-	eventually(t, 5*time.Second, "the browser is told, and the WHIP broadcast of the same identity ends", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "the browser is told, and the WHIP broadcast of the same identity ends", func() (bool, string) {
 		told := browser.saw(signal.TypePermissions, func(m *signal.Message) bool { return m.Role == signal.RoleViewer })
 		left := mod.saw(signal.TypeParticipantLeft, func(m *signal.Message) bool { return m.Participant.ID == obsID })
 		return told && left, ""
@@ -105,7 +106,7 @@ func TestDemotedSpeakerCannotPublishAgainOverWHIP(t *testing.T) {
 	if status != http.StatusForbidden {
 		t.Fatalf("WHIP with the demoted identity's old speaker token: %d (%s), want 403", status, body)
 	}
-	eventually(t, 10*time.Second, "the moderator still receives the other speaker", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the moderator still receives the other speaker", func() (bool, string) {
 		return checkTracks(mod, 100, map[string][]*source{prof.ID(): srcs})
 	})
 	if mod.saw(signal.TypeParticipantJoined, func(m *signal.Message) bool { return m.Participant.Name == "spk" && m.Participant.ID != obsID }) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/internal/testserver"
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/room/addrlimit"
 	"github.com/confab-sfu/confab/signal"
@@ -57,7 +58,7 @@ func TestWebSocketsOutliveServerTimeouts(t *testing.T) {
 	v := startVictims(t, ctx, base)
 	past := time.Now().Add(3 * timeout)
 	before := v.received()
-	eventually(t, 10*time.Second, "three timeouts to pass", func() (bool, string) { return time.Now().After(past), "" })
+	wait.Until(t, 10*time.Second, "three timeouts to pass", func() (bool, string) { return time.Now().After(past), "" })
 	if _, err := v.bob.Client().Request(ctx, &signal.Message{Type: signal.TypeChat, Text: "still here?"}); err != nil {
 		t.Fatalf("chat after the server's timeouts: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/room/turn"
 	"github.com/confab-sfu/confab/signal/client"
@@ -123,7 +124,7 @@ func TestCoturnRelaysMedia(t *testing.T) {
 		}
 	}()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	eventually(t, 10*time.Second, "coturn up", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "coturn up", func() (bool, string) {
 		err := stunBinding(addr)
 		return err == nil, fmt.Sprint(err)
 	})

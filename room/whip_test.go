@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/room/addrlimit"
@@ -39,7 +40,7 @@ func deleteSession(ctx context.Context, location string) (int, error) {
 func whipParticipant(t *testing.T, member *testPeer, name string) string {
 	t.Helper()
 	var id string
-	eventually(t, 10*time.Second, "the member sees "+name+" join", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the member sees "+name+" join", func() (bool, string) {
 		return member.saw(signal.TypeParticipantJoined, func(m *signal.Message) bool {
 			if m.Participant.Name == name {
 				id = m.Participant.ID
@@ -134,12 +135,12 @@ func TestWHIPPublishesToWebSocketAndWHEPViewers(t *testing.T) {
 	if strings.Contains(whip.Location(), pubID) {
 		t.Fatalf("the session URL %q holds the publisher's participant id %s, which every member knows", whip.Location(), pubID)
 	}
-	eventually(t, 15*time.Second, "the WebSocket member receives the WHIP stream intact", func() (bool, string) {
+	wait.Until(t, 15*time.Second, "the WebSocket member receives the WHIP stream intact", func() (bool, string) {
 		return checkTracks(member, 30, map[string][]*source{pubID: srcs})
 	})
 
 	viewer := startWHEP(t, ctx, base, "broadcast")
-	eventually(t, 15*time.Second, "the WHEP viewer receives audio and video intact", func() (bool, string) {
+	wait.Until(t, 15*time.Second, "the WHEP viewer receives audio and video intact", func() (bool, string) {
 		viewer.mu.Lock()
 		defer viewer.mu.Unlock()
 		for _, s := range srcs {
@@ -155,7 +156,7 @@ func TestWHIPPublishesToWebSocketAndWHEPViewers(t *testing.T) {
 		}
 		return true, ""
 	})
-	eventually(t, 5*time.Second, "members told the audience count", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "members told the audience count", func() (bool, string) {
 		return member.saw(signal.TypeAudience, func(m *signal.Message) bool { return m.Audience == 1 }), ""
 	})
 	if member.saw(signal.TypeParticipantJoined, func(m *signal.Message) bool { return m.Participant.ID != pubID }) {
@@ -169,7 +170,7 @@ func TestWHIPPublishesToWebSocketAndWHEPViewers(t *testing.T) {
 	if code, err := deleteSession(ctx, whip.Location()); err != nil || code != http.StatusOK {
 		t.Fatalf("DELETE: %d %v", code, err)
 	}
-	eventually(t, 10*time.Second, "the member sees the WHIP publisher leave", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the member sees the WHIP publisher leave", func() (bool, string) {
 		return member.saw(signal.TypeParticipantLeft, func(m *signal.Message) bool { return m.Participant.ID == pubID }), ""
 	})
 	if code, _ := deleteSession(ctx, whip.Location()); code != http.StatusNotFound {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
@@ -19,8 +20,8 @@ import (
 // and offers when it publishes, on its own goroutine, never inside the
 // Peer's callbacks (which run under the Peer's lock).
 
-// wait bounds every wait on an event: generous, as the machine is shared.
-const wait = 15 * time.Second
+// patience bounds every wait on an event: generous, as the machine is shared.
+const patience = 15 * time.Second
 
 // newTestEngine returns a loopback-only engine closed when t ends.
 func newTestEngine(t *testing.T) *Engine {
@@ -155,7 +156,7 @@ func (c *client) post(f func()) {
 func (c *client) do(f func()) {
 	done := make(chan struct{})
 	c.post(func() { f(); close(done) })
-	receive(c.t, done, wait, "the client goroutine")
+	wait.Recv(c.t, done, patience, "the client goroutine")
 }
 
 func (c *client) loop() {
@@ -302,20 +303,20 @@ func (c *client) addSender(tracks ...webrtc.TrackLocal) *webrtc.RTPSender {
 // waitConnected waits until the server side of c can send media.
 func (c *client) waitConnected() {
 	c.t.Helper()
-	waitFor(c.t, wait, "the peer to connect", c.peer.Connected)
+	wait.For(c.t, patience, "the peer to connect", c.peer.Connected)
 }
 
 // nextTrack waits for the client's next remote track (pion announces it
 // with its first packet).
 func (c *client) nextTrack() *webrtc.TrackRemote {
 	c.t.Helper()
-	return receive(c.t, c.tracks, wait, "a track at the client")
+	return wait.Recv(c.t, c.tracks, patience, "a track at the client")
 }
 
 // nextReceiver waits for the next track the server received from c.
 func (c *client) nextReceiver() *Receiver {
 	c.t.Helper()
-	return receive(c.t, c.recvs, wait, "a published track at the server")
+	return wait.Recv(c.t, c.recvs, patience, "a published track at the server")
 }
 
 // errTimeout is what readUntil returns when its deadline passes.

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/confab-sfu/confab/internal/wait"
 )
 
 // logRecorder is a slog handler that keeps every record's attributes,
@@ -79,8 +81,8 @@ func TestPeerLogsCarryEachKeyOnce(t *testing.T) {
 	given := slog.New(rec).With("room", "R1", "participant", "P-sub")
 	sub := newClient(t, e, clientOpts{params: PeerParams{ID: "P-sub", Logger: given}})
 	_, _, w := subscribeAndWatch(t, sub, recvs[0], false)
-	waitFor(t, wait, "media", func() bool { return w.count() >= 5 })
-	waitFor(t, wait, "the layer switch to be logged", func() bool { return len(rec.find("forwarding layer")) > 0 })
+	wait.For(t, patience, "media", func() bool { return w.count() >= 5 })
+	wait.For(t, patience, "the layer switch to be logged", func() bool { return len(rec.find("forwarding layer")) > 0 })
 
 	lines := rec.all()
 	if len(lines) == 0 {

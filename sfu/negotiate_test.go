@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/confab-sfu/confab/internal/wait"
 )
 
 // publishN publishes n single-stream cameras from a new client and returns
@@ -36,7 +38,7 @@ func TestServerOfferAnswerCycles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o1 := receive(t, sub.answered, wait, "the first server offer")
+	o1 := wait.Recv(t, sub.answered, patience, "the first server offer")
 	if o1.mids == nil || len(o1.mids) != 1 {
 		t.Fatalf("first offer maps %v, want one section for %s", o1.mids, recvs[0].ID())
 	}
@@ -50,20 +52,20 @@ func TestServerOfferAnswerCycles(t *testing.T) {
 		t.Fatalf("client got track %s/%s, want %s/%s", tr.StreamID(), tr.ID(), info.StreamID, info.ID)
 	}
 	w := watch(tr, false)
-	waitFor(t, wait, "media of the first track", func() bool { return w.count() >= 10 })
+	wait.For(t, patience, "media of the first track", func() bool { return w.count() >= 10 })
 	if again, err := subscribe(sub, recvs[0]); err != nil || again != d0 {
 		t.Fatalf("subscribing twice made a second DownTrack (%v)", err)
 	}
 
 	sub.peer.Unsubscribe(recvs[0].ID())
-	o2 := receive(t, sub.answered, wait, "the offer removing the track")
+	o2 := wait.Recv(t, sub.answered, patience, "the offer removing the track")
 	if len(o2.mids) != 0 {
 		t.Fatalf("offer after unsubscribe still maps %v", o2.mids)
 	}
 	if err := sub.peer.Subscribe(recvs[1].ID()); err != nil {
 		t.Fatal(err)
 	}
-	o3 := receive(t, sub.answered, wait, "the offer adding the second track")
+	o3 := wait.Recv(t, sub.answered, patience, "the offer adding the second track")
 	if mediaSections(o3.sdp) != mediaSections(o1.sdp) {
 		t.Fatalf("SDP grew from %d to %d media sections: the free section was not reused",
 			mediaSections(o1.sdp), mediaSections(o3.sdp))
@@ -73,7 +75,7 @@ func TestServerOfferAnswerCycles(t *testing.T) {
 		t.Fatalf("client got %s, want %s", tr2.ID(), recvs[1].ID())
 	}
 	w2 := watch(tr2, false)
-	waitFor(t, wait, "media of the second track", func() bool { return w2.count() >= 10 })
+	wait.For(t, patience, "media of the second track", func() bool { return w2.count() >= 10 })
 	if got := len(sub.peer.DownTracks()); got != 1 || sub.peer.DownTrack(recvs[1].ID()) == nil {
 		t.Fatalf("%d DownTracks, want only the second track's", got)
 	}
@@ -91,7 +93,7 @@ func TestTrackChangesBatchIntoOneOffer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	o1 := receive(t, sub.offers, wait, "a server offer")
+	o1 := wait.Recv(t, sub.offers, patience, "a server offer")
 	if len(o1.mids) != 3 {
 		t.Fatalf("first offer carries %d tracks, want all 3 batched", len(o1.mids))
 	}
@@ -106,7 +108,7 @@ func TestTrackChangesBatchIntoOneOffer(t *testing.T) {
 		t.Fatalf("change during an outstanding offer: timer armed %v, pending %v; want it held until the answer", armed, pending)
 	}
 	sub.answerNow(o1)
-	o2 := receive(t, sub.offers, wait, "the offer after the answer")
+	o2 := wait.Recv(t, sub.offers, patience, "the offer after the answer")
 	if len(o2.mids) != 4 {
 		t.Fatalf("second offer maps %d tracks, want 4", len(o2.mids))
 	}
@@ -131,7 +133,7 @@ func TestGlareRefusedThenRecovered(t *testing.T) {
 	if err := c.peer.Subscribe(recvs[0].ID()); err != nil {
 		t.Fatal(err)
 	}
-	o := receive(t, c.offers, wait, "the server offer")
+	o := wait.Recv(t, c.offers, patience, "the server offer")
 	// The client renegotiates at the same moment (say, its track became a
 	// screen share): refused, and nothing of it is kept.
 	if err := c.offer(map[string]Source{"mine": SourceScreen}); !errors.Is(err, ErrGlare) {
@@ -149,9 +151,9 @@ func TestGlareRefusedThenRecovered(t *testing.T) {
 		t.Fatalf("client offer after the server's was answered: %v", err) // ... and offers again
 	}
 	w := watch(c.nextTrack(), false)
-	waitFor(t, wait, "the subscribed media", func() bool { return w.count() >= 10 })
+	wait.For(t, patience, "the subscribed media", func() bool { return w.count() >= 10 })
 	before := mine.LayerStats()[0].Packets
-	waitFor(t, wait, "the published media to keep flowing", func() bool {
+	wait.For(t, patience, "the published media to keep flowing", func() bool {
 		return mine.LayerStats()[0].Packets >= before+10
 	})
 }
@@ -168,9 +170,9 @@ func TestUnansweredOfferTimesOut(t *testing.T) {
 	if err := c.peer.Subscribe(recvs[0].ID()); err != nil {
 		t.Fatal(err)
 	}
-	receive(t, c.offers, wait, "the server offer")
+	wait.Recv(t, c.offers, patience, "the server offer")
 	sent := time.Now()
-	err := receive(t, c.failed, wait, "the peer to fail")
+	err := wait.Recv(t, c.failed, patience, "the peer to fail")
 	if !errors.Is(err, errOfferTimedOut) {
 		t.Fatalf("failed with %v, want errOfferTimedOut", err)
 	}

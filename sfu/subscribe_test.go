@@ -3,6 +3,8 @@ package sfu
 import (
 	"errors"
 	"testing"
+
+	"github.com/confab-sfu/confab/internal/wait"
 )
 
 // Peers subscribe to tracks by id: an id that names no live track is
@@ -16,10 +18,10 @@ func TestSubscribeByID(t *testing.T) {
 		t.Fatalf("subscribing to an unknown id: %v, want ErrUnknownTrack", err)
 	}
 	_, _, w := subscribeAndWatch(t, sub, recvs[0], false)
-	waitFor(t, wait, "media of the track", func() bool { return w.count() >= 5 })
+	wait.For(t, patience, "media of the track", func() bool { return w.count() >= 5 })
 
 	pub.peer.StopPublishing()
-	receive(t, recvs[0].Done(), wait, "the track to end")
+	wait.Recv(t, recvs[0].Done(), patience, "the track to end")
 	if err := sub.peer.Subscribe(recvs[0].ID()); !errors.Is(err, ErrUnknownTrack) {
 		t.Fatalf("subscribing to an ended track: %v, want ErrUnknownTrack", err)
 	}
@@ -36,7 +38,7 @@ func TestSetLimitsAllOrNone(t *testing.T) {
 	_, recvs := publishN(t, e, 1)
 	sub := newClient(t, e, clientOpts{})
 	d, _, w := subscribeAndWatch(t, sub, recvs[0], false)
-	waitFor(t, wait, "media of the track", func() bool { return w.count() >= 5 })
+	wait.For(t, patience, "media of the track", func() bool { return w.count() >= 5 })
 
 	err := sub.peer.SetLimits([]Limit{{Track: recvs[0].ID(), MaxLayer: 0, Paused: true}, {Track: "T-none"}})
 	if !errors.Is(err, ErrUnknownTrack) {
@@ -55,7 +57,7 @@ func TestSetLimitsAllOrNone(t *testing.T) {
 	if len(decs) != 1 || decs[0].TrackID != recvs[0].ID() || !decs[0].Paused || decs[0].Reason != "paused" {
 		t.Fatalf("decisions %+v, want the paused track", decs)
 	}
-	paused := receive(t, sub.changed, wait, "OnDecision")
+	paused := wait.Recv(t, sub.changed, patience, "OnDecision")
 	for len(sub.changed) > 0 {
 		paused = <-sub.changed
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -34,7 +35,7 @@ func TestAnswerWholeNegotiatesOnce(t *testing.T) {
 		}
 		offer = o.SDP
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	answer, err := c.peer.AnswerWhole(ctx, offer, []TrackID{recvs[0].ID()})
 	if err != nil {
@@ -53,7 +54,7 @@ func TestAnswerWholeNegotiatesOnce(t *testing.T) {
 		t.Fatalf("got track %s, want %s", tr.ID(), recvs[0].ID())
 	}
 	w := watch(tr, false)
-	waitFor(t, wait, "media", func() bool { return w.count() >= 10 })
+	wait.For(t, patience, "media", func() bool { return w.count() >= 10 })
 	if _, err := c.peer.AnswerWhole(ctx, offer, []TrackID{recvs[0].ID()}); !errors.Is(err, ErrInvalidSDP) {
 		t.Fatalf("second negotiation: %v, want ErrInvalidSDP", err)
 	}
