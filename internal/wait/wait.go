@@ -59,22 +59,3 @@ func Recv[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string) 
 	var zero T
 	return zero
 }
-
-// Never checks that cond stays false for d, polling it: for "nothing
-// arrives" assertions, which have no event to wait on. It fails t as soon
-// as cond holds, so a failure costs no more than the time it took.
-func Never(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(d)
-	ticker := time.NewTicker(tick)
-	defer ticker.Stop()
-	for time.Now().Before(end) {
-		if cond() {
-			t.Fatalf("%s", what)
-		}
-		<-ticker.C
-	}
-	if cond() {
-		t.Fatalf("%s", what)
-	}
-}
