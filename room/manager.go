@@ -1,6 +1,11 @@
-// Package room is the conference: rooms by name, their participants, and
-// the binding of each participant's signaling connection to its sfu.Peer.
-// Room events reach only that room's members.
+// Package room is the conference: rooms by name, their participants, the
+// tracks they publish and who receives them, moderation, lectures, and the
+// binding of each participant's signaling connection to its media
+// connection. Room events reach only that room's members. It reaches the
+// media plane through the small interfaces of media.go (package sfu
+// implements them); access tokens (room/access), TURN (room/turn),
+// per-address budgets (room/addrlimit) and the HTTP side of WHIP and WHEP
+// (room/whip) are packages of their own, which cmd/confab wires.
 package room
 
 import (
@@ -46,7 +51,7 @@ type Config struct {
 	// participant (default 500 ms).
 	LayersInterval time.Duration
 	// AuthSecret, when set, makes every join present an access token signed
-	// with it (HS256, see MintToken). Without it rooms are open.
+	// with it (HS256, see access.Mint). Without it rooms are open.
 	AuthSecret []byte
 	Logger     *slog.Logger
 }
