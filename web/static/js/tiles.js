@@ -9,6 +9,19 @@ import { layoutGrid, layoutRow, layoutStage } from './layout.js';
 
 const PALETTE = ['#5b8def', '#e07a5f', '#81b29a', '#f2cc8f', '#b388eb', '#4ecdc4', '#ef476f', '#ffd166'];
 
+// tileKey is the key of the tile that shows a track (its info as the
+// server announced it).
+export function tileKey(info) {
+  const screen = info.source === 'screen' || info.source === 'screen_audio';
+  return screen ? `${info.participant}/screen` : info.participant;
+}
+
+// hasTile: viewers are listed under People but get no tile: a lecture's
+// audience would otherwise fill the speakers' screens with avatars.
+export function hasTile(participant) {
+  return participant.role !== 'viewer';
+}
+
 function initials(name) {
   const words = name.replace(/\(.*?\)/g, '').trim().split(/\s+/).filter(Boolean);
   const letters = words.slice(0, 2).map((w) => [...w][0].toUpperCase());
@@ -173,6 +186,15 @@ export class Tiles {
       const video = tile.querySelector('video');
       if (video.srcObject && video.paused) this.play(tile);
     }
+  }
+
+  // showMuted marks a remote track's tile muted or not (a screen share's
+  // video has no muted state to show).
+  showMuted(info) {
+    const tile = this.map.get(tileKey(info));
+    if (!tile) return;
+    if (info.kind === 'audio') tile.dataset.mutedAudio = String(!!info.muted);
+    else if (info.source !== 'screen') tile.dataset.mutedVideo = String(!!info.muted);
   }
 
   setSpeaker(participant) {
