@@ -8,6 +8,12 @@ import { tileKey } from './tiles.js';
 // layers a factor 2 apart, the next lower one would be blurred by upscaling.
 const SIZE_ALLOWANCE = 1.5;
 const DEBOUNCE_MS = 250;
+// How often decisions are checked for a stale size cap, and the longest
+// wait between two repeats of the same request.
+const CHECK_EVERY_MS = 1000;
+const REPEAT_MIN_MS = 2000;
+const REPEAT_MAX_MS = 30000;
+const LAYER_RANK = { low: 0, medium: 1, high: 2 };
 
 // onScreen: laid out and not scrolled out of view. The observer's reports
 // are checked against the layout, since a tab that is not shown may report
@@ -35,11 +41,15 @@ export class Subscriptions {
     this.joined = joined;
     this.debug = debug;
     this.layers = new Map(); // track id -> the server's latest decision
+    this.sent = new Map();   // track id -> the subscription last sent
     this.last = '';          // the last request, to send only changes
     this.timer = null;
+    this.repeatAt = 0;
+    this.repeatEvery = REPEAT_MIN_MS;
     document.addEventListener('visibilitychange', () => this.schedule());
     window.addEventListener('resize', () => this.schedule());
     this.watchPixelRatio();
+    setInterval(() => this.checkCaps(), CHECK_EVERY_MS);
   }
 
   // watchPixelRatio: a window moved to a screen of another pixel density
@@ -62,6 +72,7 @@ export class Subscriptions {
   reset() {
     clearTimeout(this.timer);
     this.layers.clear();
+    this.sent.clear();
     this.last = '';
   }
 
@@ -71,6 +82,7 @@ export class Subscriptions {
 
   forget(trackId) {
     this.layers.delete(trackId);
+    this.sent.delete(trackId);
   }
 
   // wanted lists what every received video should get now.
@@ -98,17 +110,55 @@ export class Subscriptions {
     return subs;
   }
 
-  // send sends the subscriptions when they changed.
-  send() {
+  // send sends the subscriptions when they changed, or again (repeat).
+  send(repeat = false) {
     if (!this.joined()) return;
     const subs = this.wanted();
     const text = JSON.stringify(subs);
-    if (!subs.length || text === this.last) return;
+    if (!subs.length || (text === this.last && !repeat)) return;
+    if (text !== this.last) {
+      // A new request: its decision is judged afresh before any repeat.
+      this.repeatEvery = REPEAT_MIN_MS;
+      this.repeatAt = Date.now() + REPEAT_MIN_MS;
+    }
     this.last = text;
+    this.sent = new Map(subs.map((s) => [s.trackId, s]));
     if (this.debug) console.log('subscribe', text);
     this.request({ type: 'subscribe', subscriptions: subs }).catch((e) => {
       this.last = '';
       console.warn('subscribe', String(e));
     });
+  }
+
+  // checkCaps repeats the request when the server's size cap looks stale.
+  // The server turns maxWidth/maxHeight into a layer once, from the layers
+  // it has seen so far; a publisher adds its higher layers seconds after it
+  // starts (as its bandwidth estimate grows) and drops and restores them
+  // under load. A video capped below the layer asked for ("requested") that
+  // shows at most half the size it may have was judged too early: asking
+  // again lets the server judge with the layers it has now. Repeats back off
+  // to REPEAT_MAX_MS while nothing changes.
+  checkCaps() {
+    if (!this.joined() || Date.now() < this.repeatAt) return;
+    for (const [id, sub] of this.sent) {
+      if (sub.paused || !this.capLooksStale(id, sub)) continue;
+      this.repeatEvery = Math.min(this.repeatEvery * 2, REPEAT_MAX_MS);
+      this.repeatAt = Date.now() + this.repeatEvery;
+      if (this.debug) console.log('subscribe again: the size cap of', id, 'looks stale');
+      this.send(true);
+      return;
+    }
+  }
+
+  capLooksStale(id, sub) {
+    const d = this.layers.get(id);
+    if (!d || d.paused || d.reason !== 'requested' || !d.current || d.current !== d.target) return false;
+    if (LAYER_RANK[d.target] >= LAYER_RANK[sub.maxLayer]) return false;
+    const info = this.tracks().get(id);
+    const tile = info && this.tile(tileKey(info));
+    const video = tile && tile.querySelector('video');
+    if (!video || !video.videoWidth || !video.videoHeight) return false;
+    const doubleFits = (size, max) => !max || size * 2 <= max;
+    return doubleFits(video.videoWidth, sub.maxWidth) && doubleFits(video.videoHeight, sub.maxHeight);
   }
 }

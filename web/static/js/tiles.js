@@ -36,7 +36,8 @@ function colorFor(text) {
 
 export class Tiles {
   // grid and stage are the containers; template is the <template> of a
-  // tile; onChange runs after tiles are added, removed or resized.
+  // tile; onChange runs after tiles are added, removed, resized or scrolled
+  // into or out of view.
   constructor({ grid, stage, template, onChange, onSoundBlocked }) {
     this.grid = grid;
     this.stage = stage;
@@ -50,7 +51,11 @@ export class Tiles {
       for (const e of entries) e.target.inView = e.isIntersecting;
       this.onChange();
     });
-    const relayout = () => this.layout();
+    // A container that changes size resizes its tiles.
+    const relayout = () => {
+      this.layout();
+      this.onChange();
+    };
     new ResizeObserver(relayout).observe(grid);
     new ResizeObserver(relayout).observe(stage);
   }
