@@ -178,13 +178,11 @@ func TestBrowserAdaptiveSubscribe(t *testing.T) {
 		_, p := layer(s)
 		return p, fmt.Sprintf("layers %v", s.Layers)
 	})
-	time.Sleep(time.Second) // frames in flight
-	s, _ = viewer.snapshot()
-	frozen := s.Frames[pubID]
-	time.Sleep(2 * time.Second)
-	if s, _ = viewer.snapshot(); s.Frames[pubID] > frozen+5 {
-		t.Errorf("a paused tile still decodes: %d frames after %d", s.Frames[pubID], frozen)
-	}
+	// Frames in flight drain, then none come: 2 s (40 frames' time) without one.
+	frozen := b.settles("a paused tile stops decoding", 10*time.Second, 8, func() (int, error) {
+		s, err := viewer.snapshot()
+		return s.Frames[pubID], err
+	})
 	hide("")
 	b.waitSnapshot(viewer, "resumed", 15*time.Second, func(s snapshot) (bool, string) {
 		c, p := layer(s)
