@@ -195,7 +195,9 @@ func TestBrowserAdaptiveSubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	viewer.do(t, chromedp.EmulateViewport(size[0], size[1], chromedp.EmulateScale(2)))
-	b.waitSnapshot(viewer, "the high layer", 20*time.Second, func(s snapshot) (bool, string) {
+	// The publisher may not send its high layer yet, and the bandwidth
+	// estimate has to grow to it: allow for both.
+	b.waitSnapshot(viewer, "the high layer", 30*time.Second, func(s snapshot) (bool, string) {
 		c, _ := layer(s)
 		return c == "high", fmt.Sprintf("layers %v", s.Layers)
 	})

@@ -8,10 +8,12 @@ import { tileKey } from './tiles.js';
 // layers a factor 2 apart, the next lower one would be blurred by upscaling.
 const SIZE_ALLOWANCE = 1.5;
 const DEBOUNCE_MS = 250;
-// How often decisions are checked for a stale size cap, and the longest
-// wait between two repeats of the same request.
+// How often decisions are checked for a stale size cap; a request is
+// repeated REPEAT_MIN_MS apart at first (a publisher's layers come within
+// seconds), then ever less often, up to REPEAT_MAX_MS apart.
 const CHECK_EVERY_MS = 1000;
 const REPEAT_MIN_MS = 2000;
+const REPEAT_FAST = 5;
 const REPEAT_MAX_MS = 30000;
 const LAYER_RANK = { low: 0, medium: 1, high: 2 };
 
@@ -45,7 +47,7 @@ export class Subscriptions {
     this.last = '';          // the last request, to send only changes
     this.timer = null;
     this.repeatAt = 0;
-    this.repeatEvery = REPEAT_MIN_MS;
+    this.repeats = 0;        // repeats of the current request
     document.addEventListener('visibilitychange', () => this.schedule());
     window.addEventListener('resize', () => this.schedule());
     this.watchPixelRatio();
@@ -118,7 +120,7 @@ export class Subscriptions {
     if (!subs.length || (text === this.last && !repeat)) return;
     if (text !== this.last) {
       // A new request: its decision is judged afresh before any repeat.
-      this.repeatEvery = REPEAT_MIN_MS;
+      this.repeats = 0;
       this.repeatAt = Date.now() + REPEAT_MIN_MS;
     }
     this.last = text;
@@ -136,14 +138,14 @@ export class Subscriptions {
   // starts (as its bandwidth estimate grows) and drops and restores them
   // under load. A video capped below the layer asked for ("requested") that
   // shows at most half the size it may have was judged too early: asking
-  // again lets the server judge with the layers it has now. Repeats back off
-  // to REPEAT_MAX_MS while nothing changes.
+  // again lets the server judge with the layers it has now.
   checkCaps() {
     if (!this.joined() || Date.now() < this.repeatAt) return;
     for (const [id, sub] of this.sent) {
       if (sub.paused || !this.capLooksStale(id, sub)) continue;
-      this.repeatEvery = Math.min(this.repeatEvery * 2, REPEAT_MAX_MS);
-      this.repeatAt = Date.now() + this.repeatEvery;
+      this.repeats++;
+      const slower = 2 ** Math.max(0, this.repeats - REPEAT_FAST);
+      this.repeatAt = Date.now() + Math.min(REPEAT_MIN_MS * slower, REPEAT_MAX_MS);
       if (this.debug) console.log('subscribe again: the size cap of', id, 'looks stale');
       this.send(true);
       return;
