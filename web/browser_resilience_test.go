@@ -195,8 +195,12 @@ func TestBrowserAdaptiveSubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	viewer.do(t, chromedp.EmulateViewport(size[0], size[1], chromedp.EmulateScale(2)))
-	// The publisher may not send its high layer yet, and the bandwidth
-	// estimate has to grow to it: allow for both.
+	// The publisher may not send its high layer yet (Chromium starts it once
+	// its bandwidth estimate allows; on a machine too busy, never), and the
+	// viewer's estimate has to grow to it: allow for both.
+	b.waitSnapshot(pub, "the publisher encodes its high layer", 30*time.Second, func(s snapshot) (bool, string) {
+		return s.Sent["h"] > 0, fmt.Sprintf("frames encoded per layer %v", s.Sent)
+	})
 	b.waitSnapshot(viewer, "the high layer", 30*time.Second, func(s snapshot) (bool, string) {
 		c, _ := layer(s)
 		return c == "high", fmt.Sprintf("layers %v", s.Layers)

@@ -260,6 +260,7 @@ async function join() {
     $('prejoin').hidden = true;
     $('meeting').hidden = false;
     $('preview').srcObject = null;
+    showMessage('prejoin-message', '');
     showMessage('meeting-message', controls.notice);
     tiles.layout();
     subscriptions.schedule();
