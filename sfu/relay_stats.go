@@ -13,11 +13,14 @@ import (
 // node in one direction. Counters only grow: a stopped layer's and a closed
 // link's are kept.
 type RelayStats struct {
-	Links   int    // open links (Engine.RelayTotals)
-	Tracks  int    // tracks relayed now
-	Layers  int    // layers (media sections) relayed now
-	Packets uint64 // RTP packets sent (out) or received (in), retransmissions included
-	Bytes   uint64 // their bytes, headers included
+	Links  int // open links (Engine.RelayTotals)
+	Tracks int // tracks relayed now
+	Layers int // layers (media sections) relayed now
+	// Packets and Bytes (headers included) count RTP: out, each packet
+	// forwarded once (resends are in Resent); in, every packet that
+	// arrived, resends included.
+	Packets uint64
+	Bytes   uint64
 	// Lost counts relayed packets lost on the link: out, the cumulative
 	// loss the other node's receiver reports give (what NACKs had not
 	// repaired by report time); in, sequence numbers skipped on arrival
@@ -195,7 +198,7 @@ var (
 	descRelayLinks   = prometheus.NewDesc("confab_relay_links", "Open relay links to (out) or from (in) another node.", relayLabels, nil)
 	descRelayTracks  = prometheus.NewDesc("confab_relay_tracks", "Tracks relayed to (out) or from (in) another node now.", relayLabels, nil)
 	descRelayPackets = prometheus.NewDesc("confab_relay_packets_total",
-		"RTP packets relayed to (out) or from (in) another node, retransmissions included.", relayLabels, nil)
+		"RTP packets relayed to (out, resends apart) or from (in, resends included) another node.", relayLabels, nil)
 	descRelayBytes = prometheus.NewDesc("confab_relay_bytes_total", "RTP bytes relayed to (out) or from (in) another node.", relayLabels, nil)
 	descRelayLost  = prometheus.NewDesc("confab_relay_packets_lost_total",
 		"Relayed packets lost: out, as the other node's receiver reports count them; in, sequence numbers skipped on arrival (before NACK repair).",
