@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/confab-sfu/confab/sfu/packetcache"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -306,5 +308,42 @@ func TestRelayLossFromReceiverReports(t *testing.T) {
 	d.noteReport(&rtcp.ReceiverReport{Reports: []rtcp.ReceptionReport{{SSRC: 99, TotalLost: 50}}})
 	if got := downTrackRelayStats(d).Lost; got != 7 {
 		t.Fatalf("lost %d, want the 7 reported for the layer's SSRC", got)
+	}
+}
+
+// twoVideoSections is an offer with two sending video sections and one
+// audio section that only receives.
+const twoVideoSections = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" +
+	"m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=sendonly\r\n" +
+	"m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendonly\r\n" +
+	"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:2\r\na=recvonly\r\n"
+
+// The sections of one track must describe it alike, with distinct layers.
+func TestValidateRelayOfferAcrossSections(t *testing.T) {
+	parsed := &sdp.SessionDescription{}
+	if err := parsed.UnmarshalString(twoVideoSections); err != nil {
+		t.Fatal(err)
+	}
+	video := RelaySection{Track: "T1", Publisher: "P1", Stream: "P1", Kind: "video", Source: "camera",
+		Codec: RelayCodec{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, Simulcast: true}
+	layer := func(s RelaySection, l int) RelaySection { s.Layer = l; return s }
+	other := layer(video, 2)
+	other.Publisher = "P2"
+	audio := RelaySection{Track: "A1", Publisher: "P1", Kind: "audio", Codec: RelayCodec{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000}}
+	for _, tc := range []struct {
+		name     string
+		sections map[string]RelaySection
+		ok       bool
+	}{
+		{"two layers of one track", map[string]RelaySection{"0": layer(video, 0), "1": layer(video, 2)}, true},
+		{"one layer twice", map[string]RelaySection{"0": layer(video, 1), "1": layer(video, 1)}, false},
+		{"one track, two publishers", map[string]RelaySection{"0": layer(video, 0), "1": other}, false},
+		{"a section that only receives", map[string]RelaySection{"0": layer(video, 0), "1": layer(video, 1), "2": audio}, false},
+		{"a sending section left out", map[string]RelaySection{"0": layer(video, 0)}, false},
+	} {
+		err := validateRelayOffer(RelayOffer{SDP: twoVideoSections, Sections: tc.sections}, parsed)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalidRelayOffer)) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
 	}
 }
