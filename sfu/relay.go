@@ -102,6 +102,8 @@ type relayBase struct {
 	closeOnce sync.Once
 	failOnce  sync.Once
 	closeFn   func() error // the concrete relay's Close
+	// onConnected runs, on its own goroutine, when media can first flow.
+	onConnected func()
 
 	timerMu      sync.Mutex
 	connectTimer *time.Timer
@@ -148,6 +150,9 @@ func (b *relayBase) onConnectionState(s webrtc.PeerConnectionState) {
 		if b.link.connected.CompareAndSwap(false, true) {
 			b.stopConnectTimer()
 			b.log.Info("relay connected")
+			if b.onConnected != nil {
+				go b.onConnected()
+			}
 		}
 	case webrtc.PeerConnectionStateDisconnected:
 		b.link.connected.Store(false)

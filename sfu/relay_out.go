@@ -47,6 +47,7 @@ func (e *Engine) NewRelayOut(p RelayParams) (*RelayOut, error) {
 	}
 	ro := &RelayOut{relayBase: b, tracks: map[*Receiver]*[maxLayers]*DownTrack{}, watched: map[*Receiver]bool{}}
 	b.closeFn = ro.Close
+	b.onConnected = ro.askKeyframes
 	ro.register(ro)
 	return ro, nil
 }
@@ -155,6 +156,24 @@ func (ro *RelayOut) Stop(r *Receiver) {
 	delete(ro.tracks, r)
 	ro.needNeg = true
 	ro.scheduleLocked()
+}
+
+// askKeyframes asks the publishers for a keyframe of every relayed layer:
+// those sent before the link connected never arrived.
+func (ro *RelayOut) askKeyframes() {
+	ro.mu.Lock()
+	var downs []*DownTrack
+	for _, cur := range ro.tracks {
+		for _, d := range cur {
+			if d != nil {
+				downs = append(downs, d)
+			}
+		}
+	}
+	ro.mu.Unlock()
+	for _, d := range downs {
+		d.updateTarget()
+	}
 }
 
 // Sending returns the layers of r being relayed, lowest first.
