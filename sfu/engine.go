@@ -37,6 +37,8 @@ type Engine struct {
 	// Negotiation timing of new Peers (tests shorten them).
 	negotiationDelay time.Duration
 	offerWindow      time.Duration
+
+	relays relayBook // this engine's relay links and their counters
 }
 
 // NewEngine prepares the media plane: it opens the shared ports the
