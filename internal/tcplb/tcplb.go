@@ -41,6 +41,7 @@ type LB struct {
 	next     int
 	conns    map[string]map[*link]struct{} // open links by backend
 	accepted map[string]int                // links made, by backend
+	refused  int                           // clients closed for want of a backend
 }
 
 // link is one client connection and its backend connection.
@@ -171,6 +172,14 @@ func (lb *LB) Accepted(backend string) int {
 	return lb.accepted[hp]
 }
 
+// Refused counts the client connections closed at once because no
+// backend answered.
+func (lb *LB) Refused() int {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	return lb.refused
+}
+
 // Close stops listening, closes every proxied connection and waits for
 // the balancer's goroutines to end.
 func (lb *LB) Close() error {
@@ -217,6 +226,9 @@ func (lb *LB) accept() {
 func (lb *LB) serve(c net.Conn) {
 	l, backend := lb.connect(c)
 	if l == nil {
+		lb.mu.Lock()
+		lb.refused++
+		lb.mu.Unlock()
 		_ = c.Close()
 		return
 	}

@@ -222,6 +222,9 @@ func TestNoBackend(t *testing.T) {
 	if err := closed(c); err != nil {
 		t.Errorf("with no backend: %v", err)
 	}
+	if lb.Refused() != 1 {
+		t.Errorf("refused %d connections, want 1", lb.Refused())
+	}
 }
 
 // HTTP through the balancer: requests and responses cross whole, keep-alive
