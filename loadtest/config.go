@@ -44,7 +44,7 @@ type Config struct {
 	// default). Rejoins are counted in the report.
 	Reconnect bool
 	Logger    *slog.Logger
-	Progress          io.Writer // a live line while running; nil for none
+	Progress  io.Writer // a live line while running; nil for none
 
 	nodes []string // URL split into nodes, by check
 }

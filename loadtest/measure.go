@@ -120,7 +120,7 @@ type receiveLog struct {
 	expect  int
 	node    int      // the node it joined through first
 	nodes   []string // the run's nodes, to tell where a track came from
-	events  int // room events received (everything but negotiation)
+	events  int      // room events received (everything but negotiation)
 	peer    *client.Peer
 	wantNow []string // ids of the tracks published when the peer joined
 
