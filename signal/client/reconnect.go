@@ -18,7 +18,9 @@ import (
 // the same tracks again (their sources keep writing into them; the server
 // sees new tracks) and receives again. Events and OnTrack keep going to
 // the same reader and callback, with TypeReconnecting and TypeReconnected
-// events between the sessions.
+// events between the sessions. The tracks received after a rejoin are new
+// ones (new ids, through OnTrack): subscriptions made for the old ones
+// are to be made again.
 //
 // A refusal another server cannot fix (room_full, forbidden, a token
 // problem, a bye with code removed...) stops reconnecting, as does giving

@@ -380,3 +380,30 @@ func TestReconnectEndsOnRemoval(t *testing.T) {
 		t.Errorf("%d connections to the server, want 1: a removed peer must not come back", n)
 	}
 }
+
+// TestJoinTriesEachServer: with Reconnect, the first join moves on from a
+// server that is not there, but not from a final refusal.
+func TestJoinTriesEachServer(t *testing.T) {
+	live := testserver.StartNode(t, room.Config{})
+	strict := testserver.StartNode(t, room.Config{AuthSecret: []byte("a secret of thirty-two bytes....")})
+	dead := testserver.StartNode(t, room.Config{})
+	dead.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	p := join(t, ctx, dead.URL, "r", "ada", func(p *client.Params) {
+		p.Reconnect = &client.Reconnect{URLs: []string{live.URL}}
+	})
+	if p.URL() != live.URL {
+		t.Errorf("joined through %s, want %s", p.URL(), live.URL)
+	}
+	_, err := client.Join(ctx, client.Params{URL: strict.URL, Room: "r", Name: "bob", Token: "not-a-token", API: loopbackAPI(t),
+		Reconnect: &client.Reconnect{URLs: []string{live.URL}}})
+	var serr *signal.Error
+	if !errors.As(err, &serr) || serr.Code != signal.CodeInvalidToken {
+		// Had it gone on to the live server, the join would have succeeded.
+		t.Errorf("join refused for its token: %v, want %s and no other server tried", err, signal.CodeInvalidToken)
+	}
+	if _, err := client.Join(ctx, client.Params{URL: dead.URL, Room: "r", Name: "carol", API: loopbackAPI(t)}); err == nil {
+		t.Error("joined a dead server without Reconnect")
+	}
+}
