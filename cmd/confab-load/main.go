@@ -61,28 +61,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.String("json", "", "write the full report as JSON to this file")
 	htmlOut := fs.String("html", "", "write a self-contained HTML report with charts to this file")
 	verbose := fs.Bool("v", false, "log what the peers (and pion below them) report to stderr, from level info")
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return err
 	}
-	var hosts []string
-	for _, raw := range strings.Split(cfg.URL, ",") {
-		u, err := url.Parse(strings.TrimSpace(raw))
-		if err != nil || u.Host == "" {
-			return fmt.Errorf("-url %q: want http(s)://host:port, comma-separated for several nodes", raw)
-		}
-		hosts = append(hosts, u.Hostname())
-	}
-	switch *loopback {
-	case "auto":
-		cfg.Loopback = true
-		for _, h := range hosts {
-			cfg.Loopback = cfg.Loopback && (h == "localhost" || h == "::1" || strings.HasPrefix(h, "127."))
-		}
-	case "true":
-		cfg.Loopback = true
-	case "false":
-	default:
-		return fmt.Errorf("-loopback %q: want auto, true or false", *loopback)
+	if cfg.Loopback, err = loopbackICE(cfg.URL, *loopback); err != nil {
+		return err
 	}
 	switch cfg.Layer {
 	case "auto", "low", "medium", "high":
@@ -120,6 +104,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		printReport(stdout, rep)
 	}
 	return runErr
+}
+
+// loopbackICE says whether ICE keeps to loopback: mode auto, true or
+// false; auto when every node of urls is on a loopback host.
+func loopbackICE(urls, mode string) (bool, error) {
+	var hosts []string
+	for _, raw := range strings.Split(urls, ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || u.Host == "" {
+			return false, fmt.Errorf("-url %q: want http(s)://host:port, comma-separated for several nodes", raw)
+		}
+		hosts = append(hosts, u.Hostname())
+	}
+	switch mode {
+	case "auto":
+		for _, h := range hosts {
+			if h != "localhost" && h != "::1" && !strings.HasPrefix(h, "127.") {
+				return false, nil
+			}
+		}
+		return true, nil
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("-loopback %q: want auto, true or false", mode)
 }
 
 func printReport(w io.Writer, r *loadtest.Report) {
