@@ -40,8 +40,8 @@ type sampler struct {
 	r      *run
 	start  time.Time
 	at     time.Time
-	server ServerStats
-	recv   uint64 // bytes received by all peers
+	server []ServerStats // by node
+	recv   uint64        // bytes received by all peers
 	sent   uint64
 }
 
@@ -49,20 +49,23 @@ type sampler struct {
 func (r *run) newSampler(ctx context.Context) *sampler {
 	now := time.Now()
 	recv, _, _, _ := r.received()
-	return &sampler{r: r, start: now, at: now, server: scrapeServer(ctx, r.cfg.URL), recv: recv, sent: r.sent.total()}
+	return &sampler{r: r, start: now, at: now, server: scrapeNodes(ctx, r.cfg.nodes), recv: recv, sent: r.sent.total()}
 }
 
 func (s *sampler) sample(ctx context.Context, now time.Time) Sample {
 	recv, packets, lost, peers := s.r.received()
-	srv := scrapeServer(ctx, s.r.cfg.URL)
+	srv := scrapeNodes(ctx, s.r.cfg.nodes)
 	sent := s.r.sent.total()
 	dt := now.Sub(s.at).Seconds()
 	sm := Sample{Seconds: now.Sub(s.start).Seconds(), RecvKbps: float64(recv-s.recv) * 8 / 1000 / dt,
 		SentKbps: float64(sent-s.sent) * 8 / 1000 / dt, Peers: peers}
-	if srv.Available && s.server.Available {
-		sm.ServerCPU = (srv.CPUSeconds - s.server.CPUSeconds) / dt
-		sm.ServerKbps = (srv.BytesOut - s.server.BytesOut) * 8 / 1000 / dt
-		sm.ServerRSS = srv.RSSBytes / (1 << 20)
+	// The servers' figures add up over the nodes that answered both times.
+	for i, n := range srv {
+		if n.Available && s.server[i].Available {
+			sm.ServerCPU += (n.CPUSeconds - s.server[i].CPUSeconds) / dt
+			sm.ServerKbps += (n.BytesOut - s.server[i].BytesOut) * 8 / 1000 / dt
+			sm.ServerRSS += n.RSSBytes / (1 << 20)
+		}
 	}
 	if packets+lost > 0 {
 		sm.LossPct = 100 * float64(lost) / float64(packets+lost)

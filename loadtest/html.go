@@ -181,6 +181,7 @@ table{border-collapse:collapse;margin-top:1em} td,th{padding:.25em .8em;border-b
 <div class="card">server memory growth per peer<b>{{printf "%.2f" .PerPeerMiB}} MiB</b></div>{{end}}
 <div class="card">sent by all publishers<b>{{printf "%.0f" .R.SentKbps}} kbit/s</b></div>
 <div class="card">received per subscriber (mean)<b>{{printf "%.0f" .AvgKbps}} kbit/s</b></div>
+{{if .R.Reconnects}}<div class="card">rejoins; media again p50 / max<b>{{.R.Reconnects}}; {{printf "%.0f" .R.ResumeMillis.P50}} / {{printf "%.0f" .R.ResumeMillis.Max}} ms</b></div>{{end}}
 </div>
 <h2>Over time</h2>
 {{.Bitrate}}
@@ -190,6 +191,10 @@ table{border-collapse:collapse;margin-top:1em} td,th{padding:.25em .8em;border-b
 <h2>Layers received</h2>
 <table><tr><th>layer (from keyframe sizes)</th><th>video tracks</th></tr>{{range $k, $v := .R.Layers}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>
 {{if .R.ServerLayers}}<table><tr><th>layer (as the server reported)</th><th>video tracks</th></tr>{{range $k, $v := .R.ServerLayers}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>{{end}}
+{{if gt (len .R.Nodes) 1}}<h2>Nodes</h2>
+<table id="nodes"><tr><th>node</th><th>joined</th><th>join p50 / p95 ms</th><th>packets received</th><th>lost</th><th>kbit/s</th><th>rejoins from / to</th><th>server CPU-s</th></tr>
+{{range .R.Nodes}}<tr><td>{{.URL}}</td><td>{{.Joined}}/{{.Participants}}</td><td>{{printf "%.0f" .JoinMillis.P50}} / {{printf "%.0f" .JoinMillis.P95}}</td><td>{{.Packets}}</td><td{{if .Lost}} class="bad"{{end}}>{{.Lost}}</td><td>{{printf "%.0f" .ReceivedKbps}}</td><td>{{.RejoinsFrom}} / {{.RejoinsTo}}</td><td>{{if .Server.Available}}{{printf "%.2f" .Server.CPUSeconds}}{{else}}-{{end}}</td></tr>
+{{end}}</table>{{end}}
 <h2>Peers</h2>
 <table id="peers"><tr><th>peer</th><th>tracks</th><th>packets</th><th>lost</th><th>kbit/s</th><th>freezes</th><th>layers</th></tr>
 {{range .R.Subscribers}}<tr><td>{{.Name}}</td><td>{{.Tracks}}/{{.Expected}}</td><td>{{.Packets}}</td><td{{if .Lost}} class="bad"{{end}}>{{.Lost}}</td><td>{{printf "%.0f" .BitrateKbps}}</td><td{{if .Freezes}} class="bad"{{end}}>{{.Freezes}}</td><td>{{range $i, $l := .Layers}}{{if $i}} {{end}}{{$l}}{{end}}</td></tr>

@@ -28,8 +28,8 @@ func (r *run) joinWS(setup context.Context, pl plan, rec *receiveLog) (*client.P
 	if lecture && !pl.publish {
 		role = signal.RoleViewer
 	}
-	p, err := client.Join(setup, client.Params{URL: r.cfg.URL, Room: pl.room, Name: pl.name, API: r.api, Logger: r.cfg.Logger,
-		Lecture: lecture, Role: role,
+	p, err := client.Join(setup, client.Params{URL: r.cfg.nodes[pl.node], Room: pl.room, Name: pl.name, API: r.api, Logger: r.cfg.Logger,
+		Lecture: lecture, Role: role, Reconnect: r.reconnect(pl.node),
 		OnTrack: func(rt *client.RemoteTrack) { rec.track(rt, r.cfg.Layer) },
 		OnKeyframeRequest: func(string) {
 			if v := video.Load(); v != nil {
@@ -49,6 +49,20 @@ func (r *run) joinWS(setup context.Context, pl plan, rec *receiveLog) (*client.P
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	return p, nil
+}
+
+// reconnect is how a WebSocket participant of node rejoins: through the
+// other nodes in order, then its own again; nil unless Config.Reconnect.
+func (r *run) reconnect(node int) *client.Reconnect {
+	if !r.cfg.Reconnect {
+		return nil
+	}
+	n := len(r.cfg.nodes)
+	urls := make([]string, 0, n)
+	for i := range n {
+		urls = append(urls, r.cfg.nodes[(node+i)%n])
+	}
+	return &client.Reconnect{URLs: urls}
 }
 
 // publishWS publishes audio and, if configured, video from the clips.
@@ -93,7 +107,7 @@ func (r *run) joinHTTP(setup context.Context, pl plan, rec *receiveLog) (*client
 	// A viewer that comes before anything is published is refused with 404
 	// and asks again.
 	for {
-		s, err := client.Watch(setup, r.api, r.cfg.URL, pl.room, "", func(rt *client.RemoteTrack) { rec.track(rt, "") })
+		s, err := client.Watch(setup, r.api, r.cfg.nodes[pl.node], pl.room, "", func(rt *client.RemoteTrack) { rec.track(rt, "") })
 		var herr *client.HTTPStatusError
 		if !errors.As(err, &herr) || herr.Status != http.StatusNotFound {
 			return s, err
@@ -121,7 +135,7 @@ func (r *run) publishWHIP(setup context.Context, pl plan) (*client.HTTPSession, 
 		}
 		groups = append(groups, v.Tracks())
 	}
-	s, senders, err := client.PublishWHIP(setup, r.api, r.cfg.URL, pl.room, "", groups...)
+	s, senders, err := client.PublishWHIP(setup, r.api, r.cfg.nodes[pl.node], pl.room, "", groups...)
 	if err != nil {
 		return nil, err
 	}

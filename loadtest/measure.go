@@ -4,6 +4,7 @@ import (
 	"context"
 	"github.com/confab-sfu/confab/sfu/vp8"
 	"math/bits"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -20,6 +21,8 @@ const freezeGap = 500 * time.Millisecond
 // the extended sequence numbers, and freezes between video frames.
 type trackLog struct {
 	video     bool
+	node      int       // the node it came through
+	opened    time.Time // when it arrived (OnTrack)
 	first     time.Time
 	packets   uint64
 	bytes     uint64 // media: padding-only probes are not counted
@@ -115,7 +118,9 @@ func layerOfWidth(w uint16) string {
 type receiveLog struct {
 	name    string
 	expect  int
-	events  int // room events received (everything but negotiation)
+	node    int      // the node it joined through first
+	nodes   []string // the run's nodes, to tell where a track came from
+	events  int      // room events received (everything but negotiation)
 	peer    *client.Peer
 	wantNow []string // ids of the tracks published when the peer joined
 
@@ -132,7 +137,11 @@ func newReceiveLog(name string, expect int) *receiveLog {
 // track reads one forwarded track until it ends, and applies the layer
 // policy to video.
 func (r *receiveLog) track(rt *client.RemoteTrack, layer string) {
-	tl := &trackLog{video: rt.Info.Kind == "video"}
+	node := r.node
+	if i := slices.Index(r.nodes, rt.URL); i >= 0 {
+		node = i // after a rejoin, maybe another node
+	}
+	tl := &trackLog{video: rt.Info.Kind == "video", node: node, opened: time.Now()}
 	r.mu.Lock()
 	r.tracks[rt.Info.ID] = tl
 	peer := r.peer
@@ -264,6 +273,17 @@ func (r *receiveLog) follow(p *client.Peer) {
 	}
 }
 
+// reconnections are the peer's rejoins (none for WHIP and WHEP sessions).
+func (r *receiveLog) reconnections() []client.Reconnection {
+	r.mu.Lock()
+	p := r.peer
+	r.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.Reconnections()
+}
+
 func (r *receiveLog) setPeer(p *client.Peer) {
 	r.mu.Lock()
 	r.peer = p
@@ -335,6 +355,12 @@ func (r *receiveLog) stats(seconds float64) SubscriberStats {
 	defer r.mu.Unlock()
 	s := SubscriberStats{Name: r.name, Tracks: len(r.tracks), Expected: r.expect, Packets: p, Lost: l, Layers: seen, ServerLayers: told,
 		Events: r.events}
+	if r.node < len(r.nodes) {
+		s.Node = r.nodes[r.node]
+	}
+	if r.peer != nil {
+		s.Reconnects = len(r.peer.Reconnections())
+	}
 	var bytes uint64
 	for _, t := range r.tracks {
 		bytes += t.bytes
@@ -345,4 +371,52 @@ func (r *receiveLog) stats(seconds float64) SubscriberStats {
 		s.BitrateKbps = float64(bytes) * 8 / 1000 / seconds
 	}
 	return s
+}
+
+// nodeRecv is what the peers received through one node.
+type nodeRecv struct {
+	packets, lost, bytes uint64
+}
+
+// addPerNode adds what each node delivered to this peer into out
+// (indexed by node).
+func (r *receiveLog) addPerNode(out []nodeRecv) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.tracks {
+		if t.node < 0 || t.node >= len(out) {
+			continue
+		}
+		out[t.node].packets += t.packets
+		out[t.node].bytes += t.bytes
+		if t.bound >= 0 {
+			out[t.node].lost += t.lostUpTo(t.bound)
+		}
+	}
+}
+
+// resumed says, for each rejoin of recs, how many milliseconds after the
+// loss the first packet arrived on a track of the new session; a rejoin
+// after which nothing arrived is left out.
+func (r *receiveLog) resumed(recs []client.Reconnection) []float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []float64
+	for k, rc := range recs {
+		var until time.Time
+		if k+1 < len(recs) {
+			until = recs[k+1].Lost
+		}
+		var first time.Time
+		for _, t := range r.tracks {
+			inSession := !t.opened.Before(rc.Rejoined) && (until.IsZero() || t.opened.Before(until))
+			if t.started && inSession && (first.IsZero() || t.first.Before(first)) {
+				first = t.first
+			}
+		}
+		if !first.IsZero() {
+			out = append(out, float64(first.Sub(rc.Lost).Microseconds())/1000)
+		}
+	}
+	return out
 }

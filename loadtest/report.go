@@ -33,6 +33,15 @@ type Report struct {
 	JoinSamples []float64 `json:"joinSamplesMillis"`
 	// Churn counts the leave/join cycles of the churn scenario.
 	Churn int `json:"churnCycles,omitempty"`
+	// Nodes are the figures of each node, in the order of Config.URL.
+	Nodes []NodeStats `json:"nodes"`
+	// Reconnects counts the rejoins of WebSocket peers (Config.Reconnect);
+	// ReconnectMillis times them from the loss to the new welcome, and
+	// ResumeMillis from the loss to the first packet received after the
+	// rejoin (peers that receive).
+	Reconnects      int         `json:"reconnects"`
+	ReconnectMillis Percentiles `json:"reconnectMillis"`
+	ResumeMillis    Percentiles `json:"resumeMillis"`
 }
 
 // Sample is one second of a run.
@@ -65,6 +74,8 @@ type SubscriberStats struct {
 	Layers       []string `json:"layers,omitempty"`       // per video track, from keyframe widths
 	ServerLayers []string `json:"serverLayers,omitempty"` // per video track, from "layers" messages
 	Events       int      `json:"roomEvents"`             // signaling events received (not negotiation), WebSocket peers
+	Node         string   `json:"node"`                   // the node it joined through first
+	Reconnects   int      `json:"reconnects,omitempty"`   // its rejoins
 }
 
 // ErrNothingReceived is returned when peers joined but no media arrived.

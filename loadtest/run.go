@@ -34,6 +34,7 @@ type run struct {
 	sessions  []*client.HTTPSession        // WHIP presenters and WHEP viewers
 	logs      []*receiveLog                // everyone who joined, also those gone
 	joinTimes []float64                    // milliseconds
+	perNode   []nodeCount                  // by node
 }
 
 // Run executes a scenario and returns its report. It fails when a peer
@@ -51,15 +52,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	before := scrapeServer(ctx, cfg.URL)
+	before := scrapeNodes(ctx, cfg.nodes)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r := &run{cfg: cfg, api: api, ctx: runCtx, progress: newProgress(cfg.Progress, len(plans)),
 		rep:  &Report{Scenario: cfg.Scenario, Peers: len(plans), Layers: map[string]int{}, ServerLayers: map[string]int{}},
-		live: map[*client.Peer]*receiveLog{}}
+		live: map[*client.Peer]*receiveLog{}, perNode: make([]nodeCount, len(cfg.nodes))}
 	if err := r.joinAll(ctx, plans); err != nil {
 		cancel()
 		r.leaveAll()
+		r.rep.addNodes(cfg.nodes, r.perNode, r.logs, make([]ServerStats, len(cfg.nodes)))
 		return r.rep, err
 	}
 	flowStart, firstSent := time.Now(), r.sent.total()
@@ -69,12 +71,40 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := r.rep
 	rep.Duration = time.Since(flowStart).Seconds()
 	rep.SentKbps = float64(r.sent.total()-firstSent) * 8 / 1000 / rep.Duration
-	rep.Server = scrapeServer(ctx, cfg.URL).since(before)
+	var perNode []ServerStats
+	rep.Server, perNode = serversSince(scrapeNodes(ctx, cfg.nodes), before)
 	rep.Server.RSSPerPeer = rep.Server.RSSGrowth / float64(rep.Joined)
 	cancel()
 	r.leaveAll()
+	r.ended()
 	rep.addReceived(r.logs, r.joinTimes)
+	rep.addNodes(cfg.nodes, r.perNode, r.logs, perNode)
 	return rep, rep.verdict()
+}
+
+// ended counts as failed every peer that stopped by itself: it could not
+// rejoin (Config.Reconnect) or was sent away.
+func (r *run) ended() {
+	for p, rec := range r.everyPeer() {
+		if err := p.Err(); err != nil {
+			r.fail(rec.name, fmt.Errorf("ended: %w", err))
+		}
+	}
+}
+
+// everyPeer lists the WebSocket peers of the run, those gone included.
+func (r *run) everyPeer() map[*client.Peer]*receiveLog {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[*client.Peer]*receiveLog{}
+	for _, l := range r.logs {
+		l.mu.Lock()
+		if l.peer != nil {
+			out[l.peer] = l
+		}
+		l.mu.Unlock()
+	}
+	return out
 }
 
 // fail records a participant that failed; the run goes on without it.
@@ -123,6 +153,10 @@ func (r *run) joinAll(ctx context.Context, plans []plan) error {
 // every track it should receive, and records it.
 func (r *run) join(pl plan) error {
 	rec := newReceiveLog(pl.name, pl.expect)
+	rec.node, rec.nodes = pl.node, r.cfg.nodes
+	r.mu.Lock()
+	r.perNode[pl.node].tried++
+	r.mu.Unlock()
 	start := time.Now()
 	setup, cancel := context.WithTimeout(r.ctx, joinTimeout)
 	defer cancel()
@@ -150,9 +184,12 @@ func (r *run) join(pl plan) error {
 	defer r.mu.Unlock()
 	enter()
 	r.logs = append(r.logs, rec)
+	r.perNode[pl.node].joined++
 	// A WHIP presenter receives nothing, so it has no join time.
 	if missing == 0 && !(r.cfg.overHTTP(pl) && pl.publish) {
-		r.joinTimes = append(r.joinTimes, float64(ready.Sub(start).Microseconds())/1000)
+		ms := float64(ready.Sub(start).Microseconds()) / 1000
+		r.joinTimes = append(r.joinTimes, ms)
+		r.perNode[pl.node].joinMillis = append(r.perNode[pl.node].joinMillis, ms)
 	}
 	return nil
 }

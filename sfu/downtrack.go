@@ -82,6 +82,10 @@ type DownTrack struct {
 	rtxPkt   rtp.Packet
 	history  [historySize]sentPacket
 
+	// Relay layers only (relay_out.go).
+	pinned   bool  // forwards exactly maxLayer, whatever else is live
+	levelOut uint8 // the link's audio level extension id (0: none)
+
 	packets   atomic.Uint64
 	bytes     atomic.Uint64
 	switches  atomic.Uint64
@@ -90,6 +94,8 @@ type DownTrack struct {
 	plis      atomic.Uint64
 	writeErrs atomic.Uint64
 	firstErr  atomic.Pointer[error] // the first write error, for the log
+
+	lost atomic.Uint32 // cumulative loss the subscriber's receiver reports give
 
 	// What logChanges reported last (owned by the peer's run goroutine).
 	loggedSwitches uint64
@@ -140,6 +146,9 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	d.ssrc = uint32(ctx.SSRC())
 	d.pt = uint8(codec.PayloadType)
 	d.bound = true
+	if d.pinned {
+		d.levelOut = audioLevelID(ctx.HeaderExtensions())
+	}
 	target := d.target
 	d.mu.Unlock()
 	d.log.Debug("track bound", "ssrc", uint32(ctx.SSRC()), "codec", codec.MimeType, "pt", codec.PayloadType)
@@ -213,6 +222,9 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8.Descri
 	h := &d.history[seq%historySize]
 	*h = sentPacket{dstSeq: seq, srcSeq: p.SequenceNumber, layer: layer, valid: true, ts: ts, vp8: d.vp8.Offsets()}
 	d.fillHeader(&p.Header, seq, ts)
+	if d.levelOut != 0 {
+		d.copyAudioLevel(p)
+	}
 	d.frameEnd = p.Marker
 	n, err := d.writer.WriteRTP(&d.hdr, payload)
 	d.mu.Unlock()
@@ -391,6 +403,8 @@ func (d *DownTrack) readRTCP(s *webrtc.RTPSender) {
 				if d.alloc != nil {
 					d.alloc.receiverEstimate(int64(p.Bitrate))
 				}
+			case *rtcp.ReceiverReport:
+				d.noteReport(p)
 			case *rtcp.TransportLayerNack:
 				now := time.Now()
 				for _, pair := range p.Nacks {
@@ -412,6 +426,9 @@ func (d *DownTrack) readRTCP(s *webrtc.RTPSender) {
 // subscriber asked for, what its bandwidth allows, and what the publisher
 // sends now.
 func (d *DownTrack) computeTargetLocked() int8 {
+	if d.pinned {
+		return d.maxLayer
+	}
 	if d.recv.kind == webrtc.RTPCodecTypeAudio {
 		return 0
 	}

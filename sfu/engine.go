@@ -39,6 +39,8 @@ type Engine struct {
 	// track by its id, so callers never hold a Receiver to forward it.
 	tracksMu sync.Mutex
 	tracks   map[TrackID]*Receiver
+
+	relays relayBook // this engine's relay links and their counters
 }
 
 // NewEngine prepares the media plane: it opens the shared ports the

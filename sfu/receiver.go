@@ -50,6 +50,11 @@ type recvLayer struct {
 	// Owned by the layer's reader goroutine.
 	vd  vp8.Descriptor // the current packet's descriptor, shared by its writers
 	fan *fanOut        // writer pool, started when subscribers are many
+
+	// Loss on arrival (noteSeq, relay_stats.go); the reader owns maxSeq.
+	gaps    atomic.Uint64 // sequence numbers skipped (before any repair)
+	maxSeq  uint16
+	seqSeen bool
 }
 
 // Receiver is one published track: it reads each of its layers once,
@@ -67,6 +72,9 @@ type Receiver struct {
 	peer      *Peer
 	simulcast bool
 	keyEvery  time.Duration
+	// relayed: the track arrives over a relay link (RelayIn), which ends it;
+	// it outlives its layers while the relay swaps them.
+	relayed bool
 
 	mu      sync.Mutex
 	layers  [maxLayers]atomic.Pointer[recvLayer]
@@ -200,11 +208,16 @@ func (r *Receiver) layer(i int8) *recvLayer {
 
 // addLayer starts reading one layer of the track.
 func (r *Receiver) addLayer(track *webrtc.TrackRemote) {
+	r.addLayerAt(layerIndexOfRID(track.RID(), r.rids), track)
+}
+
+// addLayerAt starts reading track as layer idx; it returns the new layer,
+// or nil when that layer is already read or the track has ended.
+func (r *Receiver) addLayerAt(idx int8, track *webrtc.TrackRemote) *recvLayer {
 	r.mu.Lock()
-	idx := layerIndexOfRID(track.RID(), r.rids)
 	if r.layers[idx].Load() != nil || r.closed.Load() {
 		r.mu.Unlock()
-		return
+		return nil
 	}
 	size := videoCacheSize
 	if r.kind == webrtc.RTPCodecTypeAudio {
@@ -217,6 +230,7 @@ func (r *Receiver) addLayer(track *webrtc.TrackRemote) {
 	r.mu.Unlock()
 	go r.readLoop(l)
 	r.retarget()
+	return l
 }
 
 // readLoop reads one layer until it ends: one read per packet, one copy into
@@ -246,6 +260,7 @@ func (r *Receiver) readLoop(l *recvLayer) {
 // subscribed DownTrack. It allocates nothing.
 func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now int64) {
 	l.lastPacket.Store(now)
+	l.noteSeq(pkt.SequenceNumber)
 	l.packets.Add(1)
 	l.bytes.Add(uint64(len(raw)))
 	l.cache.Store(pkt.SequenceNumber, raw, now)
@@ -328,7 +343,7 @@ func (r *Receiver) layerEnded(l *recvLayer) {
 		}
 	}
 	r.mu.Unlock()
-	if remaining == 0 {
+	if remaining == 0 && !r.relayed {
 		r.close()
 		return
 	}
@@ -342,7 +357,9 @@ func (r *Receiver) close() {
 		return
 	}
 	r.peer.engine.removeTrack(r)
-	metricPublishedTracks.Dec()
+	if !r.relayed {
+		metricPublishedTracks.Dec()
+	}
 	go func() {
 		r.wg.Wait()
 		r.mu.Lock()

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/confab-sfu/confab/internal/testserver"
@@ -315,6 +317,45 @@ func (b *browser) waitFor(what string, within time.Duration, cond func() (bool, 
 	b.t.Fatalf("timed out after %v waiting for %s: %s", within, what, last)
 }
 
+// settles waits until value stays the same for samples consecutive
+// readings (250 ms apart) and returns it: a counter that stopped. It fails
+// if the value is still changing at the deadline.
+func (b *browser) settles(what string, within time.Duration, samples int, value func() (int, error)) int {
+	b.t.Helper()
+	last, same := -1, 0
+	b.waitFor(what, within, func() (bool, string) {
+		v, err := value()
+		if err != nil {
+			return false, err.Error()
+		}
+		if v == last {
+			same++
+		} else {
+			last, same = v, 1
+		}
+		return same >= samples, fmt.Sprintf("still changing: %d, unchanged for %d of %d readings", v, same, samples)
+	})
+	return last
+}
+
+// holds checks cond at every reading (250 ms apart) for the whole of
+// during, and fails at the first reading where it does not hold: for what
+// must not happen (a retry, a reconnect).
+func (b *browser) holds(what string, during time.Duration, cond func() (bool, string)) {
+	b.t.Helper()
+	end := time.Now().Add(during)
+	for {
+		if ok, msg := cond(); !ok {
+			b.report()
+			b.t.Fatalf("%s stopped holding: %s", what, msg)
+		}
+		if time.Now().After(end) {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 // waitSnapshot waits until cond holds for the tab's snapshot.
 func (b *browser) waitSnapshot(tb *tab, what string, within time.Duration, cond func(snapshot) (bool, string)) snapshot {
 	b.t.Helper()
@@ -343,6 +384,30 @@ func (b *browser) report() {
 			b.t.Logf("state of %s: %s", tb.name, js)
 		}
 	}
+}
+
+// frameVideoFrames counts the frames shown by the video of the first
+// iframe of a tab's page. The frame may be of another origin: it is read
+// from an isolated world, which shares the frame's DOM but not its scripts.
+func frameVideoFrames(tb *tab) (int, error) {
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	tree, err := chromedp.Call(ctx, page.GetFrameTree, cdp.Empty{})
+	if err != nil {
+		return 0, err
+	}
+	if tree.FrameTree == nil || len(tree.FrameTree.ChildFrames) == 0 {
+		return 0, fmt.Errorf("no iframe yet")
+	}
+	world, err := chromedp.Call(ctx, page.CreateIsolatedWorld, page.CreateIsolatedWorldParams{FrameID: tree.FrameTree.ChildFrames[0].Frame.ID})
+	if err != nil {
+		return 0, err
+	}
+	in := func(p *cdpruntime.EvaluateParams) { p.ContextID = world.ExecutionContextID }
+	return chromedp.Run(ctx, chromedp.Evaluate[int](`(() => {
+  const v = document.querySelector('video');
+  return v && v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0;
+})()`, in))
 }
 
 // screenshot saves the tab as PNG under the test output directory.

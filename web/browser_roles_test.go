@@ -188,21 +188,19 @@ return {button: b.dataset.on, text: b.textContent,
 		got := buttons(spkID)
 		return got == "mute:off remove:on", "speaker's buttons: " + got
 	})
-	// The server no longer forwards the speaker's sound.
-	time.Sleep(time.Second)
-	before, _ := viewer.snapshot()
-	time.Sleep(2 * time.Second)
-	after, _ := viewer.snapshot()
-	if after.Audio[spkID] > before.Audio[spkID]+10 {
-		t.Errorf("viewer still receives the muted speaker: %d audio packets after %d", after.Audio[spkID], before.Audio[spkID])
-	}
+	// The server no longer forwards the speaker's sound: no packet for 2 s
+	// (100 packets' time).
+	silent := b.settles("the viewer stops receiving the muted speaker", 10*time.Second, 8, func() (int, error) {
+		s, err := viewer.snapshot()
+		return s.Audio[spkID], err
+	})
 
 	// The speaker unmutes itself: sound flows again.
 	spk.do(t, chromedp.Click(chromedp.CSS("#toggle-mic")))
 	b.waitSnapshot(viewer, "the speaker unmuted, sound again", 15*time.Second, func(s snapshot) (bool, string) {
 		tl, ok := s.tile(spkID)
-		good := ok && tl["mutedAudio"] == false && s.Audio[spkID] > after.Audio[spkID]+20
-		return good, fmt.Sprintf("tile %v, audio %d (was %d)", tl, s.Audio[spkID], after.Audio[spkID])
+		good := ok && tl["mutedAudio"] == false && s.Audio[spkID] > silent+20
+		return good, fmt.Sprintf("tile %v, audio %d (was %d)", tl, s.Audio[spkID], silent)
 	})
 	if m := evalT[micState](t, spk, micJS); m.Button != "true" || len(m.Enabled) != 1 || !m.Enabled[0] {
 		t.Errorf("speaker after unmuting: %+v", m)
@@ -246,11 +244,14 @@ return {shown: !left.hidden, reason: left.dataset.reason, title: document.getEle
 	if got := buttons(spkID); got != "missing" {
 		t.Errorf("moderator: the removed speaker is still listed (%q)", got)
 	}
-	// No reconnect follows, and the camera is off.
-	time.Sleep(3 * time.Second)
-	if e := evalT[ended](t, spk, endedJS); e.Sockets != 1 || e.Status == "reconnecting" || e.Camera || !e.Shown {
-		t.Errorf("after removal: %+v, want one WebSocket ever, no reconnect, camera off", e)
-	}
+	// No reconnect follows (one would start after 1 s), and the camera is off.
+	b.holds("one WebSocket ever, no reconnect, camera off", 3*time.Second, func() (bool, string) {
+		var e ended
+		if err := spk.eval(endedJS, &e); err != nil {
+			return false, err.Error()
+		}
+		return e.Sockets == 1 && e.Status != "reconnecting" && !e.Camera && e.Shown, fmt.Sprintf("%+v", e)
+	})
 	// The same invitation cannot come back while the room lives.
 	spk.do(t, chromedp.Navigate(spkURL))
 	b.waitSnapshot(spk, "refused again", 15*time.Second, func(s snapshot) (bool, string) {
@@ -303,12 +304,19 @@ func TestBrowserInvitationProblems(t *testing.T) {
 			return strings.HasPrefix(r.Message, c.want) && r.Status == "error", fmt.Sprintf("%+v", r)
 		})
 	}
-	time.Sleep(3 * time.Second) // a reconnect loop would have tried again by now
-	for i, c := range cases {
-		if r := evalT[refused](t, tabs[i], refusedJS); r.Sockets != 1 || r.Join || r.Camera || r.Status != "error" {
-			t.Errorf("%s: %+v, want one WebSocket, the join button disabled, the camera off", c.name, r)
+	// A reconnect loop would try again within 1 s.
+	b.holds("one WebSocket each, the join button disabled, the camera off", 3*time.Second, func() (bool, string) {
+		for i, c := range cases {
+			var r refused
+			if err := tabs[i].eval(refusedJS, &r); err != nil {
+				return false, err.Error()
+			}
+			if r.Sockets != 1 || r.Join || r.Camera || r.Status != "error" {
+				return false, fmt.Sprintf("%s: %+v", c.name, r)
+			}
 		}
-	}
+		return true, ""
+	})
 
 	// A viewer's pre-join screen asks for no device and says why.
 	lobby := b.open("lobby", fmt.Sprintf("%s/r/secure?token=%s", base, url.QueryEscape(mint(t, secret, "secure", "v-2", "vera", access.Viewer))))

@@ -105,7 +105,18 @@ return s.getParameters().encodings.map(e => e.rid + '/' + e.scaleResolutionDownB
 		}
 		return len(panels) == 3, fmt.Sprintf("panels %q", panels)
 	})
-	time.Sleep(2 * time.Second) // bitrates need two samples
+	// Bitrates need two samples: wait for them before the screenshot.
+	b.waitFor("bitrates in every stats panel", 10*time.Second, func() (bool, string) {
+		var panels struct {
+			Text  []string
+			Rates bool
+		}
+		if err := tabs["ada"].eval(`const text = [...document.querySelectorAll('figure.tile .stats')].map(e => e.textContent);
+return {Text: text, Rates: text.every((p) => /\b[1-9][0-9]* kbit\/s/.test(p))}`, &panels); err != nil {
+			return false, err.Error()
+		}
+		return panels.Rates, fmt.Sprintf("panels %q", panels.Text)
+	})
 	tabs["ada"].screenshot(t, "three-person-room-stats.png")
 
 	// Ada turns her camera off, then on: the others see both, and her

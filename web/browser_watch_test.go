@@ -113,6 +113,7 @@ func TestBrowserWatch(t *testing.T) {
 	b := newBrowser(t, path, base)
 
 	early := b.tab("early-player")
+	spyOnWHEP(t, early)
 	early.do(t, chromedp.Navigate(base+"/watch/empty-room"))
 	s := b.waitWatch(early, "waiting for the broadcast", 10*time.Second, func(s watchState) bool {
 		return s.State == "waiting" && s.Overlay == "waiting" && s.Visible
@@ -122,9 +123,18 @@ func TestBrowserWatch(t *testing.T) {
 	}
 	early.screenshot(t, "watch-waiting.png")
 	// Through one more retry at least: still waiting, nothing else.
-	time.Sleep(3500 * time.Millisecond)
+	b.waitFor("early-player: a retry answered", 10*time.Second, func() (bool, string) {
+		var answers []int
+		if err := early.eval(`return window.whepAnswers`, &answers); err != nil {
+			return false, err.Error()
+		}
+		return len(answers) >= 2, fmt.Sprintf("answers %v", answers)
+	})
 	if s, err := b.watchState(early); err != nil || s.State != "waiting" || s.Text != "Waiting for the broadcast to start…" {
 		t.Errorf("still waiting after a retry: %+v %v", s, err)
+	}
+	if answers := evalT[[]int](t, early, `return window.whepAnswers`); answers[0] != 404 || answers[1] != 404 {
+		t.Errorf("the player's offers to an empty room were answered %v, want 404s", answers)
 	}
 
 	goPresenter(t, base, "empty-room", "")
@@ -162,7 +172,13 @@ func TestBrowserWatch(t *testing.T) {
 		n := mgr.Room("lecture").Audience()
 		return n == 2, fmt.Sprintf("audience %d", n)
 	})
-	time.Sleep(2 * time.Second) // let it show frames for the screenshot
+	b.waitFor("the embedded player shows frames", 20*time.Second, func() (bool, string) {
+		n, err := frameVideoFrames(embed)
+		if err != nil {
+			return false, err.Error()
+		}
+		return n > 30, fmt.Sprintf("%d frames shown", n)
+	})
 	embed.screenshot(t, "watch-embedded.png")
 }
 
@@ -200,16 +216,30 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// whepSpyJS counts the page's POSTs to /whep/ before any page script runs.
+// whepSpyJS counts the page's POSTs to /whep/, and records the status of
+// each answer, before any page script runs.
 const whepSpyJS = `
 (() => {
   window.whepPosts = 0;
+  window.whepAnswers = [];
   const real = window.fetch.bind(window);
-  window.fetch = (url, opts) => {
-    if (String(url).includes('/whep/') && opts && opts.method === 'POST') window.whepPosts++;
-    return real(url, opts);
+  window.fetch = async (url, opts) => {
+    const post = String(url).includes('/whep/') && opts && opts.method === 'POST';
+    if (post) window.whepPosts++;
+    const resp = await real(url, opts);
+    if (post) window.whepAnswers.push(resp.status);
+    return resp;
   };
 })();`
+
+// spyOnWHEP installs whepSpyJS in a tab before its first page.
+func spyOnWHEP(t *testing.T, tb *tab) {
+	t.Helper()
+	if _, err := chromedp.Call(tb.ctx, page.AddScriptToEvaluateOnNewDocument,
+		page.AddScriptToEvaluateOnNewDocumentParams{Source: whepSpyJS}); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // TestBrowserWatchReconnects: unmuting by a click; the presenter leaving
 // (the server ends the WHEP session) sends the player back to waiting, and
@@ -254,10 +284,12 @@ func TestBrowserWatchReconnects(t *testing.T) {
 		t.Errorf("the sound, turned on before, should stay on: %+v", s)
 	}
 
-	session := s.SessionURL[strings.LastIndex(s.SessionURL, "/")+1:]
+	// Session URLs are secrets that logs never show: count the deletions.
+	deleted := func() int { return strings.Count(logs.String(), `reason="deleted by the client"`) }
+	before := deleted()
 	player.do(t, chromedp.Navigate("about:blank"))
 	b.waitFor("the session deleted on leaving the page", 5*time.Second, func() (bool, string) {
-		ok := strings.Contains(logs.String(), "session="+session+` reason="deleted by the client"`)
+		ok := deleted() > before
 		return ok && mgr.Room("talk") != nil && mgr.Room("talk").Audience() == 0, "not yet"
 	})
 }
@@ -273,19 +305,17 @@ func TestBrowserWatchNeedsInvitation(t *testing.T) {
 	goPresenter(t, base, "private", mint(t, secret, "private", "teacher", "Teacher", "moderator"))
 
 	refused := b.tab("no-token")
-	if _, err := chromedp.Call(refused.ctx, page.AddScriptToEvaluateOnNewDocument,
-		page.AddScriptToEvaluateOnNewDocumentParams{Source: whepSpyJS}); err != nil {
-		t.Fatal(err)
-	}
+	spyOnWHEP(t, refused)
 	refused.do(t, chromedp.Navigate(base+"/watch/private"))
 	s := b.waitWatch(refused, "refused", 10*time.Second, func(s watchState) bool { return s.State == "error" })
 	if s.Text != "This stream needs a valid invitation link." || !s.Visible || s.Overlay != "error" {
 		t.Errorf("without a token: %+v", s)
 	}
-	time.Sleep(4 * time.Second) // longer than any retry
-	if n := evalT[int](t, refused, `return window.whepPosts;`); n != 1 {
-		t.Errorf("without a token the player posted %d offers, want 1 (no retries)", n)
-	}
+	// Longer than any retry (1 s after a failure, 3 s while waiting).
+	b.holds("one offer only (no retries)", 4*time.Second, func() (bool, string) {
+		n := evalT[int](t, refused, `return window.whepPosts;`)
+		return n == 1, fmt.Sprintf("without a token the player posted %d offers", n)
+	})
 
 	viewer := b.tab("with-token")
 	tok := mint(t, secret, "private", "student", "Student", "viewer")

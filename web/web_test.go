@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -44,7 +45,14 @@ func TestRoutes(t *testing.T) {
 		{"/watch/any-room.name_1", "text/html; charset=utf-8", `id="watch-status"`, 200},
 		{"/static/js/watch.js", "text/javascript; charset=utf-8", "window.confabWatch", 200},
 		{"/static/watch.css", "text/css; charset=utf-8", ".watch-status", 200},
-		{"/static/js/room.js", "text/javascript; charset=utf-8", "RTCPeerConnection", 200},
+		{"/static/js/room.js", "text/javascript; charset=utf-8", "window.confab", 200},
+		{"/static/js/session.js", "text/javascript; charset=utf-8", "export class Session", 200},
+		{"/static/js/negotiation.js", "text/javascript; charset=utf-8", "RTCPeerConnection", 200},
+		{"/static/js/subscriptions.js", "text/javascript; charset=utf-8", "maxWidth", 200},
+		{"/static/js/people.js", "text/javascript; charset=utf-8", "export class People", 200},
+		{"/static/js/controls.js", "text/javascript; charset=utf-8", "getDisplayMedia", 200},
+		{"/static/js/permissions.js", "text/javascript; charset=utf-8", "export class Permissions", 200},
+		{"/static/js/notices.js", "text/javascript; charset=utf-8", "explainJoin", 200},
 		{"/static/js/signaling.js", "text/javascript; charset=utf-8", "class Signaling", 200},
 		{"/static/js/media.js", "text/javascript; charset=utf-8", "scaleResolutionDownBy", 200},
 		{"/static/js/tiles.js", "text/javascript; charset=utf-8", "export class Tiles", 200},
@@ -190,5 +198,91 @@ func TestEveryAssetIsReferenced(t *testing.T) {
 				t.Errorf("%s imports ./%s, which is not embedded", name, target)
 			}
 		}
+	}
+}
+
+// jsFunctionStart matches a line that opens a function body: a function
+// declaration or expression, an arrow function, or a class method.
+var jsFunctionStart = regexp.MustCompile(`(\bfunction\b.*\{$|=>\s*\{$|^\s*(static\s+)?(async\s+)?(get\s+|set\s+)?[A-Za-z_$][\w$]*\s*\(.*\)\s*\{$)`)
+
+// jsControl matches statements that open a block but are no function.
+var jsControl = regexp.MustCompile(`^\s*(\}\s*)?(if|for|while|switch|catch|else|do|try)\b`)
+
+// TestScriptSizes keeps every script small enough to read: no file over
+// 600 lines, no function over 80 (the code is formatted with a function's
+// closing brace at the indentation of the line that opened it).
+func TestScriptSizes(t *testing.T) {
+	assets, err := load(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range assets {
+		if !strings.HasSuffix(name, ".js") {
+			continue
+		}
+		lines := strings.Split(string(a.body), "\n")
+		if len(lines) > 600 {
+			t.Errorf("%s has %d lines, more than 600", name, len(lines))
+		}
+		for i, line := range lines {
+			code := strings.TrimRight(line, " ")
+			if !jsFunctionStart.MatchString(code) || jsControl.MatchString(code) {
+				continue
+			}
+			indent := code[:len(code)-len(strings.TrimLeft(code, " "))]
+			end := i + 1
+			for end < len(lines) && !strings.HasPrefix(lines[end], indent+"}") {
+				end++
+			}
+			if end == len(lines) {
+				t.Errorf("%s:%d: cannot find the end of %q", name, i+1, strings.TrimSpace(code))
+				continue
+			}
+			if n := end - i + 1; n > 80 {
+				t.Errorf("%s:%d: %q is %d lines long, more than 80", name, i+1, strings.TrimSpace(code), n)
+			}
+		}
+	}
+}
+
+// domWords are what a script touches when it needs a page.
+var domWords = regexp.MustCompile(`\b(document|window|navigator|location|localStorage|matchMedia|HTMLElement)\b`)
+
+// TestSessionWithoutDOM: the session module and everything it imports run
+// without a page (the headless test loads them alone).
+func TestSessionWithoutDOM(t *testing.T) {
+	assets, err := load(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	queue := []string{"js/session.js"}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		a := assets[name]
+		if a == nil {
+			t.Fatalf("%s is not embedded", name)
+		}
+		for i, line := range strings.Split(string(a.body), "\n") {
+			code := line
+			if j := strings.Index(code, "//"); j >= 0 && !strings.Contains(code[:j], "'") && !strings.Contains(code[:j], "`") {
+				code = code[:j]
+			}
+			if w := domWords.FindString(code); w != "" {
+				t.Errorf("%s:%d uses %s: %s", name, i+1, w, strings.TrimSpace(line))
+			}
+			if k := strings.Index(line, "from './"); strings.HasPrefix(line, "import ") && k >= 0 {
+				target := line[k+len("from './"):]
+				queue = append(queue, "js/"+target[:strings.IndexAny(target, `'"`)])
+			}
+		}
+	}
+	if len(seen) < 3 {
+		t.Errorf("session.js imports %v: expected the negotiation and signaling modules too", seen)
 	}
 }

@@ -3,6 +3,9 @@
 // what they received.
 //
 //	go run ./cmd/confab-load -url http://127.0.0.1:8080 -scenario lecture -viewers 50 -duration 30s
+//
+// Several comma-separated -url nodes spread the participants over them
+// (-spread); -reconnect makes them rejoin through the others when one dies.
 package main
 
 import (
@@ -40,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("confab-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := loadtest.Config{}
-	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "server base URL")
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "server base URL, or several comma-separated nodes to spread the participants over")
 	fs.StringVar(&cfg.Scenario, "scenario", "meeting", "meeting (everyone publishes), lecture (one presenter, receive-only viewers) or churn (a meeting where one participant leaves and another joins every second)")
 	fs.IntVar(&cfg.Participants, "participants", 4, "meeting: participants per room")
 	fs.IntVar(&cfg.Viewers, "viewers", 20, "lecture: viewers per room")
@@ -52,26 +55,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Layer, "layer", "auto", "subscriber layer policy: auto, low, medium or high (WebSocket viewers; WHEP viewers get what their bandwidth allows)")
 	fs.StringVar(&cfg.ViewerProtocol, "viewer-protocol", "ws", "lecture: viewers join over the signaling WebSocket (ws) or as WHEP players (whep)")
 	fs.StringVar(&cfg.PresenterProtocol, "presenter-protocol", "ws", "lecture: the presenter publishes over the WebSocket (ws) or WHIP (whip)")
-	loopback := fs.String("loopback", "auto", "restrict ICE to loopback: auto (when the URL host is loopback), true or false")
+	fs.StringVar(&cfg.Spread, "spread", loadtest.SpreadParticipants, "with several nodes: participants (round robin in joining order; a lecture's presenter on the first node, viewers over all) or rooms (each room on one node)")
+	fs.BoolVar(&cfg.Reconnect, "reconnect", false, "WebSocket participants rejoin through the other nodes when their connection is lost (counted in the report)")
+	loopback := fs.String("loopback", "auto", "restrict ICE to loopback: auto (when every URL host is loopback), true or false")
 	jsonOut := fs.String("json", "", "write the full report as JSON to this file")
 	htmlOut := fs.String("html", "", "write a self-contained HTML report with charts to this file")
 	verbose := fs.Bool("v", false, "log what the peers (and pion below them) report to stderr, from level info")
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return err
 	}
-	u, err := url.Parse(cfg.URL)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("-url %q: want http(s)://host:port", cfg.URL)
-	}
-	switch *loopback {
-	case "auto":
-		h := u.Hostname()
-		cfg.Loopback = h == "localhost" || h == "::1" || len(h) > 4 && h[:4] == "127."
-	case "true":
-		cfg.Loopback = true
-	case "false":
-	default:
-		return fmt.Errorf("-loopback %q: want auto, true or false", *loopback)
+	if cfg.Loopback, err = loopbackICE(cfg.URL, *loopback); err != nil {
+		return err
 	}
 	switch cfg.Layer {
 	case "auto", "low", "medium", "high":
@@ -111,6 +106,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runErr
 }
 
+// loopbackICE says whether ICE keeps to loopback: mode auto, true or
+// false; auto when every node of urls is on a loopback host.
+func loopbackICE(urls, mode string) (bool, error) {
+	var hosts []string
+	for _, raw := range strings.Split(urls, ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || u.Host == "" {
+			return false, fmt.Errorf("-url %q: want http(s)://host:port, comma-separated for several nodes", raw)
+		}
+		hosts = append(hosts, u.Hostname())
+	}
+	switch mode {
+	case "auto":
+		for _, h := range hosts {
+			if h != "localhost" && h != "::1" && !strings.HasPrefix(h, "127.") {
+				return false, nil
+			}
+		}
+		return true, nil
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("-loopback %q: want auto, true or false", mode)
+}
+
 func printReport(w io.Writer, r *loadtest.Report) {
 	fmt.Fprintf(w, "scenario %s: %d/%d peers joined, media for %.1f s\n", r.Scenario, r.Joined, r.Peers, r.Duration)
 	fmt.Fprintf(w, "join time (WebSocket open to first RTP of every track): p50 %.0f ms, p95 %.0f ms, p99 %.0f ms, max %.0f ms\n",
@@ -120,6 +142,10 @@ func printReport(w io.Writer, r *loadtest.Report) {
 	fmt.Fprintf(w, "video layers received (keyframe sizes) %v, as the server reported %v\n", r.Layers, r.ServerLayers)
 	if r.Churn > 0 {
 		fmt.Fprintf(w, "churn: %d leave/join cycles\n", r.Churn)
+	}
+	if r.Reconnects > 0 {
+		fmt.Fprintf(w, "rejoins: %d; welcome after the loss p50 %.0f ms, max %.0f ms; media again p50 %.0f ms, max %.0f ms\n",
+			r.Reconnects, r.ReconnectMillis.P50, r.ReconnectMillis.Max, r.ResumeMillis.P50, r.ResumeMillis.Max)
 	}
 	if n, sum, most := eventCounts(r); n > 0 {
 		fmt.Fprintf(w, "room events (signaling, not negotiation) per WebSocket peer: mean %.1f, most %d\n", float64(sum)/float64(n), most)
@@ -132,6 +158,9 @@ func printReport(w io.Writer, r *loadtest.Report) {
 	} else {
 		fmt.Fprintln(w, "server: no /metrics (figures absent)")
 	}
+	if len(r.Nodes) > 1 {
+		printNodes(w, r.Nodes)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "peer\ttracks\tpackets\tlost\tkbit/s\tfreezes\tlayers\t")
 	for _, s := range r.Subscribers {
@@ -141,6 +170,21 @@ func printReport(w io.Writer, r *loadtest.Report) {
 	for _, f := range r.Failures {
 		fmt.Fprintln(w, "failed:", f)
 	}
+}
+
+// printNodes shows what each node served.
+func printNodes(w io.Writer, nodes []loadtest.NodeStats) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "node\tjoined\tjoin p50 ms\tjoin p95 ms\tpackets received\tlost\tkbit/s\trejoins from\trejoins to\tserver CPU-s\t")
+	for _, n := range nodes {
+		cpu := "-"
+		if n.Server.Available {
+			cpu = fmt.Sprintf("%.2f", n.Server.CPUSeconds)
+		}
+		fmt.Fprintf(tw, "%s\t%d/%d\t%.0f\t%.0f\t%d\t%d\t%.0f\t%d\t%d\t%s\t\n", n.URL, n.Joined, n.Participants,
+			n.JoinMillis.P50, n.JoinMillis.P95, n.Packets, n.Lost, n.ReceivedKbps, n.RejoinsFrom, n.RejoinsTo, cpu)
+	}
+	_ = tw.Flush()
 }
 
 // eventCounts sums the room events of the WebSocket subscribers (WHEP

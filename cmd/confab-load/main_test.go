@@ -56,6 +56,44 @@ func TestMeetingWritesReports(t *testing.T) {
 	}
 }
 
+// Two nodes: a room on each (-spread rooms), the per-node table, and the
+// nodes in the JSON and HTML reports.
+func TestTwoNodes(t *testing.T) {
+	_, a := testserver.Start(t, room.Config{})
+	_, b := testserver.Start(t, room.Config{})
+	dir := t.TempDir()
+	jsonFile, htmlFile := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"-url", a + ", " + b, "-scenario", "meeting", "-participants", "2", "-rooms", "2",
+		"-spread", "rooms", "-reconnect", "-video=false", "-duration", "2s", "-ramp", "0", "-json", jsonFile, "-html", htmlFile}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("run: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	for _, want := range []string{"scenario meeting: 4/4 peers joined", "rejoins from", a + "  ", b + "  ", "2/2"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	b2, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep loadtest.Report
+	if err := json.Unmarshal(b2, &rep); err != nil {
+		t.Fatalf("JSON report: %v", err)
+	}
+	if len(rep.Nodes) != 2 || rep.Nodes[0].URL != a || rep.Nodes[1].Joined != 2 || rep.Nodes[1].Packets == 0 {
+		t.Errorf("JSON nodes: %+v", rep.Nodes)
+	}
+	page, err := os.ReadFile(htmlFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(page, []byte(`id="nodes"`)) || !bytes.Contains(page, []byte(b)) {
+		t.Error("the HTML report has no nodes table")
+	}
+}
+
 func TestFailedJoinsExitNonZero(t *testing.T) {
 	// A port nothing listens on: every join fails, and says so.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -81,6 +119,9 @@ func TestBadFlags(t *testing.T) {
 		{"-url", "not a url"},
 		{"-scenario", "party"},
 		{"-scenario", "meeting", "-participants", "1"},
+		{"-spread", "diagonal"},
+		{"-url", "http://127.0.0.1:1,not a url"},
+		{"-url", "http://127.0.0.1:1,http://127.0.0.1:1"},
 	} {
 		var out, errOut bytes.Buffer
 		if err := run(context.Background(), args, &out, &errOut); err == nil {

@@ -23,22 +23,8 @@ import (
 // level.
 func Start(t testing.TB, cfg room.Config) (*room.Manager, string) {
 	t.Helper()
-	cfg.SFU.Loopback = true
-	if os.Getenv("CONFAB_TEST_DEBUG") != "" {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	mgr, err := room.NewManager(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/ws", mgr.ServeWS)
-	media := Media(mgr, cfg, 0)
-	mux.HandleFunc("/whip/", media.ServeWHIP)
-	mux.HandleFunc("/whep/", media.ServeWHEP)
-	mux.Handle("/metrics", promhttp.Handler())
-	mux.Handle("/", web.Handler())
-	srv := httptest.NewServer(mux)
+	mgr := newManager(t, cfg)
+	srv := httptest.NewServer(handler(mgr, cfg))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -48,6 +34,32 @@ func Start(t testing.TB, cfg room.Config) (*room.Manager, string) {
 		srv.Close()
 	})
 	return mgr, srv.URL
+}
+
+// newManager makes a manager of cfg with loopback-only ICE.
+func newManager(t testing.TB, cfg room.Config) *room.Manager {
+	t.Helper()
+	cfg.SFU.Loopback = true
+	if os.Getenv("CONFAB_TEST_DEBUG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	mgr, err := room.NewManager(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mgr
+}
+
+// handler serves a manager's endpoints as cmd/confab does.
+func handler(mgr *room.Manager, cfg room.Config) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", mgr.ServeWS)
+	media := Media(mgr, cfg, 0)
+	mux.HandleFunc("/whip/", media.ServeWHIP)
+	mux.HandleFunc("/whep/", media.ServeWHEP)
+	mux.Handle("/metrics", promhttp.Handler())
+	mux.Handle("/", web.Handler())
+	return mux
 }
 
 // Media is the WHIP/WHEP handler of mgr as cmd/confab wires it: the auth

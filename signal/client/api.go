@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/confab-sfu/confab/sfu/pionlog"
 	"github.com/pion/ice/v4"
@@ -24,6 +25,11 @@ type APIOptions struct {
 	// TCPOnly makes ICE use TCP only (active candidates), as a client on a
 	// network that blocks UDP; the server must accept ICE over TCP.
 	TCPOnly bool
+	// ICETimeout is how long the media connection may hear nothing from
+	// the server before it fails: half of it to "disconnected", the other
+	// half to "failed" (0: pion's 5 s + 25 s). A Peer with Reconnect
+	// rejoins when it fails.
+	ICETimeout time.Duration
 }
 
 // NewAPI returns a pion API with the codecs and feedback a browser offers:
@@ -62,6 +68,10 @@ func NewAPI(o APIOptions) (*webrtc.API, error) {
 	}
 	if o.Net != nil {
 		se.SetNet(o.Net)
+	}
+	if o.ICETimeout > 0 {
+		half := o.ICETimeout / 2
+		se.SetICETimeouts(half, half, min(2*time.Second, o.ICETimeout/4))
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }

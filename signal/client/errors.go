@@ -17,6 +17,9 @@ var (
 	// ErrNoSimulcastExtensions means the mid and rid header extensions a
 	// simulcast sender needs were not negotiated.
 	ErrNoSimulcastExtensions = errors.New("client: simulcast header extensions were not negotiated")
+	// ErrGaveUp means a Peer with Reconnect stopped trying to rejoin
+	// (Reconnect.MaxAttempts or MaxOutage).
+	ErrGaveUp = errors.New("client: gave up reconnecting")
 	// ErrNoLocation means a WHIP or WHEP server created a session without
 	// saying where it is (no Location header), so it could not be ended.
 	ErrNoLocation = errors.New("client: 201 Created without a Location")

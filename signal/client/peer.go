@@ -1,7 +1,9 @@
 // Package client is a Go Confab participant: the signaling client of
 // package signal and one pion PeerConnection, negotiated as the polite
 // peer, that publishes and receives media. It also speaks WHIP and WHEP
-// (one HTTP POST of a complete offer per session).
+// (one HTTP POST of a complete offer per session). With Params.Reconnect a
+// Peer rejoins through another server when its connection is lost, and
+// publishes and receives again.
 //
 // The project's tests, the load tool (package loadtest) and server-to-server
 // relays use it. It prints nothing: logs go to the *slog.Logger it is given.
@@ -10,9 +12,9 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 
 	"github.com/confab-sfu/confab/signal"
@@ -38,6 +40,10 @@ type Params struct {
 	// asks for fewer permissions ("viewer": a lecture's audience).
 	Lecture bool
 	Role    string
+	// Reconnect, when set, makes the peer rejoin after a lost connection
+	// (see Reconnect); nil keeps today's behaviour: a lost connection
+	// stays lost until Leave.
+	Reconnect *Reconnect
 }
 
 // RemoteTrack is a track forwarded to the peer.
@@ -45,49 +51,52 @@ type RemoteTrack struct {
 	Info     signal.Track
 	Track    *webrtc.TrackRemote
 	Receiver *webrtc.RTPReceiver
+	// URL is the server the track came through (after a reconnect, the
+	// new one).
+	URL string
 }
 
 // Peer is one participant: a signaling client and one PeerConnection,
-// negotiated as the polite peer. All negotiation runs on one goroutine
-// (loop), in the order things happened.
+// negotiated as the polite peer, per session (the first join, then one
+// per rejoin). All negotiation runs on one goroutine (loop), in the order
+// things happened.
 type Peer struct {
-	params  Params
-	log     *slog.Logger
-	sig     *signal.Client
-	pc      *webrtc.PeerConnection
-	welcome *signal.Message
-	// ctx ends when Leave begins; it bounds the peer's own requests.
-	ctx    context.Context
-	cancel context.CancelFunc
+	params Params
+	urls   []string // where the peer may join, in order
+	// ctx ends when Leave begins or the peer ends by itself; it bounds the
+	// peer's own requests.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	leaving chan struct{} // closed by Leave
 
-	mu           sync.Mutex
-	tracks       map[string]signal.Track // published by others, by id
-	mids         map[string]string       // media section -> track id
-	sources      map[string]string       // own track id -> source
-	queue        []func()                // work for the signaling goroutine
-	wake         chan struct{}
-	offerGen     int // completed own offer/answer exchanges
-	genChanged   chan struct{}
-	lastOfferErr error
-	events       []*signal.Message
-	eventWake    chan struct{}
+	mu            sync.Mutex
+	cur           *session                // the latest session; written only by loop (and Join)
+	tracks        map[string]signal.Track // published by others, by id (this session)
+	mids          map[string]string       // media section -> track id (this session)
+	queue         []func()                // work for the signaling goroutine
+	wake          chan struct{}
+	offerGen      int // completed own offer/answer exchanges
+	genChanged    chan struct{}
+	lastOfferErr  error
+	events        []*signal.Message
+	eventWake     chan struct{}
+	reconnections []Reconnection
+	endErr        error // why the peer ended by itself
 
-	// Owned by the signaling goroutine.
-	needOffer  bool
-	sdpSent    bool
-	heldLocal  []*webrtc.ICECandidateInit
-	heldRemote []webrtc.ICECandidateInit
-	ownMids    int // mids given to own sections (c0, c1, ...)
+	pubs []*publication // owned by the signaling goroutine; read under mu
 
 	eventsOut chan *signal.Message
 	leaveOnce sync.Once
 	leaveErr  error
+	loopDone  chan struct{}
 	done      chan struct{}
 	wg        sync.WaitGroup
 }
 
 // Join dials the server, joins the room and starts the peer. ctx bounds
-// dialing and joining; the peer then lives until Leave.
+// dialing and joining; the peer then lives until Leave. With Reconnect,
+// a server that cannot be reached (or refuses for a reason another server
+// may not have) is followed by the next URL, each tried once.
 func Join(ctx context.Context, p Params) (*Peer, error) {
 	if p.Logger == nil {
 		p.Logger = slog.New(slog.DiscardHandler)
@@ -99,37 +108,19 @@ func Join(ctx context.Context, p Params) (*Peer, error) {
 		}
 		p.API = api
 	}
-	sig, err := signal.Dial(ctx, p.URL, signal.WithLogger(p.Logger))
+	if p.Reconnect != nil {
+		rc := p.Reconnect.withDefaults()
+		p.Reconnect = &rc
+	}
+	peer := newPeer(p)
+	s, err := peer.firstJoin(ctx)
 	if err != nil {
+		peer.cancel()
 		return nil, err
 	}
-	welcome, err := sig.Request(ctx, &signal.Message{Type: signal.TypeJoin, Room: p.Room, Name: strings.TrimSpace(p.Name),
-		Version: signal.Version, Token: p.Token, Lecture: p.Lecture, Role: p.Role})
-	if err != nil {
-		_ = sig.Close()
-		return nil, fmt.Errorf("join %s: %w", p.Room, err)
-	}
-	pcCfg := webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle, ICEServers: iceServers(welcome.ICEServers)}
-	if p.RelayOnly {
-		pcCfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
-	}
-	pc, err := p.API.NewPeerConnection(pcCfg)
-	if err != nil {
-		_ = sig.Close()
-		return nil, fmt.Errorf("create peer connection: %w", err)
-	}
-	peer := newPeer(p, sig, pc, welcome)
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		var init *webrtc.ICECandidateInit
-		if c != nil {
-			ci := c.ToJSON()
-			init = &ci
-		}
-		peer.enqueue(func() { peer.localCandidate(init) })
-	})
-	pc.OnTrack(peer.onTrack)
+	peer.install(s)
 	peer.wg.Add(2)
-	go peer.loop()
+	go peer.loop(s)
 	go peer.deliverEvents()
 	go func() {
 		peer.wg.Wait()
@@ -138,19 +129,39 @@ func Join(ctx context.Context, p Params) (*Peer, error) {
 	return peer, nil
 }
 
-func newPeer(p Params, sig *signal.Client, pc *webrtc.PeerConnection, welcome *signal.Message) *Peer {
+func newPeer(p Params) *Peer {
 	ctx, cancel := context.WithCancel(context.Background())
-	peer := &Peer{
-		params: p, log: p.Logger.With("participant", welcome.Participant.ID), sig: sig, pc: pc, welcome: welcome,
-		ctx: ctx, cancel: cancel,
-		tracks: map[string]signal.Track{}, mids: map[string]string{}, sources: map[string]string{},
+	return &Peer{
+		params: p, urls: p.urls(), ctx: ctx, cancel: cancel, leaving: make(chan struct{}),
+		tracks: map[string]signal.Track{}, mids: map[string]string{},
 		wake: make(chan struct{}, 1), genChanged: make(chan struct{}), eventWake: make(chan struct{}, 1),
-		eventsOut: make(chan *signal.Message), done: make(chan struct{}),
+		eventsOut: make(chan *signal.Message), loopDone: make(chan struct{}), done: make(chan struct{}),
 	}
-	for _, t := range welcome.Tracks {
-		peer.tracks[t.ID] = t
+}
+
+// firstJoin joins through the first server that accepts: only Params.URL
+// without Reconnect, else each URL once, in order. A final refusal stops
+// at once.
+func (p *Peer) firstJoin(ctx context.Context) (*session, error) {
+	urls := p.urls
+	if p.params.Reconnect == nil {
+		urls = urls[:1]
 	}
-	return peer
+	var errs []error
+	for _, u := range urls {
+		s, err := p.connect(ctx, u, 0)
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, err)
+		if isFinal(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	return nil, fmt.Errorf("no server accepted the join: %w", errors.Join(errs...))
 }
 
 func iceServers(in []signal.ICEServer) []webrtc.ICEServer {
@@ -161,25 +172,42 @@ func iceServers(in []signal.ICEServer) []webrtc.ICEServer {
 	return out
 }
 
-// ID is the participant id the server assigned.
-func (p *Peer) ID() string { return p.welcome.Participant.ID }
+// session returns the latest session.
+func (p *Peer) session() *session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur
+}
 
-// Welcome is the server's answer to join.
-func (p *Peer) Welcome() *signal.Message { return p.welcome }
+// ID is the participant id the server assigned (after a reconnect, the
+// new one).
+func (p *Peer) ID() string { return p.session().welcome.Participant.ID }
 
-// PeerConnection is the peer's PeerConnection.
-func (p *Peer) PeerConnection() *webrtc.PeerConnection { return p.pc }
+// Welcome is the server's answer to the latest join.
+func (p *Peer) Welcome() *signal.Message { return p.session().welcome }
 
-// Client is the peer's signaling client (for requests such as subscribe).
-func (p *Peer) Client() *signal.Client { return p.sig }
+// URL is the server the peer joined through last.
+func (p *Peer) URL() string { return p.session().url }
 
-// Done is closed once the peer has left and its goroutines have ended.
+// PeerConnection is the peer's PeerConnection (after a reconnect, the new
+// one).
+func (p *Peer) PeerConnection() *webrtc.PeerConnection { return p.session().pc }
+
+// Client is the peer's signaling client (for requests such as subscribe);
+// after a reconnect, the new one.
+func (p *Peer) Client() *signal.Client { return p.session().sig }
+
+// Done is closed once the peer has left, or ended by itself and delivered
+// its last events, and its goroutines have ended.
 func (p *Peer) Done() <-chan struct{} { return p.done }
 
-// Events delivers room events in order: participant_joined / left,
-// track_published / unpublished / updated, chat, active_speaker, layers,
-// bye and errors without a request id. It is closed when the peer is done.
-func (p *Peer) Events() <-chan *signal.Message { return p.eventsOut }
+// Err says why the peer ended by itself (with Reconnect: a final refusal
+// or ErrGaveUp), or nil.
+func (p *Peer) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.endErr
+}
 
 // Tracks returns the tracks others publish, as far as the peer knows.
 func (p *Peer) Tracks() []signal.Track {
@@ -192,58 +220,17 @@ func (p *Peer) Tracks() []signal.Track {
 	return out
 }
 
-// pushEvent queues a room event for Events without blocking the loop.
-func (p *Peer) pushEvent(m *signal.Message) {
-	p.mu.Lock()
-	p.events = append(p.events, m)
-	p.mu.Unlock()
-	select {
-	case p.eventWake <- struct{}{}:
-	default:
-	}
-}
-
-// deliverEvents hands queued events to the reader of Events; the queue is
-// unbounded so a slow reader never stalls negotiation.
-func (p *Peer) deliverEvents() {
-	defer p.wg.Done()
-	defer close(p.eventsOut)
-	for {
-		p.mu.Lock()
-		var m *signal.Message
-		if len(p.events) > 0 {
-			m = p.events[0]
-			p.events[0] = nil
-			p.events = p.events[1:]
-		}
-		p.mu.Unlock()
-		if m == nil {
-			select {
-			case <-p.eventWake:
-				continue
-			case <-p.ctx.Done():
-				return
-			}
-		}
-		select {
-		case p.eventsOut <- m:
-		case <-p.ctx.Done():
-			return
-		}
-	}
-}
-
 // Leave says goodbye, closes the PeerConnection and the signaling
 // connection, and waits for every goroutine of the peer to end. It is safe
-// to call more than once; later calls return the first call's result.
+// to call more than once; later calls return the first call's result. It
+// must be called also after the peer ended by itself.
 func (p *Peer) Leave() error {
 	p.leaveOnce.Do(func() {
-		_ = p.sig.Send(&signal.Message{Type: signal.TypeLeave})
+		_ = p.session().sig.Send(&signal.Message{Type: signal.TypeLeave})
+		close(p.leaving)
 		p.cancel()
-		if err := p.pc.Close(); err != nil {
-			p.leaveErr = fmt.Errorf("close peer connection: %w", err)
-		}
-		_ = p.sig.Close()
+		<-p.loopDone
+		p.leaveErr = p.session().close()
 		<-p.done
 	})
 	return p.leaveErr

@@ -35,17 +35,21 @@ func loopbackAPI(t *testing.T) *webrtc.API {
 type received struct {
 	mu      sync.Mutex
 	packets map[string]int // by track id
+	first   map[string]time.Time
 	info    map[string]signal.Track
+	urls    map[string]string // the server each track came through
 	changed chan struct{}
 }
 
 func newReceived() *received {
-	return &received{packets: map[string]int{}, info: map[string]signal.Track{}, changed: make(chan struct{}, 1)}
+	return &received{packets: map[string]int{}, first: map[string]time.Time{}, info: map[string]signal.Track{},
+		urls: map[string]string{}, changed: make(chan struct{}, 1)}
 }
 
 func (r *received) onTrack(rt *client.RemoteTrack) {
 	r.mu.Lock()
 	r.info[rt.Info.ID] = rt.Info
+	r.urls[rt.Info.ID] = rt.URL
 	r.mu.Unlock()
 	go func() {
 		buf := make([]byte, 1500)
@@ -54,6 +58,9 @@ func (r *received) onTrack(rt *client.RemoteTrack) {
 				return
 			}
 			r.mu.Lock()
+			if r.packets[rt.Info.ID] == 0 {
+				r.first[rt.Info.ID] = time.Now()
+			}
 			r.packets[rt.Info.ID]++
 			r.mu.Unlock()
 			select {

@@ -10,45 +10,47 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
+// publication is what Publish was asked to send: it is sent again in
+// every session after a rejoin.
+type publication struct {
+	source   string
+	tracks   []webrtc.TrackLocal
+	first    *webrtc.RTPSender // what Publish returned
+	sender   *webrtc.RTPSender // in the latest session
+	stampers []*Stamper        // kept up to date across sessions
+}
+
 // Publish sends tracks as one transceiver (several tracks with RIDs, lowest
 // first, make a simulcast track) and returns once an offer that includes it
 // has been answered. source is one of signal's sources (signal.SourceCamera
 // ...). A refusal by the server is returned as its *signal.Error, wrapped,
-// and the track is removed again.
+// and the track is removed again. With Reconnect the tracks are published
+// again in every new session; the sender returned stays valid for
+// Unpublish and NewStamper.
 func (p *Peer) Publish(ctx context.Context, source string, tracks ...webrtc.TrackLocal) (*webrtc.RTPSender, error) {
 	if len(tracks) == 0 {
 		return nil, ErrNoTrack
 	}
 	type result struct {
-		sender *webrtc.RTPSender
-		gen    int
-		err    error
+		pub *publication
+		gen int
+		err error
 	}
 	res := make(chan result, 1)
 	p.enqueue(func() {
-		t, err := p.pc.AddTransceiverFromTrack(tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-		if err != nil {
-			res <- result{err: fmt.Errorf("add transceiver: %w", err)}
+		s := p.session()
+		pub := &publication{source: source, tracks: tracks}
+		if err := p.addSender(s, pub); err != nil {
+			res <- result{err: err}
 			return
 		}
-		for _, extra := range tracks[1:] {
-			if err := t.Sender().AddEncoding(extra); err != nil {
-				res <- result{err: fmt.Errorf("add simulcast encoding %s: %w", extra.RID(), err)}
-				return
-			}
-		}
 		p.mu.Lock()
-		p.sources[tracks[0].ID()] = source
+		pub.first = pub.sender
+		p.pubs = append(p.pubs, pub)
 		gen := p.offerGen
 		p.mu.Unlock()
-		id := tracks[0].ID()
-		readKeyframeRequests(&p.wg, t.Sender(), func() {
-			if p.params.OnKeyframeRequest != nil {
-				p.params.OnKeyframeRequest(id)
-			}
-		})
-		res <- result{sender: t.Sender(), gen: gen}
-		p.offer()
+		res <- result{pub: pub, gen: gen}
+		p.offer(s)
 	})
 	var r result
 	select {
@@ -63,29 +65,117 @@ func (p *Peer) Publish(ctx context.Context, source string, tracks ...webrtc.Trac
 	}
 	if err := p.waitOffer(ctx, r.gen); err != nil {
 		// Refused: stop sending on it, so that nothing is left half-added.
-		p.enqueue(func() {
-			if err := p.pc.RemoveTrack(r.sender); err != nil {
-				p.log.Debug("remove refused track", "err", err)
-			}
-		})
+		p.enqueue(func() { p.withdraw(p.session(), r.pub) })
 		return nil, fmt.Errorf("publish %s: %w", source, err)
 	}
-	return r.sender, nil
+	return r.pub.first, nil
 }
 
-// Unpublish stops sending a track and renegotiates.
+// addSender adds pub's tracks to the session's PeerConnection as one
+// send-only transceiver and reads its keyframe requests.
+func (p *Peer) addSender(s *session, pub *publication) error {
+	t, err := s.pc.AddTransceiverFromTrack(pub.tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return fmt.Errorf("add transceiver: %w", err)
+	}
+	for _, extra := range pub.tracks[1:] {
+		if err := t.Sender().AddEncoding(extra); err != nil {
+			_ = s.pc.RemoveTrack(t.Sender())
+			return fmt.Errorf("add simulcast encoding %s: %w", extra.RID(), err)
+		}
+	}
+	id := pub.tracks[0].ID()
+	readKeyframeRequests(&p.wg, t.Sender(), func() {
+		if p.params.OnKeyframeRequest != nil {
+			p.params.OnKeyframeRequest(id)
+		}
+	})
+	p.mu.Lock()
+	pub.sender = t.Sender()
+	p.mu.Unlock()
+	return nil
+}
+
+// withdraw forgets a publication and stops sending it in session s.
+func (p *Peer) withdraw(s *session, pub *publication) {
+	p.mu.Lock()
+	for i, x := range p.pubs {
+		if x == pub {
+			p.pubs = append(p.pubs[:i], p.pubs[i+1:]...)
+			break
+		}
+	}
+	sender := pub.sender
+	p.mu.Unlock()
+	if err := s.pc.RemoveTrack(sender); err != nil {
+		s.log.Debug("remove track", "source", pub.source, "err", err)
+	}
+}
+
+// publicationOf finds the publication a sender of any session belongs to.
+func (p *Peer) publicationOf(sender *webrtc.RTPSender) *publication {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pub := range p.pubs {
+		if pub.first == sender || pub.sender == sender {
+			return pub
+		}
+	}
+	return nil
+}
+
+// republish sends every publication again in the new session s, in one
+// offer. What cannot be sent again is dropped and reported on Events.
+func (p *Peer) republish(s *session) {
+	p.mu.Lock()
+	pubs := append([]*publication(nil), p.pubs...)
+	gen := p.offerGen
+	p.mu.Unlock()
+	if len(pubs) == 0 {
+		p.finishOffer(nil) // settles an Unpublish cut short by the loss
+		return
+	}
+	for _, pub := range pubs {
+		if err := p.addSender(s, pub); err != nil {
+			p.withdraw(s, pub)
+			p.pushEvent(&signal.Message{Type: signal.TypeError, Code: signal.CodeInternal,
+				Message: fmt.Sprintf("publish %s again: %v", pub.source, err)})
+		}
+	}
+	p.offer(s)
+	p.mu.Lock()
+	err := p.lastOfferErr
+	if p.offerGen == gen {
+		err = nil // not settled yet (glare): the server's offer comes first
+	}
+	p.mu.Unlock()
+	if err != nil {
+		se := signal.AsError(err)
+		p.pushEvent(&signal.Message{Type: signal.TypeError, Code: se.Code, Message: "publish again after rejoining: " + se.Message})
+	}
+}
+
+// Unpublish stops sending a track and renegotiates. s is the sender
+// Publish returned (or the latest session's).
 func (p *Peer) Unpublish(ctx context.Context, s *webrtc.RTPSender) error {
 	gen := make(chan int, 1)
 	errc := make(chan error, 1)
 	p.enqueue(func() {
-		if err := p.pc.RemoveTrack(s); err != nil {
-			errc <- err
-			return
+		cur := p.session()
+		pub := p.publicationOf(s)
+		if pub == nil {
+			// Not (or no longer) published: pion says what is wrong.
+			if err := cur.pc.RemoveTrack(s); err != nil {
+				errc <- err
+				return
+			}
+		} else {
+			p.withdraw(cur, pub)
 		}
 		p.mu.Lock()
 		gen <- p.offerGen
 		p.mu.Unlock()
-		p.offer()
+		p.offer(cur)
 	})
 	select {
 	case err := <-errc:
@@ -106,7 +196,7 @@ func (p *Peer) Subscribe(ctx context.Context, subs ...signal.Subscription) error
 	if p.ctx.Err() != nil {
 		return ErrClosed
 	}
-	if _, err := p.sig.Request(ctx, &signal.Message{Type: signal.TypeSubscribe, Subscriptions: subs}); err != nil {
+	if _, err := p.session().sig.Request(ctx, &signal.Message{Type: signal.TypeSubscribe, Subscriptions: subs}); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	return nil
@@ -144,11 +234,16 @@ func readKeyframeRequests(wg *sync.WaitGroup, s *webrtc.RTPSender, onRequest fun
 	}
 }
 
-func (p *Peer) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+// onTrack hands a forwarded track of session s to OnTrack, described as
+// the server announced it.
+func (p *Peer) onTrack(s *session, t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+	if !p.current(s) {
+		return // a late callback of a session that is gone
+	}
 	p.mu.Lock()
 	info, ok := p.tracks[t.ID()]
 	if !ok {
-		for _, tr := range p.pc.GetTransceivers() {
+		for _, tr := range s.pc.GetTransceivers() {
 			if tr.Receiver() == r {
 				if id, found := p.mids[tr.Mid()]; found {
 					info, ok = p.tracks[id]
@@ -162,7 +257,7 @@ func (p *Peer) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	}
 	readReceiverRTCP(&p.wg, r)
 	if p.params.OnTrack != nil {
-		p.params.OnTrack(&RemoteTrack{Info: info, Track: t, Receiver: r})
+		p.params.OnTrack(&RemoteTrack{Info: info, Track: t, Receiver: r, URL: s.url})
 	}
 }
 

@@ -1,6 +1,8 @@
 package client
 
 import (
+	"sync/atomic"
+
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -8,8 +10,14 @@ import (
 
 // Stamper puts the mid and rid header extensions on simulcast packets.
 // Browsers add them themselves; pion does not, and without them an SFU
-// cannot tell the layers apart.
+// cannot tell the layers apart. A Peer's stampers follow their track into
+// every new session after a rejoin.
 type Stamper struct {
+	ids atomic.Pointer[stampIDs]
+}
+
+// stampIDs are what one session negotiated for one sender.
+type stampIDs struct {
 	midID, ridID uint8
 	mid          []byte
 	rids         map[string][]byte // the sender's RIDs, converted once
@@ -18,39 +26,81 @@ type Stamper struct {
 // NewStamper reads the negotiated extension ids and the media section of a
 // published sender (call it after Publish returned).
 func (p *Peer) NewStamper(s *webrtc.RTPSender) (*Stamper, error) {
-	return newStamper(p.pc, s)
+	pub := p.publicationOf(s)
+	if pub == nil {
+		return newStamper(p.PeerConnection(), s)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st, err := newStamper(p.cur.pc, pub.sender)
+	if err != nil {
+		return nil, err
+	}
+	pub.stampers = append(pub.stampers, st)
+	return st, nil
+}
+
+// restamp points the stampers of every publication at what session s
+// negotiated (called after each answered own offer).
+func (p *Peer) restamp(s *session) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pub := range p.pubs {
+		if len(pub.stampers) == 0 {
+			continue
+		}
+		ids, err := stampIDsOf(s.pc, pub.sender)
+		if err != nil {
+			s.log.Warn("simulcast stamps after rejoining", "source", pub.source, "err", err)
+			continue
+		}
+		for _, st := range pub.stampers {
+			st.ids.Store(ids)
+		}
+	}
 }
 
 func newStamper(pc *webrtc.PeerConnection, s *webrtc.RTPSender) (*Stamper, error) {
-	st := &Stamper{rids: map[string][]byte{}}
+	ids, err := stampIDsOf(pc, s)
+	if err != nil {
+		return nil, err
+	}
+	st := &Stamper{}
+	st.ids.Store(ids)
+	return st, nil
+}
+
+func stampIDsOf(pc *webrtc.PeerConnection, s *webrtc.RTPSender) (*stampIDs, error) {
+	ids := &stampIDs{rids: map[string][]byte{}}
 	for _, e := range s.GetParameters().Encodings {
-		st.rids[e.RID] = []byte(e.RID)
+		ids.rids[e.RID] = []byte(e.RID)
 	}
 	for _, e := range s.GetParameters().HeaderExtensions {
 		switch e.URI {
 		case sdp.SDESMidURI:
-			st.midID = uint8(e.ID)
+			ids.midID = uint8(e.ID)
 		case sdp.SDESRTPStreamIDURI:
-			st.ridID = uint8(e.ID)
+			ids.ridID = uint8(e.ID)
 		}
 	}
 	for _, t := range pc.GetTransceivers() {
 		if t.Sender() == s {
-			st.mid = []byte(t.Mid())
+			ids.mid = []byte(t.Mid())
 		}
 	}
-	if st.midID == 0 || st.ridID == 0 || len(st.mid) == 0 {
+	if ids.midID == 0 || ids.ridID == 0 || len(ids.mid) == 0 {
 		return nil, ErrNoSimulcastExtensions
 	}
-	return st, nil
+	return ids, nil
 }
 
 // Stamp sets the extensions on h for the layer rid.
 func (st *Stamper) Stamp(h *rtp.Header, rid string) {
-	_ = h.SetExtension(st.midID, st.mid)
-	r, ok := st.rids[rid]
+	ids := st.ids.Load()
+	_ = h.SetExtension(ids.midID, ids.mid)
+	r, ok := ids.rids[rid]
 	if !ok {
 		r = []byte(rid)
 	}
-	_ = h.SetExtension(st.ridID, r)
+	_ = h.SetExtension(ids.ridID, r)
 }

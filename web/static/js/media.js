@@ -1,5 +1,5 @@
-// Local media: devices, capture with graceful fallbacks, and how tracks are
-// published (codecs the server can forward, simulcast layers).
+// Local media: devices, capture with graceful fallbacks, and the simulcast
+// layers tracks are published with (codecs: negotiation.js).
 
 // Camera simulcast, lowest first as docs/protocol.md asks. At 1280x720 the
 // layers are 320x180, 640x360 and 1280x720; the bitrates cap each layer
@@ -13,29 +13,6 @@ export const CAMERA_ENCODINGS = [
 // Screen shares are one layer: text must stay sharp, and there is usually
 // only one share in a room.
 export const SCREEN_ENCODINGS = [{ maxBitrate: 2_500_000, maxFramerate: 15 }];
-
-// The server rewrites VP8 headers when it switches layers, so video is VP8
-// only; audio is Opus. Nothing else is offered.
-const WANTED = { video: ['video/vp8'], audio: ['audio/opus'] };
-
-// preferCodecs limits a transceiver to the codecs the server forwards.
-// Browsers without setCodecPreferences still list VP8 and Opus, which the
-// server picks on its own.
-export function preferCodecs(transceiver, kind) {
-  if (typeof transceiver.setCodecPreferences !== 'function') return;
-  for (const source of [window.RTCRtpReceiver, window.RTCRtpSender]) {
-    const caps = source && source.getCapabilities && source.getCapabilities(kind);
-    if (!caps) continue;
-    const codecs = caps.codecs.filter((c) => WANTED[kind].includes(c.mimeType.toLowerCase()));
-    if (!codecs.length) continue;
-    try {
-      transceiver.setCodecPreferences(codecs);
-      return;
-    } catch {
-      // Some versions check against the other capability list: try it.
-    }
-  }
-}
 
 // listDevices fills the camera and microphone pickers, keeping the choice.
 export async function listDevices(cameraSelect, micSelect) {

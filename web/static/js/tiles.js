@@ -9,6 +9,19 @@ import { layoutGrid, layoutRow, layoutStage } from './layout.js';
 
 const PALETTE = ['#5b8def', '#e07a5f', '#81b29a', '#f2cc8f', '#b388eb', '#4ecdc4', '#ef476f', '#ffd166'];
 
+// tileKey is the key of the tile that shows a track (its info as the
+// server announced it).
+export function tileKey(info) {
+  const screen = info.source === 'screen' || info.source === 'screen_audio';
+  return screen ? `${info.participant}/screen` : info.participant;
+}
+
+// hasTile: viewers are listed under People but get no tile: a lecture's
+// audience would otherwise fill the speakers' screens with avatars.
+export function hasTile(participant) {
+  return participant.role !== 'viewer';
+}
+
 function initials(name) {
   const words = name.replace(/\(.*?\)/g, '').trim().split(/\s+/).filter(Boolean);
   const letters = words.slice(0, 2).map((w) => [...w][0].toUpperCase());
@@ -23,7 +36,8 @@ function colorFor(text) {
 
 export class Tiles {
   // grid and stage are the containers; template is the <template> of a
-  // tile; onChange runs after tiles are added, removed or resized.
+  // tile; onChange runs after tiles are added, removed, resized or scrolled
+  // into or out of view.
   constructor({ grid, stage, template, onChange, onSoundBlocked }) {
     this.grid = grid;
     this.stage = stage;
@@ -37,7 +51,11 @@ export class Tiles {
       for (const e of entries) e.target.inView = e.isIntersecting;
       this.onChange();
     });
-    const relayout = () => this.layout();
+    // A container that changes size resizes its tiles.
+    const relayout = () => {
+      this.layout();
+      this.onChange();
+    };
     new ResizeObserver(relayout).observe(grid);
     new ResizeObserver(relayout).observe(stage);
   }
@@ -173,6 +191,15 @@ export class Tiles {
       const video = tile.querySelector('video');
       if (video.srcObject && video.paused) this.play(tile);
     }
+  }
+
+  // showMuted marks a remote track's tile muted or not (a screen share's
+  // video has no muted state to show).
+  showMuted(info) {
+    const tile = this.map.get(tileKey(info));
+    if (!tile) return;
+    if (info.kind === 'audio') tile.dataset.mutedAudio = String(!!info.muted);
+    else if (info.source !== 'screen') tile.dataset.mutedVideo = String(!!info.muted);
   }
 
   setSpeaker(participant) {

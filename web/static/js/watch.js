@@ -146,6 +146,8 @@ function newPeerConnection() {
   }
 }
 
+// connect opens a new session: a receive-only PeerConnection whose offer
+// is POSTed to the WHEP endpoint.
 async function connect() {
   clearTimeout(retryTimer);
   teardown();
@@ -156,8 +158,35 @@ async function connect() {
   pc = conn;
   conn.addTransceiver('audio', { direction: 'recvonly' });
   conn.addTransceiver('video', { direction: 'recvonly' });
-  const media = new MediaStream();
-  stream = media;
+  stream = new MediaStream();
+  follow(gen, conn, stream);
+  const resp = await post(gen, conn);
+  if (!resp) return;
+  if (resp.status !== 201 && resp.status !== 200) {
+    await refusal(gen, resp);
+    return;
+  }
+  setState('connecting', TEXT.connecting);
+  const location_ = resp.headers.get('Location');
+  if (location_) sessionUrl = new URL(location_, location.href).href;
+  const servers = parseIceServers(resp.headers.get('Link'));
+  if (servers.length) iceServers = servers;
+  try {
+    const sdp = await resp.text();
+    if (gen !== generation) return;
+    await conn.setRemoteDescription({ type: 'answer', sdp });
+  } catch (err) {
+    if (gen !== generation) return;
+    log('answer refused:', err);
+    fail('error', TEXT.failed);
+    return;
+  }
+  log('answered; session', sessionUrl);
+  watch(gen, conn);
+}
+
+// follow shows a connection's tracks and notices when it fails.
+function follow(gen, conn, media) {
   conn.ontrack = (e) => {
     if (gen !== generation) return;
     log('track', e.track.kind);
@@ -180,17 +209,21 @@ async function connect() {
         break;
     }
   };
+}
 
+// post sends the offer once gathered; it resolves to the response, or to
+// null when the attempt is over (failed, or replaced by a newer one).
+async function post(gen, conn) {
   try {
     await conn.setLocalDescription(await conn.createOffer());
     await gathered(conn);
   } catch (err) {
-    if (gen !== generation) return;
+    if (gen !== generation) return null;
     log('offer not created:', err);
     fail('error', TEXT.failed);
-    return;
+    return null;
   }
-  if (gen !== generation) return;
+  if (gen !== generation) return null;
   let resp;
   try {
     resp = await fetch(whepUrl(), {
@@ -199,57 +232,42 @@ async function connect() {
       body: conn.localDescription.sdp,
     });
   } catch (err) {
-    if (gen !== generation) return;
+    if (gen !== generation) return null;
     log('offer failed:', err);
     fail('error', TEXT.unreachable);
-    return;
+    return null;
   }
   if (gen !== generation) {
     if (resp.ok) deleteSession(new URL(resp.headers.get('Location') || '', location.href).href);
-    return;
+    return null;
   }
-  if (resp.status !== 201 && resp.status !== 200) {
-    const why = (await resp.text().catch(() => '')).trim();
-    log('POST', resp.status, why);
-    if (gen !== generation) return;
-    switch (resp.status) {
-      case 404: // nothing is published yet: wait, at an even pace
-        teardown();
-        // "The broadcast has stopped…" stays up until it starts again.
-        setState('waiting', state === 'waiting' ? overlayText.textContent : TEXT.waiting);
-        retry(WAITING_RETRY_MS);
-        return;
-      case 401:
-      case 403: // another try would be refused the same way
-        teardown();
-        refused = true;
-        setState('error', TEXT.auth);
-        return;
-      case 503:
-        fail('error', TEXT.full);
-        return;
-      default:
-        fail('error', TEXT.failed);
-        return;
-    }
+  return resp;
+}
+
+// refusal acts on a refused offer: wait, give up, or retry.
+async function refusal(gen, resp) {
+  const why = (await resp.text().catch(() => '')).trim();
+  log('POST', resp.status, why);
+  if (gen !== generation) return;
+  switch (resp.status) {
+    case 404: // nothing is published yet: wait, at an even pace
+      teardown();
+      // "The broadcast has stopped…" stays up until it starts again.
+      setState('waiting', state === 'waiting' ? overlayText.textContent : TEXT.waiting);
+      retry(WAITING_RETRY_MS);
+      return;
+    case 401:
+    case 403: // another try would be refused the same way
+      teardown();
+      refused = true;
+      setState('error', TEXT.auth);
+      return;
+    case 503:
+      fail('error', TEXT.full);
+      return;
+    default:
+      fail('error', TEXT.failed);
   }
-  setState('connecting', TEXT.connecting);
-  const location_ = resp.headers.get('Location');
-  if (location_) sessionUrl = new URL(location_, location.href).href;
-  const servers = parseIceServers(resp.headers.get('Link'));
-  if (servers.length) iceServers = servers;
-  try {
-    const sdp = await resp.text();
-    if (gen !== generation) return;
-    await conn.setRemoteDescription({ type: 'answer', sdp });
-  } catch (err) {
-    if (gen !== generation) return;
-    log('answer refused:', err);
-    fail('error', TEXT.failed);
-    return;
-  }
-  log('answered; session', sessionUrl);
-  watch(gen, conn);
 }
 
 // watch checks the connection once a second: the first frame shows the
