@@ -16,7 +16,10 @@ import (
 	"github.com/confab-sfu/confab/room/addrlimit"
 	"github.com/confab-sfu/confab/room/turn"
 	"github.com/confab-sfu/confab/sfu"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fakeConference admits or refuses as told and records what it was asked.
 type fakeConference struct {
