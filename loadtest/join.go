@@ -26,7 +26,7 @@ func (r *run) joinWS(setup context.Context, pl plan, rec *receiveLog) (*client.P
 	var video atomic.Pointer[clip.VideoSource] // set once it publishes video
 	lecture, role := r.cfg.Scenario == "lecture", ""
 	if lecture && !pl.publish {
-		role = "viewer"
+		role = signal.RoleViewer
 	}
 	p, err := client.Join(setup, client.Params{URL: r.cfg.nodes[pl.node], Room: pl.room, Name: pl.name, API: r.api, Logger: r.cfg.Logger,
 		Lecture: lecture, Role: role, Reconnect: r.reconnect(pl.node),

@@ -107,11 +107,11 @@ func layerOfWidth(w uint16) string {
 	case w == 0:
 		return "unknown"
 	case w <= 400:
-		return "low"
+		return signal.LayerLow
 	case w <= 800:
-		return "medium"
+		return signal.LayerMedium
 	}
-	return "high"
+	return signal.LayerHigh
 }
 
 // receiveLog is one peer's view of what it received.

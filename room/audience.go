@@ -1,11 +1,13 @@
 package room
 
 import (
-	"net/http"
+	"fmt"
 	"time"
 
+	"github.com/confab-sfu/confab/room/whip"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
+	"github.com/pion/webrtc/v4"
 )
 
 // audienceInterval is the least time between two audience counts sent to
@@ -15,30 +17,85 @@ const audienceInterval = time.Second
 
 // addWatcher admits a WHEP viewer to the room's audience and picks what it
 // receives.
-func (r *Room) addWatcher(s *httpSession, participantID, source string) *httpError {
+func (r *Room) addWatcher(s *httpSession, participantID string, source sfu.Source) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s.identity != "" && r.removed[s.identity] {
-		return &httpError{status: http.StatusForbidden, msg: ErrRemoved.Error()}
+		return fmt.Errorf("%w: %w", whip.ErrForbidden, ErrRemoved)
 	}
 	if len(r.participants) == 0 {
-		return &httpError{status: http.StatusNotFound, msg: "nothing is being published in room " + r.name}
+		return fmt.Errorf("%w: nothing is being published in room %s", whip.ErrNotFound, r.name)
 	}
 	if len(r.participants)+len(r.watchers) >= r.mgr.cfg.MaxParticipants {
-		return &httpError{status: http.StatusServiceUnavailable, msg: ErrRoomFull.Error()}
+		return fmt.Errorf("%w: %w", whip.ErrUnavailable, ErrRoomFull)
 	}
-	owner, recvs := r.watchTargetLocked(participantID, source)
-	if owner == nil {
-		if participantID != "" {
-			return &httpError{status: http.StatusNotFound, msg: "no participant " + participantID + " publishing video in room " + r.name}
-		}
-		return &httpError{status: http.StatusNotFound, msg: "nothing is being published in room " + r.name}
+	owner, tracks := r.watchTargetLocked(ParticipantID(participantID), source)
+	switch {
+	case owner == nil && participantID != "":
+		return fmt.Errorf("%w: no participant %s publishing video in room %s", whip.ErrNotFound, participantID, r.name)
+	case owner == nil:
+		return fmt.Errorf("%w: nothing is being published in room %s", whip.ErrNotFound, r.name)
 	}
 	if r.watchers == nil {
-		r.watchers = map[*httpSession][]*sfu.Receiver{}
+		r.watchers = map[*httpSession][]sfu.TrackID{}
 	}
-	r.watchers[s] = recvs
+	r.watchers[s] = tracks
 	r.audienceChangedLocked()
+	return nil
+}
+
+// watchTargetLocked picks whose tracks a WHEP viewer gets: the named
+// participant, or the first (in join order) who publishes video; its audio,
+// and its screen share or camera (source chooses; a screen share by
+// default, the main content of a lecture).
+func (r *Room) watchTargetLocked(id ParticipantID, source sfu.Source) (*participant, []sfu.TrackID) {
+	owner := r.participants[id]
+	if id == "" {
+		owner = r.firstVideoPublisherLocked()
+	}
+	if owner == nil {
+		return nil, nil
+	}
+	var audio, camera, screen *publishedTrack
+	for _, t := range r.tracks {
+		if t.owner != owner {
+			continue
+		}
+		switch {
+		case t.info.Kind == webrtc.RTPCodecTypeAudio && (audio == nil || t.info.Source == sfu.SourceMicrophone):
+			audio = t
+		case t.info.Kind == webrtc.RTPCodecTypeVideo && t.info.Source == sfu.SourceScreen:
+			screen = t
+		case t.info.Kind == webrtc.RTPCodecTypeVideo:
+			camera = t
+		}
+	}
+	video := screen
+	if video == nil || source == sfu.SourceCamera {
+		video = camera
+	}
+	if video == nil {
+		video = screen
+	}
+	var out []sfu.TrackID
+	for _, t := range []*publishedTrack{audio, video} {
+		if t != nil {
+			out = append(out, t.info.ID)
+		}
+	}
+	return owner, out
+}
+
+// firstVideoPublisherLocked is the first member, in join order, who
+// publishes video.
+func (r *Room) firstVideoPublisherLocked() *participant {
+	for _, id := range r.order {
+		for _, t := range r.tracks {
+			if t.owner.id == id && t.info.Kind == webrtc.RTPCodecTypeVideo {
+				return t.owner
+			}
+		}
+	}
 	return nil
 }
 
@@ -54,7 +111,7 @@ func (r *Room) watchersOfLocked(identity string) []*httpSession {
 }
 
 // watchTracks returns what a watcher was given.
-func (r *Room) watchTracks(s *httpSession) []*sfu.Receiver {
+func (r *Room) watchTracks(s *httpSession) []sfu.TrackID {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.watchers[s]

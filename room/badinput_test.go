@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/signal"
 	"nhooyr.io/websocket"
@@ -106,7 +107,7 @@ func TestBadInputGetsErrorsAndDisturbsNoOne(t *testing.T) {
 	b := join(t, ctx, url, "busy", "bob")
 	aSrc := publish(t, ctx, a, "ada", "audio", "video")
 	bSrc := publish(t, ctx, b, "bob", "audio", "video")
-	eventually(t, 20*time.Second, "call established", func() (bool, string) {
+	wait.Until(t, 20*time.Second, "call established", func() (bool, string) {
 		if ok, msg := checkTracks(a, 10, map[string][]*source{b.ID(): bSrc}); !ok {
 			return false, msg
 		}
@@ -218,7 +219,7 @@ func TestBadInputGetsErrorsAndDisturbsNoOne(t *testing.T) {
 	})
 
 	// The call went on through all of it.
-	eventually(t, 10*time.Second, "media keeps flowing for the call", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "media keeps flowing for the call", func() (bool, string) {
 		now := packets()
 		return now > before+100, "packets stalled"
 	})

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/internal/testserver"
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
-	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/rtp"
@@ -94,7 +94,7 @@ func mediaBothWays(t *testing.T, ctx context.Context, a, b *testPeer, what strin
 	t.Helper()
 	fromA := publish(t, ctx, a, "a", "audio", "video")
 	fromB := publish(t, ctx, b, "b", "audio", "video")
-	eventually(t, 30*time.Second, "media both ways "+what, func() (bool, string) {
+	wait.Until(t, 30*time.Second, "media both ways "+what, func() (bool, string) {
 		if ok, why := checkTracks(b, 30, map[string][]*source{a.ID(): fromA}); !ok {
 			return false, why
 		}
@@ -165,6 +165,17 @@ func (r *recorder) snapshot() map[string]received {
 		out[id] = cp
 	}
 	return out
+}
+
+// packets is how many packets arrived, of every track.
+func (r *recorder) packets() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, rc := range r.tracks {
+		n += len(rc.payloads)
+	}
+	return n
 }
 
 // source publishes synthetic media whose every payload is unique and
@@ -290,21 +301,3 @@ func publish(t *testing.T, ctx context.Context, p *testPeer, name string, kinds 
 	}
 	return out
 }
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %s", what, last)
-}
-
-var _ = sfu.LayerName // the harness may inspect forwarding decisions

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/confab-sfu/confab/signal/client"
@@ -86,7 +87,7 @@ func TestMediaThatNeverConnectsIsDropped(t *testing.T) {
 		t.Fatalf("offer: %v", err)
 	}
 	var bye *signal.Message
-	eventually(t, 30*time.Second, "the ghost is disconnected", func() (bool, string) {
+	wait.Until(t, 30*time.Second, "the ghost is disconnected", func() (bool, string) {
 		for {
 			select {
 			case m, ok := <-cl.Messages():
@@ -105,7 +106,7 @@ func TestMediaThatNeverConnectsIsDropped(t *testing.T) {
 	if !strings.Contains(bye.Message, "did not connect") {
 		t.Errorf("bye %q: want the connect timeout as the reason", bye.Message)
 	}
-	eventually(t, 10*time.Second, "others see the ghost leave", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "others see the ghost leave", func() (bool, string) {
 		return watcher.saw(signal.TypeParticipantLeft, func(m *signal.Message) bool { return m.Participant.ID == w.Participant.ID }), ""
 	})
 	if r := mgr.Room("silent"); r != nil && len(r.Participants()) != 1 {

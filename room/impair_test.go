@@ -147,7 +147,7 @@ func (p *pump) next(b []byte) (int, net.Addr, error) {
 		return 0, nil, p.err
 	}
 	if w := time.Until(d.deliverAt); w > 0 {
-		time.Sleep(w)
+		time.Sleep(w) // the link's latency: the datagram is still on its way
 	}
 	return copy(b, d.b), d.addr, nil
 }

@@ -64,7 +64,7 @@ func (r *Room) raiseHand(p *participant, raised bool) *signal.Error {
 	}
 	if raised {
 		if r.hands == nil {
-			r.hands = map[string]bool{}
+			r.hands = map[ParticipantID]bool{}
 		}
 		r.hands[p.id] = true
 	} else {
@@ -73,93 +73,6 @@ func (r *Room) raiseHand(p *participant, raised bool) *signal.Error {
 	pub := p.public()
 	r.toModeratorsLocked(&signal.Message{Type: signal.TypeHand, Participant: &pub, Raised: &raised})
 	return nil
-}
-
-// promote gives a participant another role on a moderator's request. With
-// tokens the role belongs to the identity: every connection of it changes,
-// and its WHIP publishers end when the role may not publish.
-func (r *Room) promote(mod *participant, id, role string) *signal.Error {
-	if !mod.permissions().Moderate {
-		return signal.Errorf(signal.CodeForbidden, "only a moderator may change roles")
-	}
-	perms, ok := RolePermissions(role)
-	if !ok {
-		return signal.Errorf(signal.CodeInvalidField, "unknown role %q", role)
-	}
-	r.mu.Lock()
-	target, ok := r.participants[id]
-	if !ok {
-		r.mu.Unlock()
-		return signal.Errorf(signal.CodeInvalidField, "no participant %q in this room", id)
-	}
-	if target.publishOnly {
-		r.mu.Unlock()
-		return signal.Errorf(signal.CodeInvalidState, "a WHIP publisher's role cannot change")
-	}
-	targets, revoked := []*participant{target}, []*participant(nil)
-	if target.identity != "" {
-		if r.roles == nil {
-			r.roles = map[string]string{}
-		}
-		r.roles[target.identity] = role
-		for _, p := range r.participants {
-			switch {
-			case p == target || p.identity != target.identity:
-			case p.publishOnly && !perms.Publish:
-				revoked = append(revoked, p)
-			case !p.publishOnly:
-				targets = append(targets, p)
-			}
-		}
-	}
-	var stop []*participant
-	for _, t := range targets {
-		if r.setRoleLocked(t, perms, role) {
-			stop = append(stop, t)
-		}
-	}
-	r.mu.Unlock()
-	r.mgr.log.Info("role changed", "room", r.name, "moderator", mod.id, "participant", id, "role", role,
-		"connections", len(targets), "whip_ended", len(revoked))
-	for _, t := range stop {
-		t.peer.StopPublishing()
-	}
-	for _, p := range revoked {
-		p.kick("a moderator took the permission to publish", signal.CodeForbidden)
-	}
-	return nil
-}
-
-// setRoleLocked gives one participant its new role: it is told, its hand
-// goes down, and in a lecture it moves between stage and audience. It
-// reports whether the participant's publishing must stop.
-func (r *Room) setRoleLocked(target *participant, perms Permissions, role string) bool {
-	wasAudience := r.audienceLocked(target)
-	couldPublish := target.permissions().Publish
-	target.setRole(perms, role)
-	nowAudience := r.audienceLocked(target)
-	if r.hands[target.id] {
-		delete(r.hands, target.id)
-		lowered := false
-		pub := target.public()
-		r.toModeratorsLocked(&signal.Message{Type: signal.TypeHand, Participant: &pub, Raised: &lowered})
-	}
-	p := perms
-	msg := &signal.Message{Type: signal.TypePermissions, Permissions: &p, Role: role}
-	if r.lecture && perms.Moderate {
-		msg.Hands = r.handsLocked() // a new moderator sees the hands already up
-	}
-	target.send(msg)
-	pub := target.public()
-	switch {
-	case wasAudience && !nowAudience:
-		r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantJoined, Participant: &pub}, target.id)
-		r.audienceChangedLocked()
-	case !wasAudience && nowAudience:
-		r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantLeft, Participant: &pub}, target.id)
-		r.audienceChangedLocked()
-	}
-	return couldPublish && !perms.Publish
 }
 
 // setAudienceChat turns the audience's chat on or off (moderators).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 	"sync/atomic"
@@ -11,15 +12,16 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/confab-sfu/confab/signal/client"
 )
 
 var loopbackOpts = client.APIOptions{Loopback: true}
 
-func lectureToken(t *testing.T, roomName, identity, role string) string {
+func lectureToken(t *testing.T, roomName, identity string, role access.Role) string {
 	t.Helper()
-	tok, err := room.MintToken(testSecret, room.TokenParams{Room: roomName, Identity: identity, Role: role, TTL: time.Hour, Lecture: true}, time.Now())
+	tok, err := access.Mint(testSecret, access.TokenParams{Room: roomName, Identity: identity, Role: role, TTL: time.Hour, Lecture: true}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,16 +36,20 @@ func TestLectureAudienceIsCountedNotAnnounced(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	mgr, url := startServer(t, room.Config{AuthSecret: testSecret, MaxParticipants: 400})
-	prof := joinWithToken(t, ctx, url, "aula", "prof", lectureToken(t, "aula", "prof", room.RoleModerator))
+	prof := joinWithToken(t, ctx, url, "aula", "prof", lectureToken(t, "aula", "prof", access.Moderator))
 	srcs := publish(t, ctx, prof, "prof", "audio", "video")
-	first := joinWithToken(t, ctx, url, "aula", "first", lectureToken(t, "aula", "first", room.RoleViewer))
-	eventually(t, 15*time.Second, "the first viewer receives the lecture", func() (bool, string) {
+	first := joinWithToken(t, ctx, url, "aula", "first", lectureToken(t, "aula", "first", access.Viewer))
+	wait.Until(t, 15*time.Second, "the first viewer receives the lecture", func() (bool, string) {
 		return checkTracks(first, 20, map[string][]*source{prof.ID(): srcs})
 	})
 	if !first.Welcome().Lecture {
 		t.Fatal("welcome does not say the room is a lecture")
 	}
-	time.Sleep(1500 * time.Millisecond) // let the first viewer's own count go out
+	// The first viewer's own count goes out before the audience arrives.
+	wait.Until(t, 5*time.Second, "the count of the first viewer", func() (bool, string) {
+		one := func(m *signal.Message) bool { return m.Audience == 1 }
+		return prof.saw(signal.TypeAudience, one) && first.saw(signal.TypeAudience, one), ""
+	})
 	mark := func(p *testPeer) int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.events) }
 	since := func(p *testPeer, from int) map[string]int {
 		p.mu.Lock()
@@ -76,11 +82,11 @@ func TestLectureAudienceIsCountedNotAnnounced(t *testing.T) {
 			t.Fatal(err)
 		}
 		clients = append(clients, c)
-		if _, err := c.Join(ctx, "aula", fmt.Sprintf("v%d", i), lectureToken(t, "aula", fmt.Sprintf("v%d", i), room.RoleViewer)); err != nil {
+		if _, err := c.Join(ctx, "aula", fmt.Sprintf("v%d", i), lectureToken(t, "aula", fmt.Sprintf("v%d", i), access.Viewer)); err != nil {
 			t.Fatalf("viewer %d: %v", i, err)
 		}
 	}
-	eventually(t, 5*time.Second, "the presenter sees the full audience count", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "the presenter sees the full audience count", func() (bool, string) {
 		ok := prof.saw(signal.TypeAudience, func(m *signal.Message) bool { return m.Audience == viewers+1 })
 		return ok, fmt.Sprintf("audience %d", mgr.Room("aula").Audience())
 	})
@@ -102,7 +108,7 @@ func TestLectureAudienceIsCountedNotAnnounced(t *testing.T) {
 	for _, c := range clients {
 		_ = c.Close()
 	}
-	eventually(t, 10*time.Second, "the audience shrinks back", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the audience shrinks back", func() (bool, string) {
 		n := mgr.Room("aula").Audience()
 		return n == 1, fmt.Sprintf("audience %d", n)
 	})
@@ -120,9 +126,9 @@ func TestRaiseHandPromoteDemote(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, url := startServer(t, room.Config{AuthSecret: testSecret})
-	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", room.RoleModerator))
-	other := joinWithToken(t, ctx, url, "aula", "other", lectureToken(t, "aula", "other", room.RoleViewer))
-	v := joinWithToken(t, ctx, url, "aula", "student", lectureToken(t, "aula", "student", room.RoleViewer))
+	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", access.Moderator))
+	other := joinWithToken(t, ctx, url, "aula", "other", lectureToken(t, "aula", "other", access.Viewer))
+	v := joinWithToken(t, ctx, url, "aula", "student", lectureToken(t, "aula", "student", access.Viewer))
 	request := func(p *testPeer, m *signal.Message) error { _, err := p.Client().Request(ctx, m); return err }
 	up := true
 
@@ -133,7 +139,7 @@ func TestRaiseHandPromoteDemote(t *testing.T) {
 	if err := request(v, &signal.Message{Type: signal.TypeRaiseHand, Raised: &up}); err != nil {
 		t.Fatalf("raise hand: %v", err)
 	}
-	eventually(t, 5*time.Second, "the moderator sees the hand", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "the moderator sees the hand", func() (bool, string) {
 		return mod.saw(signal.TypeHand, func(m *signal.Message) bool { return m.Participant.ID == v.ID() && *m.Raised }), ""
 	})
 	if other.saw(signal.TypeHand, nil) {
@@ -141,29 +147,29 @@ func TestRaiseHandPromoteDemote(t *testing.T) {
 	}
 	// A viewer cannot promote itself.
 	var serr *signal.Error
-	if err := request(v, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: room.RoleSpeaker}); !errors.As(err, &serr) || serr.Code != signal.CodeForbidden {
+	if err := request(v, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: signal.RoleSpeaker}); !errors.As(err, &serr) || serr.Code != signal.CodeForbidden {
 		t.Fatalf("self-promotion: %v", err)
 	}
-	if err := request(mod, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: room.RoleSpeaker}); err != nil {
+	if err := request(mod, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: signal.RoleSpeaker}); err != nil {
 		t.Fatalf("promote: %v", err)
 	}
-	eventually(t, 5*time.Second, "the student is told and announced", func() (bool, string) {
-		told := v.saw(signal.TypePermissions, func(m *signal.Message) bool { return m.Permissions.Publish && m.Role == room.RoleSpeaker })
+	wait.Until(t, 5*time.Second, "the student is told and announced", func() (bool, string) {
+		told := v.saw(signal.TypePermissions, func(m *signal.Message) bool { return m.Permissions.Publish && m.Role == signal.RoleSpeaker })
 		announced := other.saw(signal.TypeParticipantJoined, func(m *signal.Message) bool { return m.Participant.ID == v.ID() })
 		lowered := mod.saw(signal.TypeHand, func(m *signal.Message) bool { return m.Participant.ID == v.ID() && !*m.Raised })
 		return told && announced && lowered, fmt.Sprintf("told %v announced %v hand lowered %v", told, announced, lowered)
 	})
 	srcs := publish(t, ctx, v, "student", "audio", "video")
 	for _, p := range []*testPeer{mod, other} {
-		eventually(t, 15*time.Second, "everyone receives the promoted student", func() (bool, string) {
+		wait.Until(t, 15*time.Second, "everyone receives the promoted student", func() (bool, string) {
 			return checkTracks(p, 20, map[string][]*source{v.ID(): srcs})
 		})
 	}
 	// Demoted: its tracks end for everyone and it leaves the stage.
-	if err := request(mod, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: room.RoleViewer}); err != nil {
+	if err := request(mod, &signal.Message{Type: signal.TypePromote, ParticipantID: v.ID(), Role: signal.RoleViewer}); err != nil {
 		t.Fatalf("demote: %v", err)
 	}
-	eventually(t, 10*time.Second, "the student's tracks end and it leaves the stage", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the student's tracks end and it leaves the stage", func() (bool, string) {
 		gone := other.saw(signal.TypeParticipantLeft, func(m *signal.Message) bool { return m.Participant.ID == v.ID() })
 		unpublished := 0
 		other.mu.Lock()
@@ -191,11 +197,11 @@ func TestOpenLectureViewersJoinAsAudience(t *testing.T) {
 	mgr, url := startServer(t, room.Config{})
 	prof := joinWith(t, ctx, url, "open-aula", "prof", loopbackOpts, func(o *client.Params) { o.Lecture = true })
 	srcs := publish(t, ctx, prof, "prof", "audio", "video")
-	v := joinWith(t, ctx, url, "open-aula", "v", loopbackOpts, func(o *client.Params) { o.Role = room.RoleViewer })
-	if w := v.Welcome(); !w.Lecture || w.Permissions.Publish || w.Participant.Role != room.RoleViewer {
+	v := joinWith(t, ctx, url, "open-aula", "v", loopbackOpts, func(o *client.Params) { o.Role = signal.RoleViewer })
+	if w := v.Welcome(); !w.Lecture || w.Permissions.Publish || w.Participant.Role != signal.RoleViewer {
 		t.Fatalf("welcome %+v permissions %+v", w.Participant, w.Permissions)
 	}
-	eventually(t, 15*time.Second, "the viewer receives the lecture", func() (bool, string) {
+	wait.Until(t, 15*time.Second, "the viewer receives the lecture", func() (bool, string) {
 		return checkTracks(v, 20, map[string][]*source{prof.ID(): srcs})
 	})
 	if prof.saw(signal.TypeParticipantJoined, nil) {
@@ -224,8 +230,8 @@ func TestModeratorTurnsAudienceChatOff(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, url := startServer(t, room.Config{AuthSecret: testSecret})
-	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", room.RoleModerator))
-	v := joinWithToken(t, ctx, url, "aula", "v", lectureToken(t, "aula", "v", room.RoleViewer))
+	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", access.Moderator))
+	v := joinWithToken(t, ctx, url, "aula", "v", lectureToken(t, "aula", "v", access.Viewer))
 	if c := v.Welcome().AudienceChat; c == nil || !*c {
 		t.Fatalf("welcome audienceChat %v, want true", c)
 	}
@@ -238,7 +244,7 @@ func TestModeratorTurnsAudienceChatOff(t *testing.T) {
 	if err := request(mod, &signal.Message{Type: signal.TypeLectureSettings, AudienceChat: &off}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the audience is told", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "the audience is told", func() (bool, string) {
 		return v.saw(signal.TypeLectureSettings, func(m *signal.Message) bool { return !*m.AudienceChat }), ""
 	})
 	if err := request(v, &signal.Message{Type: signal.TypeChat, Text: "hello?"}); !errors.As(err, &serr) || serr.Code != signal.CodeForbidden {
@@ -261,8 +267,8 @@ func TestPromotionOutlivesAReconnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, url := startServer(t, room.Config{AuthSecret: testSecret})
-	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", room.RoleModerator))
-	tok := lectureToken(t, "aula", "student", room.RoleViewer)
+	mod := joinWithToken(t, ctx, url, "aula", "mod", lectureToken(t, "aula", "mod", access.Moderator))
+	tok := lectureToken(t, "aula", "student", access.Viewer)
 	c, err := signal.Dial(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +277,7 @@ func TestPromotionOutlivesAReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mod.Client().Request(ctx, &signal.Message{Type: signal.TypePromote, ParticipantID: w.Participant.ID, Role: room.RoleSpeaker}); err != nil {
+	if _, err := mod.Client().Request(ctx, &signal.Message{Type: signal.TypePromote, ParticipantID: w.Participant.ID, Role: signal.RoleSpeaker}); err != nil {
 		t.Fatal(err)
 	}
 	_ = c.Close()
@@ -284,7 +290,7 @@ func TestPromotionOutlivesAReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !w2.Permissions.Publish || w2.Participant.Role != room.RoleSpeaker {
+	if !w2.Permissions.Publish || w2.Participant.Role != signal.RoleSpeaker {
 		t.Fatalf("after a reconnect: role %q permissions %+v, want a speaker", w2.Participant.Role, w2.Permissions)
 	}
 }

@@ -1,6 +1,11 @@
-// Package room is the conference: rooms by name, their participants, and
-// the binding of each participant's signaling connection to its sfu.Peer.
-// Room events reach only that room's members.
+// Package room is the conference: rooms by name, their participants, the
+// tracks they publish and who receives them, moderation, lectures, and the
+// binding of each participant's signaling connection to its media
+// connection. Room events reach only that room's members. It reaches the
+// media plane through the small interfaces of media.go (package sfu
+// implements them); access tokens (room/access), TURN (room/turn),
+// per-address budgets (room/addrlimit) and the HTTP side of WHIP and WHEP
+// (room/whip) are packages of their own, which cmd/confab wires.
 package room
 
 import (
@@ -9,10 +14,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"sync"
 	"time"
 
+	"github.com/confab-sfu/confab/room/addrlimit"
+	"github.com/confab-sfu/confab/room/turn"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,25 +37,21 @@ type Config struct {
 	MaxRooms int
 	// MaxTracksPerParticipant limits what one participant publishes (default 8).
 	MaxTracksPerParticipant int
-	// ICEServers are handed to clients in welcome.
-	ICEServers []signal.ICEServer
-	// TURN adds time-limited TURN credentials to welcome.
-	TURN TURNConfig
+	// ICE are the STUN servers and TURN credentials handed to clients in
+	// welcome.
+	ICE turn.ICE
 	// Conn configures each signaling WebSocket.
 	Conn signal.ConnOptions
 	// JoinTimeout closes sockets that do not join in time (default 10 s).
 	JoinTimeout time.Duration
-	// MaxConnsPerIP limits signaling connections from one client address
-	// (0: no limit).
-	MaxConnsPerIP int
+	// Addrs limits the signaling connections one client address holds (nil:
+	// no limit). WHIP and WHEP sessions count against the same Limiter.
+	Addrs *addrlimit.Limiter
 	// LayersInterval is the least time between two layer reports to one
 	// participant (default 500 ms).
 	LayersInterval time.Duration
-	// OfferReadTimeout bounds reading a WHIP/WHEP request's body (default
-	// 10 s): a client trickling its offer is answered 408 and closed.
-	OfferReadTimeout time.Duration
 	// AuthSecret, when set, makes every join present an access token signed
-	// with it (HS256, see MintToken). Without it rooms are open.
+	// with it (HS256, see access.Mint). Without it rooms are open.
 	AuthSecret []byte
 	Logger     *slog.Logger
 }
@@ -66,9 +68,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.JoinTimeout <= 0 {
 		c.JoinTimeout = 10 * time.Second
-	}
-	if c.OfferReadTimeout <= 0 {
-		c.OfferReadTimeout = 10 * time.Second
 	}
 	if c.LayersInterval <= 0 {
 		c.LayersInterval = 500 * time.Millisecond
@@ -92,12 +91,6 @@ var (
 	ErrPublishRevoked = errors.New("a moderator took your permission to publish in this room")
 )
 
-var roomNameRE = regexp.MustCompile(`^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}$`)
-
-// ValidRoomName reports whether name may name a room: 1-64 characters of
-// A-Z a-z 0-9 - _ . not starting with a dot.
-func ValidRoomName(name string) bool { return roomNameRE.MatchString(name) }
-
 // Manager owns the rooms of one server.
 type Manager struct {
 	cfg     Config
@@ -110,10 +103,9 @@ type Manager struct {
 	closing  bool
 	sessions sync.WaitGroup
 	conns    map[*session]struct{}
-	perIP    map[string]int
 
 	httpMu       sync.Mutex
-	httpSessions map[string]*httpSession // WHIP and WHEP, by the secret of their URL
+	httpSessions map[*httpSession]struct{} // WHIP publishers and WHEP viewers
 }
 
 var (
@@ -134,8 +126,8 @@ func init() {
 // NewManager creates a Manager and, unless cfg.Engine is set, its media plane.
 func NewManager(cfg Config) (*Manager, error) {
 	cfg.setDefaults()
-	m := &Manager{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, rooms: map[string]*Room{}, conns: map[*session]struct{}{}, perIP: map[string]int{},
-		httpSessions: map[string]*httpSession{}}
+	m := &Manager{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, rooms: map[string]*Room{}, conns: map[*session]struct{}{},
+		httpSessions: map[*httpSession]struct{}{}}
 	if m.engine == nil {
 		if cfg.SFU.Logger == nil {
 			cfg.SFU.Logger = cfg.Logger
@@ -153,23 +145,22 @@ func NewManager(cfg Config) (*Manager, error) {
 // ServeWS upgrades a request to a signaling WebSocket and serves one
 // participant on it until it leaves or the connection ends.
 func (m *Manager) ServeWS(w http.ResponseWriter, r *http.Request) {
-	ip := clientIP(r)
+	addr := addrlimit.OfRequest(r)
 	m.mu.Lock()
 	if m.closing {
 		m.mu.Unlock()
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	if m.cfg.MaxConnsPerIP > 0 && m.perIP[ip] >= m.cfg.MaxConnsPerIP {
+	if !m.cfg.Addrs.Reserve(addr) {
 		m.mu.Unlock()
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return
 	}
-	m.perIP[ip]++
 	m.sessions.Add(1)
 	m.mu.Unlock()
 	defer func() {
-		m.releaseIP(ip)
+		m.cfg.Addrs.Release(addr)
 		m.sessions.Done()
 	}()
 	// The server's read and write timeouts bound HTTP requests, not this
@@ -239,13 +230,13 @@ func (m *Manager) removeIfEmpty(r *Room) {
 		metricRooms.Dec()
 		r.close()
 		closed = true
-		m.log.Info("room closed", "room", r.name)
+		r.log.Info("room closed")
 	}
 	m.mu.Unlock()
 	if closed {
 		// Its audience has nothing left to watch.
 		for _, w := range r.takeWatchers() {
-			w.end("the room closed")
+			w.End("the room closed")
 		}
 	}
 }
@@ -265,6 +256,15 @@ func (m *Manager) Counts() (rooms, participants int) {
 		participants += r.size()
 	}
 	return len(m.rooms), participants
+}
+
+// newPeer creates a media connection on the engine.
+func (m *Manager) newPeer(pp sfu.PeerParams) (Peer, error) {
+	p, err := m.engine.NewPeer(pp)
+	if err != nil {
+		return nil, fmt.Errorf("create %s's media connection: %w", pp.ID, err)
+	}
+	return p, nil
 }
 
 // Engine is the media plane the rooms use.
@@ -304,8 +304,8 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	if m.ownsEng {
-		if cerr := m.engine.Close(); cerr != nil && err == nil {
-			err = cerr
+		if cerr := m.engine.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close the media plane: %w", cerr))
 		}
 	}
 	return err

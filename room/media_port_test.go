@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/pion/webrtc/v4"
@@ -96,7 +97,7 @@ func TestRemoteCandidatesOutsideAllowedNetworksGetNoTraffic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 15*time.Second, "connectivity checks at the allowed candidate", func() (bool, string) {
+	wait.Until(t, 15*time.Second, "connectivity checks at the allowed candidate", func() (bool, string) {
 		n := allowed.n.Load()
 		return n >= 3, fmt.Sprintf("%d STUN packets", n)
 	})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/pion/webrtc/v4"
@@ -74,7 +75,7 @@ func TestThreeParticipantsExchangeMediaIntact(t *testing.T) {
 				others[q.ID()] = sources[q.ID()]
 			}
 		}
-		eventually(t, 20*time.Second, names[i]+" receives both others' audio and video", func() (bool, string) {
+		wait.Until(t, 20*time.Second, names[i]+" receives both others' audio and video", func() (bool, string) {
 			return checkTracks(p, 25, others)
 		})
 		if n := len(p.rec.snapshot()); n != 4 {
@@ -99,7 +100,7 @@ func TestLateJoinerScreenShareAndLeave(t *testing.T) {
 	aSrc := publish(t, ctx, a, "ada", "audio", "video")
 
 	// A track is announced once its first packet arrives.
-	eventually(t, 10*time.Second, "ada's tracks announced", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "ada's tracks announced", func() (bool, string) {
 		return len(b.Tracks()) == 2, fmt.Sprintf("bob knows %d tracks", len(b.Tracks()))
 	})
 	// A late joiner gets what was published before it came.
@@ -110,7 +111,7 @@ func TestLateJoinerScreenShareAndLeave(t *testing.T) {
 	if got := len(c.Welcome().Members); got != 2 {
 		t.Fatalf("late joiner's welcome lists %d members, want 2", got)
 	}
-	eventually(t, 20*time.Second, "late joiner receives ada", func() (bool, string) {
+	wait.Until(t, 20*time.Second, "late joiner receives ada", func() (bool, string) {
 		return checkTracks(c, 20, map[string][]*source{a.ID(): aSrc})
 	})
 
@@ -123,7 +124,7 @@ func TestLateJoinerScreenShareAndLeave(t *testing.T) {
 	screen.run(ctx)
 	defer screen.halt()
 	for _, p := range []*testPeer{a, c} {
-		eventually(t, 20*time.Second, "screen share arrives", func() (bool, string) {
+		wait.Until(t, 20*time.Second, "screen share arrives", func() (bool, string) {
 			for _, rc := range p.rec.snapshot() {
 				if rc.publisher == b.ID() && rc.source == signal.SourceScreen && len(rc.payloads) >= 20 {
 					if rc.codec != webrtc.MimeTypeH264 {
@@ -146,7 +147,7 @@ func TestLateJoinerScreenShareAndLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []*testPeer{b, c} {
-		eventually(t, 15*time.Second, "ada's departure is seen", func() (bool, string) {
+		wait.Until(t, 15*time.Second, "ada's departure is seen", func() (bool, string) {
 			ended := 0
 			for _, rc := range p.rec.snapshot() {
 				if rc.publisher == a.ID() && rc.ended {

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -26,18 +28,18 @@ func TestRemovedIdentityRefusedOnWHEPAndWHIP(t *testing.T) {
 	defer cancel()
 	mgr, base := startServer(t, room.Config{AuthSecret: testSecret})
 	now := time.Now()
-	token := func(identity, role string) string {
+	token := func(identity string, role access.Role) string {
 		return mint(t, testSecret, "class", identity, role, time.Hour, now)
 	}
-	mod := joinWithToken(t, ctx, base, "class", "mod", token("mod", room.RoleModerator))
-	prof := joinWithToken(t, ctx, base, "class", "prof", token("prof", room.RoleSpeaker))
+	mod := joinWithToken(t, ctx, base, "class", "mod", token("mod", access.Moderator))
+	prof := joinWithToken(t, ctx, base, "class", "prof", token("prof", access.Speaker))
 	srcs := publish(t, ctx, prof, "prof", "audio", "video")
-	eventually(t, 15*time.Second, "the moderator receives the speaker", func() (bool, string) {
+	wait.Until(t, 15*time.Second, "the moderator receives the speaker", func() (bool, string) {
 		return checkTracks(mod, 20, map[string][]*source{prof.ID(): srcs})
 	})
 	profCast := &broadcast{srcs: srcs}
-	fan := startWHEPWithToken(t, ctx, base, "class", token("fan", room.RoleViewer))
-	lurkView, lurkSpeak := token("lurker", room.RoleViewer), token("lurker", room.RoleSpeaker)
+	fan := startWHEPWithToken(t, ctx, base, "class", token("fan", access.Viewer))
+	lurkView, lurkSpeak := token("lurker", access.Viewer), token("lurker", access.Speaker)
 	lurker := joinWithToken(t, ctx, base, "class", "lurker", lurkView)
 	lurkerPlayer := startWHEPWithToken(t, ctx, base, "class", lurkView)
 	fan.keepsReceiving(t, profCast, 0, "starting")
@@ -49,7 +51,7 @@ func TestRemovedIdentityRefusedOnWHEPAndWHIP(t *testing.T) {
 	if _, err := mod.Client().Request(ctx, &signal.Message{Type: signal.TypeRemove, ParticipantID: lurker.ID()}); err != nil {
 		t.Fatalf("remove: %v", err)
 	}
-	eventually(t, 5*time.Second, "the lurker's WebSocket is told and its WHEP player ends", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "the lurker's WebSocket is told and its WHEP player ends", func() (bool, string) {
 		n := mgr.Room("class").Audience()
 		return lurker.saw(signal.TypeBye, func(m *signal.Message) bool { return m.Code == signal.CodeRemoved }) && n == 1, ""
 	})
@@ -66,7 +68,7 @@ func TestRemovedIdentityRefusedOnWHEPAndWHIP(t *testing.T) {
 		t.Errorf("audience %d after the refusals, want 1 (the fan)", n)
 	}
 	fan.keepsReceiving(t, profCast, before, "the removal")
-	eventually(t, 10*time.Second, "the moderator still receives the speaker", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the moderator still receives the speaker", func() (bool, string) {
 		return checkTracks(mod, 100, map[string][]*source{prof.ID(): srcs})
 	})
 }
@@ -80,21 +82,23 @@ func TestDemotedSpeakerCannotPublishAgainOverWHIP(t *testing.T) {
 	defer cancel()
 	_, base := startServer(t, room.Config{AuthSecret: testSecret})
 	now := time.Now()
-	token := func(identity, role string) string { return mint(t, testSecret, "hall", identity, role, time.Hour, now) }
-	mod := joinWithToken(t, ctx, base, "hall", "mod", token("mod", room.RoleModerator))
-	prof := joinWithToken(t, ctx, base, "hall", "prof", token("prof", room.RoleSpeaker))
+	token := func(identity string, role access.Role) string {
+		return mint(t, testSecret, "hall", identity, role, time.Hour, now)
+	}
+	mod := joinWithToken(t, ctx, base, "hall", "mod", token("mod", access.Moderator))
+	prof := joinWithToken(t, ctx, base, "hall", "prof", token("prof", access.Speaker))
 	srcs := publish(t, ctx, prof, "prof", "audio", "video")
-	spkTok := token("spk", room.RoleSpeaker)
+	spkTok := token("spk", access.Speaker)
 	browser := joinWithToken(t, ctx, base, "hall", "spk in a browser", spkTok)
 	obs := startBroadcast(t, ctx, base, "hall", spkTok)
 	obsID := whipParticipant(t, mod, "spk")
 	waitBroadcast(t, mod, obsID, obs)
 
-	if _, err := mod.Client().Request(ctx, &signal.Message{Type: signal.TypePromote, ParticipantID: browser.ID(), Role: room.RoleViewer}); err != nil {
+	if _, err := mod.Client().Request(ctx, &signal.Message{Type: signal.TypePromote, ParticipantID: browser.ID(), Role: signal.RoleViewer}); err != nil {
 		t.Fatalf("demote: %v", err)
 	}
-	eventually(t, 5*time.Second, "the browser is told, and the WHIP broadcast of the same identity ends", func() (bool, string) {
-		told := browser.saw(signal.TypePermissions, func(m *signal.Message) bool { return m.Role == room.RoleViewer })
+	wait.Until(t, 5*time.Second, "the browser is told, and the WHIP broadcast of the same identity ends", func() (bool, string) {
+		told := browser.saw(signal.TypePermissions, func(m *signal.Message) bool { return m.Role == signal.RoleViewer })
 		left := mod.saw(signal.TypeParticipantLeft, func(m *signal.Message) bool { return m.Participant.ID == obsID })
 		return told && left, ""
 	})
@@ -102,7 +106,7 @@ func TestDemotedSpeakerCannotPublishAgainOverWHIP(t *testing.T) {
 	if status != http.StatusForbidden {
 		t.Fatalf("WHIP with the demoted identity's old speaker token: %d (%s), want 403", status, body)
 	}
-	eventually(t, 10*time.Second, "the moderator still receives the other speaker", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the moderator still receives the other speaker", func() (bool, string) {
 		return checkTracks(mod, 100, map[string][]*source{prof.ID(): srcs})
 	})
 	if mod.saw(signal.TypeParticipantJoined, func(m *signal.Message) bool { return m.Participant.Name == "spk" && m.Participant.ID != obsID }) {
@@ -132,11 +136,11 @@ func TestAnnouncedRoleMatchesPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer faker.Close()
-	w, err := faker.Request(ctx, &signal.Message{Type: signal.TypeJoin, Room: "open", Name: "boss", Version: signal.Version, Role: room.RoleModerator})
+	w, err := faker.Request(ctx, &signal.Message{Type: signal.TypeJoin, Room: "open", Name: "boss", Version: signal.Version, Role: signal.RoleModerator})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Participant.Role != room.RoleSpeaker || w.Permissions.Moderate {
+	if w.Participant.Role != signal.RoleSpeaker || w.Permissions.Moderate {
 		t.Errorf("open join as moderator: role %q, permissions %+v; want speaker without moderate", w.Participant.Role, *w.Permissions)
 	}
 	var joined *signal.Message
@@ -146,7 +150,7 @@ func TestAnnouncedRoleMatchesPermissions(t *testing.T) {
 			break
 		}
 	}
-	if joined == nil || joined.Participant.Role != room.RoleSpeaker {
+	if joined == nil || joined.Participant.Role != signal.RoleSpeaker {
 		t.Errorf("the others were told %+v, want role speaker", joined)
 	}
 	_, err = faker.Request(ctx, &signal.Message{Type: signal.TypeRemove, ParticipantID: w.Members[0].ID})
@@ -155,7 +159,7 @@ func TestAnnouncedRoleMatchesPermissions(t *testing.T) {
 	}
 
 	_, secured := startServer(t, room.Config{AuthSecret: testSecret})
-	sign := func(c room.Claims) string {
+	sign := func(c access.Claims) string {
 		c.Room = "r"
 		c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Hour))
 		if c.Subject == "" {
@@ -168,17 +172,17 @@ func TestAnnouncedRoleMatchesPermissions(t *testing.T) {
 		return tok
 	}
 	for what, tok := range map[string]string{
-		"an unknown role":                     sign(room.Claims{Role: "admin"}),
-		"permissions beyond the role":         sign(room.Claims{Role: room.RoleViewer, Perms: room.Permissions{Subscribe: true, Publish: true, Moderate: true}}),
-		"neither role nor permissions":        sign(room.Claims{}),
-		"a right-to-left override in a name":  sign(room.Claims{Role: room.RoleSpeaker, Name: "Ada\u202Enimda"}),
-		"an escape sequence in a name":        sign(room.Claims{Role: room.RoleSpeaker, Name: "\x1b[2JAda"}),
-		"a zero-width space in the identity":  sign(room.Claims{Role: room.RoleSpeaker, RegisteredClaims: jwt.RegisteredClaims{Subject: "ad\u200Bmin"}}),
-		"a line break in the identity":        sign(room.Claims{Role: room.RoleSpeaker, RegisteredClaims: jwt.RegisteredClaims{Subject: "a\nb"}}),
-		"a name of more than 64 characters":   sign(room.Claims{Role: room.RoleSpeaker, Name: strings.Repeat("n", 65)}),
-		"an identity of more than 128 bytes":  sign(room.Claims{Role: room.RoleSpeaker, RegisteredClaims: jwt.RegisteredClaims{Subject: strings.Repeat("i", 129)}}),
-		"a byte order mark before the name":   sign(room.Claims{Role: room.RoleSpeaker, Name: "\uFEFFAda"}),
-		"a pop directional isolate in a name": sign(room.Claims{Role: room.RoleSpeaker, Name: "Ada\u2069"}),
+		"an unknown role":                     sign(access.Claims{Role: "admin"}),
+		"permissions beyond the role":         sign(access.Claims{Role: access.Viewer, Perms: access.Permissions{Subscribe: true, Publish: true, Moderate: true}}),
+		"neither role nor permissions":        sign(access.Claims{}),
+		"a right-to-left override in a name":  sign(access.Claims{Role: access.Speaker, Name: "Ada\u202Enimda"}),
+		"an escape sequence in a name":        sign(access.Claims{Role: access.Speaker, Name: "\x1b[2JAda"}),
+		"a zero-width space in the identity":  sign(access.Claims{Role: access.Speaker, RegisteredClaims: jwt.RegisteredClaims{Subject: "ad\u200Bmin"}}),
+		"a line break in the identity":        sign(access.Claims{Role: access.Speaker, RegisteredClaims: jwt.RegisteredClaims{Subject: "a\nb"}}),
+		"a name of more than 64 characters":   sign(access.Claims{Role: access.Speaker, Name: strings.Repeat("n", 65)}),
+		"an identity of more than 128 bytes":  sign(access.Claims{Role: access.Speaker, RegisteredClaims: jwt.RegisteredClaims{Subject: strings.Repeat("i", 129)}}),
+		"a byte order mark before the name":   sign(access.Claims{Role: access.Speaker, Name: "\uFEFFAda"}),
+		"a pop directional isolate in a name": sign(access.Claims{Role: access.Speaker, Name: "Ada\u2069"}),
 	} {
 		c, err := signal.Dial(ctx, secured)
 		if err != nil {
@@ -199,7 +203,7 @@ func TestAnnouncedRoleMatchesPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if w, err := c.Join(ctx, "r", "x", sign(room.Claims{Role: room.RoleViewer, Name: "Zoë 🎻 \u05D0\u05D1"})); err != nil || w.Participant.Role != room.RoleViewer {
+	if w, err := c.Join(ctx, "r", "x", sign(access.Claims{Role: access.Viewer, Name: "Zoë 🎻 \u05D0\u05D1"})); err != nil || w.Participant.Role != signal.RoleViewer {
 		t.Errorf("an honest viewer token: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/sfu/vp8"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/rtp"
@@ -36,6 +37,7 @@ type simulcastCamera struct {
 	stopped   [3]atomic.Bool // a layer the publisher no longer sends
 	stamp     *client.Stamper
 	plis      atomic.Int64
+	sent      atomic.Int64 // packets written, of every layer
 	stop      chan struct{}
 	done      chan struct{}
 }
@@ -94,10 +96,15 @@ func (c *simulcastCamera) run(ctx context.Context) {
 				size := l.bitrate / 8 / 30
 				for off := 0; off < size; off += 1100 {
 					n := min(1100, size-off)
-					p := vp8Payload(uint16(frame), key && off == 0, off == 0, l.width, l.height, n)
+					p := vp8.Packet{PictureID: uint16(frame) & 0x7fff, Start: off == 0, Keyframe: key && off == 0,
+						Width: l.width, Height: l.height}.Append(make([]byte, 0, n+16))
+					for len(p) < n {
+						p = append(p, 0xab)
+					}
 					pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: ts, Marker: off+1100 >= size}, Payload: p}
 					c.stamp.Stamp(&pkt.Header, l.rid)
 					_ = c.tracks[i].WriteRTP(pkt)
+					c.sent.Add(1)
 					seq[i]++
 				}
 			}
@@ -112,28 +119,6 @@ func (c *simulcastCamera) halt() {
 		close(c.stop)
 		<-c.done
 	}
-}
-
-// vp8Payload builds a packet of n bytes: descriptor with a 15-bit picture
-// id; the first packet of a keyframe carries the frame header with the size.
-func vp8Payload(pid uint16, key, start bool, w, h uint16, n int) []byte {
-	b0 := byte(0x80)
-	if start {
-		b0 |= 0x10
-	}
-	p := make([]byte, 0, n+16)
-	p = append(p, b0, 0x80, 0x80|byte(pid>>8&0x7f), byte(pid))
-	if start {
-		if key {
-			p = append(p, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, byte(w), byte(w>>8), byte(h), byte(h>>8))
-		} else {
-			p = append(p, 0x01, 0x00, 0x00)
-		}
-	}
-	for len(p) < n {
-		p = append(p, 0xab)
-	}
-	return p
 }
 
 // videoLog records what a subscriber received of one video track.
@@ -180,17 +165,37 @@ func (v *videoLog) read(rt *client.RemoteTrack) {
 		v.at = append(v.at, now)
 		p := pkt.Payload
 		info := pktInfo{padding: len(p) == 0, marker: pkt.Marker}
-		if len(p) >= 4 {
-			info.pid = uint16(p[2]&0x7f)<<8 | uint16(p[3])
-			info.start = p[0]&0x10 != 0
+		if d, err := vp8.Parse(p); err == nil && d.HasPictureID() {
+			info.pid = d.PictureID
+			info.start = p[0]&0x10 != 0 // the S bit: the first byte's layout never changes
 			v.pids = append(v.pids, info.pid)
+			if d.Keyframe && d.Width != 0 {
+				v.keys = append(v.keys, keyRecord{at: now, width: d.Width})
+			}
 		}
 		v.info = append(v.info, info)
-		if len(p) >= 14 && p[0]&0x10 != 0 && p[4]&0x01 == 0 && p[7] == 0x9d {
-			v.keys = append(v.keys, keyRecord{at: now, width: uint16(p[10]) | uint16(p[11])<<8})
-		}
 		v.mu.Unlock()
 	}
+}
+
+// count is how many packets arrived, padding (bandwidth probes) included.
+func (v *videoLog) count() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.packets
+}
+
+// media is how many packets of media arrived.
+func (v *videoLog) media() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 0
+	for _, in := range v.info {
+		if !in.padding {
+			n++
+		}
+	}
+	return n
 }
 
 // lastWidth is the resolution of the latest keyframe received.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/confab-sfu/confab/signal/client"
@@ -47,21 +48,19 @@ func subscribe(t *testing.T, ctx context.Context, s *subscriber, sub signal.Subs
 
 func waitWidth(t *testing.T, s *subscriber, width uint16, within time.Duration, what string) time.Duration {
 	t.Helper()
-	start := time.Now()
-	eventually(t, within, what, func() (bool, string) {
+	return wait.Until(t, within, what, func() (bool, string) {
 		w := s.video.lastWidth()
 		return w == width, fmt.Sprintf("receiving width %d, want %d", w, width)
 	})
-	return time.Since(start)
 }
 
 func TestSimulcastForcedSwitchesStayContinuous(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, url := startServer(t, room.Config{})
-	startSimulcastPublisher(t, ctx, url, "switches")
+	_, cam := startSimulcastPublisher(t, ctx, url, "switches")
 	s := joinSubscriber(t, ctx, url, "switches", "viewer", nil)
-	eventually(t, 10*time.Second, "video track known", func() (bool, string) { return s.videoTrackID() != "", "" })
+	wait.Until(t, 10*time.Second, "video track known", func() (bool, string) { return s.videoTrackID() != "", "" })
 	id := s.videoTrackID()
 
 	waitWidth(t, s, 1280, 10*time.Second, "start on the top layer")
@@ -82,23 +81,23 @@ func TestSimulcastForcedSwitchesStayContinuous(t *testing.T) {
 			t.Errorf("keyframe of the higher layer took %v after the switch, want < 1s", d)
 		}
 		t.Logf("switch to width %d took %v", st.width, d.Round(time.Millisecond))
-		time.Sleep(300 * time.Millisecond)
+		n := s.video.count()
+		wait.For(t, 5*time.Second, "20 packets of the new layer", func() bool { return s.video.count() >= n+20 })
 	}
-	// Pause: nothing arrives. Resume: the stream continues.
+	// Pause: nothing arrives while the publisher sends 150 packets (after
+	// 50 more, whatever was in flight has landed). Resume: the stream
+	// continues.
 	subscribe(t, ctx, s, signal.Subscription{TrackID: id, Paused: true})
-	time.Sleep(300 * time.Millisecond)
-	s.video.mu.Lock()
-	before := s.video.packets
-	s.video.mu.Unlock()
-	time.Sleep(500 * time.Millisecond)
-	s.video.mu.Lock()
-	during := s.video.packets - before
-	s.video.mu.Unlock()
-	if during > 0 {
+	wait.For(t, 5*time.Second, "the pause decided", func() bool { return s.decision(id).Paused })
+	sent := cam.sent.Load()
+	wait.For(t, 5*time.Second, "the publisher to send 50 packets", func() bool { return cam.sent.Load() >= sent+50 })
+	before, sent := s.video.count(), cam.sent.Load()
+	wait.For(t, 5*time.Second, "the publisher to send 150 packets", func() bool { return cam.sent.Load() >= sent+150 })
+	if during := s.video.count() - before; during > 0 {
 		t.Errorf("%d packets arrived while paused", during)
 	}
 	subscribe(t, ctx, s, signal.Subscription{TrackID: id})
-	eventually(t, 5*time.Second, "resume", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "resume", func() (bool, string) {
 		s.video.mu.Lock()
 		defer s.video.mu.Unlock()
 		return s.video.packets > before+60, "no packets after resume"

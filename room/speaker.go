@@ -20,15 +20,15 @@ const (
 // speakerDetector holds the hysteresis state; it is pure so it can be
 // tested with made-up loudness series.
 type speakerDetector struct {
-	current    string
-	candidate  string
+	current    ParticipantID
+	candidate  ParticipantID
 	candidateN int
 }
 
 // observe takes one interval's loudness per participant and returns the new
 // dominant speaker, or "" when it did not change.
-func (s *speakerDetector) observe(loudness map[string]int) string {
-	best, bestVal := "", 0
+func (s *speakerDetector) observe(loudness map[ParticipantID]int) ParticipantID {
+	best, bestVal := ParticipantID(""), 0
 	for id, v := range loudness {
 		if v > bestVal || (v == bestVal && id < best) {
 			best, bestVal = id, v
@@ -54,7 +54,7 @@ func (s *speakerDetector) observe(loudness map[string]int) string {
 }
 
 // forget drops a participant who left.
-func (s *speakerDetector) forget(id string) {
+func (s *speakerDetector) forget(id ParticipantID) {
 	if s.current == id {
 		s.current = ""
 	}

@@ -5,20 +5,20 @@ import "testing"
 func TestSpeakerDetectorHysteresis(t *testing.T) {
 	var s speakerDetector
 	steps := []struct {
-		in   map[string]int
-		want string
+		in   map[ParticipantID]int
+		want ParticipantID
 	}{
-		{map[string]int{"a": 100, "b": 10}, ""},  // a loudest once: not yet
-		{map[string]int{"a": 100, "b": 10}, "a"}, // twice: announced
-		{map[string]int{"a": 100, "b": 10}, ""},  // no change, no event
-		{map[string]int{"a": 95, "b": 98}, ""},   // b louder but within margin
-		{map[string]int{"a": 95, "b": 98}, ""},
-		{map[string]int{"a": 20, "b": 90}, ""},  // a silent, b loud: once
-		{map[string]int{"a": 90, "b": 20}, ""},  // a back: b's run broken
-		{map[string]int{"a": 20, "b": 90}, ""},  // b again, once
-		{map[string]int{"a": 20, "b": 90}, "b"}, // twice in a row: b
-		{map[string]int{"a": 30, "b": 40}, ""},  // silence announces nobody
-		{map[string]int{}, ""},
+		{map[ParticipantID]int{"a": 100, "b": 10}, ""},  // a loudest once: not yet
+		{map[ParticipantID]int{"a": 100, "b": 10}, "a"}, // twice: announced
+		{map[ParticipantID]int{"a": 100, "b": 10}, ""},  // no change, no event
+		{map[ParticipantID]int{"a": 95, "b": 98}, ""},   // b louder but within margin
+		{map[ParticipantID]int{"a": 95, "b": 98}, ""},
+		{map[ParticipantID]int{"a": 20, "b": 90}, ""},  // a silent, b loud: once
+		{map[ParticipantID]int{"a": 90, "b": 20}, ""},  // a back: b's run broken
+		{map[ParticipantID]int{"a": 20, "b": 90}, ""},  // b again, once
+		{map[ParticipantID]int{"a": 20, "b": 90}, "b"}, // twice in a row: b
+		{map[ParticipantID]int{"a": 30, "b": 40}, ""},  // silence announces nobody
+		{map[ParticipantID]int{}, ""},
 	}
 	for i, st := range steps {
 		if got := s.observe(st.in); got != st.want {

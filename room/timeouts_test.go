@@ -12,13 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/testserver"
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/addrlimit"
 	"github.com/confab-sfu/confab/signal"
 )
 
 // startTimedServer serves the rooms from an http.Server with read and
 // write timeouts, as cmd/confab does.
-func startTimedServer(t *testing.T, cfg room.Config, read, write time.Duration) string {
+func startTimedServer(t *testing.T, cfg room.Config, offerRead, read, write time.Duration) string {
 	t.Helper()
 	cfg.SFU.Loopback = true
 	mgr, err := room.NewManager(cfg)
@@ -27,8 +30,9 @@ func startTimedServer(t *testing.T, cfg room.Config, read, write time.Duration) 
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", mgr.ServeWS)
-	mux.HandleFunc("/whip/", mgr.ServeWHIP)
-	mux.HandleFunc("/whep/", mgr.ServeWHEP)
+	media := testserver.Media(mgr, cfg, offerRead)
+	mux.HandleFunc("/whip/", media.ServeWHIP)
+	mux.HandleFunc("/whep/", media.ServeWHEP)
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Config.ReadTimeout, srv.Config.WriteTimeout = read, write
 	srv.Start()
@@ -50,11 +54,11 @@ func TestWebSocketsOutliveServerTimeouts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const timeout = 400 * time.Millisecond
-	base := startTimedServer(t, room.Config{}, timeout, timeout)
+	base := startTimedServer(t, room.Config{}, 0, timeout, timeout)
 	v := startVictims(t, ctx, base)
 	past := time.Now().Add(3 * timeout)
 	before := v.received()
-	eventually(t, 10*time.Second, "three timeouts to pass", func() (bool, string) { return time.Now().After(past), "" })
+	wait.Until(t, 10*time.Second, "three timeouts to pass", func() (bool, string) { return time.Now().After(past), "" })
 	if _, err := v.bob.Client().Request(ctx, &signal.Message{Type: signal.TypeChat, Text: "still here?"}); err != nil {
 		t.Fatalf("chat after the server's timeouts: %v", err)
 	}
@@ -95,7 +99,7 @@ func statusWithin(t *testing.T, c net.Conn, d time.Duration) int {
 func TestWHIPOfferDeadlineAndEarlyRefusals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	base := startTimedServer(t, room.Config{OfferReadTimeout: 500 * time.Millisecond, MaxConnsPerIP: 3}, 0, 0)
+	base := startTimedServer(t, room.Config{Addrs: addrlimit.New(3)}, 500*time.Millisecond, 0, 0)
 	v := startVictims(t, ctx, base) // two WebSockets from 127.0.0.1
 	before := v.received()
 
@@ -139,8 +143,8 @@ func TestWHIPOfferDeadlineAndEarlyRefusals(t *testing.T) {
 // token (401): the server does not wait for a body it will refuse.
 func TestWHIPRefusedBeforeTheBody(t *testing.T) {
 	const head = "POST /whip/r HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 4000\r\n"
-	open := startTimedServer(t, room.Config{OfferReadTimeout: 10 * time.Second, MaxConnsPerIP: 1}, 0, 0)
-	secured := startTimedServer(t, room.Config{AuthSecret: testSecret, OfferReadTimeout: 10 * time.Second}, 0, 0)
+	open := startTimedServer(t, room.Config{Addrs: addrlimit.New(1)}, 10*time.Second, 0, 0)
+	secured := startTimedServer(t, room.Config{AuthSecret: testSecret}, 10*time.Second, 0, 0)
 	first := rawRequest(t, open, head+"\r\n")
 	second := rawRequest(t, open, head+"\r\n")
 	noToken := rawRequest(t, secured, head+"Authorization: Bearer nope\r\n\r\n")

@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/webrtc/v4"
@@ -75,7 +77,7 @@ func startBroadcast(t *testing.T, ctx context.Context, base, roomName, token str
 // WHEP viewer has something to watch.
 func waitBroadcast(t *testing.T, member *testPeer, pubID string, b *broadcast) {
 	t.Helper()
-	eventually(t, 15*time.Second, "the member receives the broadcast", func() (bool, string) {
+	wait.Until(t, 15*time.Second, "the member receives the broadcast", func() (bool, string) {
 		return checkTracks(member, 10, map[string][]*source{pubID: b.srcs})
 	})
 }
@@ -94,7 +96,7 @@ func (v *whepViewer) count() int {
 // keepsReceiving waits for 50 more packets, every one of them sent by b.
 func (v *whepViewer) keepsReceiving(t *testing.T, b *broadcast, since int, what string) {
 	t.Helper()
-	eventually(t, 10*time.Second, "the WHEP viewer still receives after "+what, func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the WHEP viewer still receives after "+what, func() (bool, string) {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		n := 0
@@ -125,11 +127,11 @@ func TestWHIPAndWHEPSessionsEndOnlyWithTheirCreatorsToken(t *testing.T) {
 	defer cancel()
 	_, base := startServer(t, room.Config{AuthSecret: testSecret})
 	now := time.Now()
-	token := func(identity, role string) string {
+	token := func(identity string, role access.Role) string {
 		return mint(t, testSecret, "stage", identity, role, time.Hour, now)
 	}
-	member := joinWithToken(t, ctx, base, "stage", "member", token("member", room.RoleSpeaker))
-	obsTok, fanTok, malloryTok := token("obs", room.RoleSpeaker), token("fan", room.RoleViewer), token("mallory", room.RoleViewer)
+	member := joinWithToken(t, ctx, base, "stage", "member", token("member", access.Speaker))
+	obsTok, fanTok, malloryTok := token("obs", access.Speaker), token("fan", access.Viewer), token("mallory", access.Viewer)
 	b := startBroadcast(t, ctx, base, "stage", obsTok)
 	pubID := whipParticipant(t, member, "obs")
 	waitBroadcast(t, member, pubID, b)
@@ -164,7 +166,7 @@ func TestWHIPAndWHEPSessionsEndOnlyWithTheirCreatorsToken(t *testing.T) {
 		}
 	}
 	fan.keepsReceiving(t, b, before, "the attacks")
-	eventually(t, 10*time.Second, "the member still receives the broadcast", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the member still receives the broadcast", func() (bool, string) {
 		return checkTracks(member, 50, map[string][]*source{pubID: b.srcs})
 	})
 	if member.saw(signal.TypeParticipantLeft, func(m *signal.Message) bool { return m.Participant.ID == pubID }) {
@@ -180,7 +182,7 @@ func TestWHIPAndWHEPSessionsEndOnlyWithTheirCreatorsToken(t *testing.T) {
 		t.Errorf("the viewer's DELETE: %d (%s)", status, body)
 	}
 	_ = b.Close() // the client sends the token it was created with
-	eventually(t, 10*time.Second, "the publisher's DELETE ends the broadcast", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the publisher's DELETE ends the broadcast", func() (bool, string) {
 		return member.saw(signal.TypeParticipantLeft, func(m *signal.Message) bool { return m.Participant.ID == pubID }), ""
 	})
 }

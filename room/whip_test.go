@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/access"
+	"github.com/confab-sfu/confab/room/addrlimit"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/webrtc/v4"
@@ -37,7 +40,7 @@ func deleteSession(ctx context.Context, location string) (int, error) {
 func whipParticipant(t *testing.T, member *testPeer, name string) string {
 	t.Helper()
 	var id string
-	eventually(t, 10*time.Second, "the member sees "+name+" join", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the member sees "+name+" join", func() (bool, string) {
 		return member.saw(signal.TypeParticipantJoined, func(m *signal.Message) bool {
 			if m.Participant.Name == name {
 				id = m.Participant.ID
@@ -132,12 +135,12 @@ func TestWHIPPublishesToWebSocketAndWHEPViewers(t *testing.T) {
 	if strings.Contains(whip.Location(), pubID) {
 		t.Fatalf("the session URL %q holds the publisher's participant id %s, which every member knows", whip.Location(), pubID)
 	}
-	eventually(t, 15*time.Second, "the WebSocket member receives the WHIP stream intact", func() (bool, string) {
+	wait.Until(t, 15*time.Second, "the WebSocket member receives the WHIP stream intact", func() (bool, string) {
 		return checkTracks(member, 30, map[string][]*source{pubID: srcs})
 	})
 
 	viewer := startWHEP(t, ctx, base, "broadcast")
-	eventually(t, 15*time.Second, "the WHEP viewer receives audio and video intact", func() (bool, string) {
+	wait.Until(t, 15*time.Second, "the WHEP viewer receives audio and video intact", func() (bool, string) {
 		viewer.mu.Lock()
 		defer viewer.mu.Unlock()
 		for _, s := range srcs {
@@ -153,7 +156,7 @@ func TestWHIPPublishesToWebSocketAndWHEPViewers(t *testing.T) {
 		}
 		return true, ""
 	})
-	eventually(t, 5*time.Second, "members told the audience count", func() (bool, string) {
+	wait.Until(t, 5*time.Second, "members told the audience count", func() (bool, string) {
 		return member.saw(signal.TypeAudience, func(m *signal.Message) bool { return m.Audience == 1 }), ""
 	})
 	if member.saw(signal.TypeParticipantJoined, func(m *signal.Message) bool { return m.Participant.ID != pubID }) {
@@ -167,7 +170,7 @@ func TestWHIPPublishesToWebSocketAndWHEPViewers(t *testing.T) {
 	if code, err := deleteSession(ctx, whip.Location()); err != nil || code != http.StatusOK {
 		t.Fatalf("DELETE: %d %v", code, err)
 	}
-	eventually(t, 10*time.Second, "the member sees the WHIP publisher leave", func() (bool, string) {
+	wait.Until(t, 10*time.Second, "the member sees the WHIP publisher leave", func() (bool, string) {
 		return member.saw(signal.TypeParticipantLeft, func(m *signal.Message) bool { return m.Participant.ID == pubID }), ""
 	})
 	if code, _ := deleteSession(ctx, whip.Location()); code != http.StatusNotFound {
@@ -201,9 +204,9 @@ func TestWHIPAndWHEPRefusals(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	now := time.Now()
-	speaker := mint(t, secret, "stage", "obs", room.RoleSpeaker, time.Hour, now)
-	viewer := mint(t, secret, "stage", "v", room.RoleViewer, time.Hour, now)
-	other := mint(t, secret, "elsewhere", "obs", room.RoleSpeaker, time.Hour, now)
+	speaker := mint(t, secret, "stage", "obs", access.Speaker, time.Hour, now)
+	viewer := mint(t, secret, "stage", "v", access.Viewer, time.Hour, now)
+	other := mint(t, secret, "elsewhere", "obs", access.Speaker, time.Hour, now)
 	cases := []struct {
 		what, path, ctype, token, body string
 		want                           int
@@ -251,7 +254,7 @@ func TestWHIPAndWHEPRefusals(t *testing.T) {
 func TestWHIPSessionsCountPerAddress(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, base := startServer(t, room.Config{MaxConnsPerIP: 1})
+	_, base := startServer(t, room.Config{Addrs: addrlimit.New(1)})
 	src := newSource(t, "audio", "obs")
 	whip, _, err := client.PublishWHIP(ctx, loopbackAPI(t), base, "capped", "", []webrtc.TrackLocal{src.track})
 	if err != nil {

@@ -197,7 +197,7 @@ func (a *allocator) pad() {
 
 // priority orders video for allocation: screen shares first.
 func (d *DownTrack) priority() int {
-	if d.recv.source == "screen" {
+	if d.recv.source == SourceScreen {
 		return 1
 	}
 	return 0

@@ -30,7 +30,7 @@ func newAllocTest(t *testing.T, tracks []track) (*allocator, []*DownTrack) {
 	sub := &Peer{id: "sub", closed: make(chan struct{}), log: quiet}
 	sub.alloc = newAllocator(nil, func() []*DownTrack { return downs })
 	for i, tc := range tracks {
-		r := &Receiver{id: fmt.Sprintf("T%d", i), kind: tc.kind, source: tc.source, simulcast: len(tc.rates) > 1,
+		r := &Receiver{id: TrackID(fmt.Sprintf("T%d", i)), kind: tc.kind, source: Source(tc.source), simulcast: len(tc.rates) > 1,
 			codec: webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{ClockRate: 90000}},
 			peer:  &Peer{id: "pub", closed: make(chan struct{}), log: quiet}, done: make(chan struct{})}
 		for l, rate := range tc.rates {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/confab-sfu/confab/internal/wait"
 )
 
 func listenLoopback(t testing.TB) *net.UDPConn {
@@ -146,7 +148,7 @@ func BenchmarkUDPFanOut(b *testing.B) {
 		defer c.Close()
 		run(b, c.WriteToAddrPort)
 		// Count what was queued as sent only once it left.
-		waitFor(b, 10*time.Second, "the queue to drain", func() bool {
+		wait.For(b, 10*time.Second, "the queue to drain", func() bool {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			return len(c.pending) == 0

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -59,13 +60,13 @@ func TestRemoteCandidatesOutsideAllowedNetworksDropped(t *testing.T) {
 		t.Fatalf("%d candidates held, want only the loopback one", held)
 	}
 
-	if _, err := c.peer.Subscribe(recvs[0]); err != nil {
+	if err := c.peer.Subscribe(recvs[0].ID()); err != nil {
 		t.Fatal(err)
 	}
-	c.answerNow(receive(t, c.offers, wait, "the server offer"))
+	c.answerNow(wait.Recv(t, c.offers, patience, "the server offer"))
 	c.waitConnected()
 	add(hostCandidate("10.9.9.9", 5000)) // after the remote description too
-	waitFor(t, wait, "the held loopback candidate to reach ICE", func() bool {
+	wait.For(t, patience, "the held loopback candidate to reach ICE", func() bool {
 		for _, a := range remoteCandidates(c.peer) {
 			if a == "127.0.0.1:9" {
 				return true

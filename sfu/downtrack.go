@@ -101,7 +101,7 @@ type DownTrack struct {
 	loggedSwitches uint64
 	loggedErr      bool
 
-	onDecision func(*DownTrack) // the layer decision changed
+	onDecision func(Decision) // the layer decision changed
 	done       chan struct{}
 }
 
@@ -110,7 +110,7 @@ func newDownTrack(r *Receiver, p *Peer) *DownTrack {
 		recv:       r,
 		peer:       p,
 		alloc:      p.alloc,
-		log:        p.log.With("track", r.id),
+		log:        p.log.With("track", string(r.id)),
 		current:    noLayer,
 		maxLayer:   maxLayers - 1,
 		bwLayer:    maxLayers - 1,
@@ -122,8 +122,9 @@ func newDownTrack(r *Receiver, p *Peer) *DownTrack {
 	return d
 }
 
-// ID is the published track's id: the same for every subscriber.
-func (d *DownTrack) ID() string { return d.recv.id }
+// ID is the published track's id: the same for every subscriber. (A
+// string: it is pion's webrtc.TrackLocal method.)
+func (d *DownTrack) ID() string { return string(d.recv.id) }
 
 // RID is empty: a subscriber always receives one stream per track.
 func (d *DownTrack) RID() string { return "" }
@@ -133,9 +134,6 @@ func (d *DownTrack) StreamID() string { return d.recv.streamID }
 
 // Kind is audio or video.
 func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.recv.kind }
-
-// Receiver is the published track this DownTrack forwards.
-func (d *DownTrack) Receiver() *Receiver { return d.recv }
 
 // Bind is called by pion when negotiation puts the track on the wire.
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
@@ -205,9 +203,7 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8.Descri
 		// Counted here, logged by logChanges: no log on the packet path.
 		d.switches.Add(1)
 		metricLayerSwitches.Inc()
-		if d.onDecision != nil {
-			defer d.onDecision(d)
-		}
+		defer d.decided() // after the unlock below
 	}
 	seq, ts, ok := d.rw.Rewrite(p.SequenceNumber, p.Timestamp, now)
 	if !ok {
@@ -258,7 +254,7 @@ func (d *DownTrack) logChanges() {
 		d.mu.Lock()
 		layer, ssrc, pt := d.current, d.ssrc, d.pt
 		d.mu.Unlock()
-		d.log.Debug("forwarding layer", "layer", LayerName(int(layer)), "switches", n, "ssrc", ssrc, "pt", pt)
+		d.log.Debug("forwarding layer", "layer", layer, "switches", n, "ssrc", ssrc, "pt", pt)
 	}
 	if err := d.firstErr.Load(); err != nil && !d.loggedErr {
 		d.loggedErr = true
@@ -458,8 +454,8 @@ func (d *DownTrack) updateTarget() {
 	if need {
 		d.recv.requestKeyframe(t)
 	}
-	if changed && d.onDecision != nil {
-		d.onDecision(d)
+	if changed {
+		d.decided()
 	}
 }
 
@@ -489,9 +485,7 @@ func (d *DownTrack) SetPaused(p bool) {
 	d.mu.Unlock()
 	if changed {
 		d.updateTarget()
-		if d.onDecision != nil {
-			d.onDecision(d)
-		}
+		d.decided()
 	}
 }
 
@@ -504,9 +498,16 @@ func (d *DownTrack) resync() {
 	d.updateTarget()
 }
 
+// decided reports the current decision to the peer's OnDecision.
+func (d *DownTrack) decided() {
+	if d.onDecision != nil {
+		d.onDecision(d.Decision())
+	}
+}
+
 // Decision describes how a track is forwarded to its subscriber right now.
 type Decision struct {
-	TrackID   string
+	TrackID   TrackID
 	Current   int // -1 when nothing is forwarded
 	Target    int
 	Paused    bool

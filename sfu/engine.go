@@ -1,11 +1,8 @@
 package sfu
 
 import (
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +35,11 @@ type Engine struct {
 	negotiationDelay time.Duration
 	offerWindow      time.Duration
 
+	// tracks are the Receivers alive on this engine: Peers subscribe to a
+	// track by its id, so callers never hold a Receiver to forward it.
+	tracksMu sync.Mutex
+	tracks   map[TrackID]*Receiver
+
 	relays relayBook // this engine's relay links and their counters
 }
 
@@ -45,7 +47,8 @@ type Engine struct {
 // configuration asks for and builds the pion API.
 func NewEngine(cfg Config) (*Engine, error) {
 	cfg.setDefaults()
-	e := &Engine{cfg: cfg, negotiationDelay: negotiationDelay, offerWindow: offerAnswerWindow}
+	e := &Engine{cfg: cfg, negotiationDelay: negotiationDelay, offerWindow: offerAnswerWindow,
+		tracks: map[TrackID]*Receiver{}}
 	udpMux, err := listenUDPMux(&e.cfg)
 	if err != nil {
 		return nil, err
@@ -80,15 +83,30 @@ func (e *Engine) Close() error {
 	return errors.Join(errs...)
 }
 
+// track returns the live track with id, or nil when there is none (it
+// ended, or never existed here).
+func (e *Engine) track(id TrackID) *Receiver {
+	e.tracksMu.Lock()
+	defer e.tracksMu.Unlock()
+	return e.tracks[id]
+}
+
+func (e *Engine) addTrack(r *Receiver) {
+	e.tracksMu.Lock()
+	defer e.tracksMu.Unlock()
+	e.tracks[r.id] = r
+}
+
+func (e *Engine) removeTrack(r *Receiver) {
+	e.tracksMu.Lock()
+	defer e.tracksMu.Unlock()
+	if e.tracks[r.id] == r {
+		delete(e.tracks, r.id)
+	}
+}
+
 // Config returns the engine's effective configuration.
 func (e *Engine) Config() Config { return e.cfg }
-
-// NewID returns a random id with a one-letter prefix.
-func NewID(prefix string) string {
-	var b [10]byte
-	_, _ = rand.Read(b[:])
-	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-}
 
 // NewPeer creates a participant's PeerConnection. Its logger is
 // p.Logger, which should already name the participant; without one, the
@@ -105,7 +123,7 @@ func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
 	peer := &Peer{
 		id: p.ID, engine: e, pc: pc, params: p, log: log,
 		closed:    make(chan struct{}),
-		sources:   map[string]string{},
+		sources:   map[string]Source{},
 		receivers: map[*webrtc.RTPReceiver]*Receiver{},
 		downs:     map[*DownTrack]*webrtc.RTPSender{},
 	}

@@ -19,6 +19,9 @@ var (
 	ErrTooManyTracks = errors.New("too many published tracks")
 	// ErrPublishDenied refuses media from a peer that may not publish.
 	ErrPublishDenied = errors.New("publishing is not allowed")
+	// ErrUnknownTrack names a track that is not live here, or not received
+	// by the peer asked about it.
+	ErrUnknownTrack = errors.New("no such track")
 )
 
 var (

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"github.com/confab-sfu/confab/sfu/vp8"
 	"net"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func newTestReceiver(layers, n int) (*Receiver, []*DownTrack, []*countingWriter)
 	var downs []*DownTrack
 	var writers []*countingWriter
 	for i := 0; i < n; i++ {
-		sub := &Peer{id: fmt.Sprintf("sub%d", i), closed: make(chan struct{}), log: quiet}
+		sub := &Peer{id: PeerID(fmt.Sprintf("sub%d", i)), closed: make(chan struct{}), log: quiet}
 		sub.connected.Store(true)
 		d := newDownTrack(r, sub)
 		w := &countingWriter{}
@@ -68,7 +69,7 @@ type feeder struct {
 }
 
 func (f *feeder) send(r *Receiver, layer int, key bool, now int64) {
-	payload := vp8Packet(f.pid[layer], uint8(f.pid[layer]), 0, true, key, uint16(320<<layer), uint16(180<<layer))
+	payload := vp8.Packet{PictureID: f.pid[layer], TL0PICIDX: uint8(f.pid[layer]), Start: true, Keyframe: key, Width: 320 << layer, Height: 180 << layer}.Append(nil)
 	payload = append(payload, make([]byte, 1000)...)
 	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: f.seq[layer], Timestamp: f.ts[layer], SSRC: uint32(layer + 1), Marker: true}, Payload: payload}
 	raw, _ := pkt.Marshal()
@@ -178,12 +179,12 @@ func BenchmarkForward(b *testing.B) {
 	for _, n := range []int{1, 10, 15, 16, 100} {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
 			r, _, _ := newTestReceiver(1, n)
-			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SSRC: 1}, Payload: vp8Packet(1, 1, 0, true, true, 320, 180)}
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SSRC: 1}, Payload: vp8.Packet{PictureID: 1, TL0PICIDX: 1, Start: true, Keyframe: true, Width: 320, Height: 180}.Append(nil)}
 			pkt.Payload = append(pkt.Payload, make([]byte, 1100)...)
 			raw, _ := pkt.Marshal()
 			l := r.layers[0].Load()
 			r.handlePacket(l, raw, &pkt, 1) // the keyframe that starts everyone
-			pkt.Payload = vp8Packet(2, 1, 0, true, false, 0, 0)
+			pkt.Payload = vp8.Packet{PictureID: 2, TL0PICIDX: 1, Start: true}.Append(nil)
 			pkt.Payload = append(pkt.Payload, make([]byte, 1100)...)
 			raw, _ = pkt.Marshal()
 			b.ReportAllocs()
@@ -265,7 +266,7 @@ func BenchmarkForwardUDP(b *testing.B) {
 					defer c.Close()
 					d.writer = &udpWriter{conn: c}
 				}
-				pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SSRC: 1}, Payload: vp8Packet(1, 1, 0, true, true, 320, 180)}
+				pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SSRC: 1}, Payload: vp8.Packet{PictureID: 1, TL0PICIDX: 1, Start: true, Keyframe: true, Width: 320, Height: 180}.Append(nil)}
 				pkt.Payload = append(pkt.Payload, make([]byte, 1100)...)
 				raw, _ := pkt.Marshal()
 				l := r.layers[0].Load()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
@@ -19,8 +20,8 @@ import (
 // and offers when it publishes, on its own goroutine, never inside the
 // Peer's callbacks (which run under the Peer's lock).
 
-// wait bounds every wait on an event: generous, as the machine is shared.
-const wait = 15 * time.Second
+// patience bounds every wait on an event: generous, as the machine is shared.
+const patience = 15 * time.Second
 
 // newTestEngine returns a loopback-only engine closed when t ends.
 func newTestEngine(t *testing.T) *Engine {
@@ -58,7 +59,7 @@ func clientAPI(t *testing.T) *webrtc.API {
 // serverOffer is an offer the server sent, with its mid -> track id map.
 type serverOffer struct {
 	sdp  string
-	mids map[string]string
+	mids map[string]TrackID
 }
 
 // client is the other end of one server Peer.
@@ -75,7 +76,7 @@ type client struct {
 	tracks   chan *webrtc.TrackRemote // the client's OnTrack
 	recvs    chan *Receiver           // the server's OnTrack
 	failed   chan error               // the server's OnFailed
-	changed  chan *DownTrack          // the server's OnDecision
+	changed  chan Decision            // the server's OnDecision
 
 	work chan func() // run in order on the client goroutine
 	stop chan struct{}
@@ -100,16 +101,16 @@ func newClient(t *testing.T, e *Engine, o clientOpts) *client {
 	c := &client{t: t, pc: pc, manual: o.manual,
 		offers: make(chan serverOffer, 16), answered: make(chan serverOffer, 16),
 		tracks: make(chan *webrtc.TrackRemote, 16), recvs: make(chan *Receiver, 16),
-		failed: make(chan error, 4), changed: make(chan *DownTrack, 1024),
+		failed: make(chan error, 4), changed: make(chan Decision, 1024),
 		work: make(chan func(), 256), stop: make(chan struct{}), done: make(chan struct{})}
 	p := o.params
 	if p.ID == "" {
-		p.ID = NewID("P")
+		p.ID = PeerID(NewID("P"))
 	}
 	if p.Logger == nil {
 		p.Logger = quiet
 	}
-	p.OnOffer = func(sdp string, mids map[string]string) {
+	p.OnOffer = func(sdp string, mids map[string]TrackID) {
 		c.post(func() { c.onOffer(serverOffer{sdp, mids}) })
 	}
 	p.OnCandidate = func(ci *webrtc.ICECandidateInit) {
@@ -120,7 +121,7 @@ func newClient(t *testing.T, e *Engine, o clientOpts) *client {
 	}
 	p.OnTrack = func(r *Receiver) { c.recvs <- r }
 	p.OnFailed = func(err error) { c.failed <- err }
-	p.OnDecision = func(d *DownTrack) {
+	p.OnDecision = func(d Decision) {
 		select {
 		case c.changed <- d:
 		default: // only the latest decisions matter
@@ -155,7 +156,7 @@ func (c *client) post(f func()) {
 func (c *client) do(f func()) {
 	done := make(chan struct{})
 	c.post(func() { f(); close(done) })
-	receive(c.t, done, wait, "the client goroutine")
+	wait.Recv(c.t, done, patience, "the client goroutine")
 }
 
 func (c *client) loop() {
@@ -242,7 +243,7 @@ func (c *client) applyHeld() {
 // offer sends a client offer; like the Go client, it sets the offer as its
 // local description only once the server accepted it, so a refused offer
 // (glare) leaves nothing to undo.
-func (c *client) offer(sources map[string]string) error {
+func (c *client) offer(sources map[string]Source) error {
 	var err error
 	c.do(func() {
 		var off webrtc.SessionDescription
@@ -266,10 +267,10 @@ func (c *client) offer(sources map[string]string) error {
 
 // publish adds a send-only transceiver for tracks (several: simulcast
 // encodings) and offers it.
-func (c *client) publish(source string, tracks ...webrtc.TrackLocal) *webrtc.RTPSender {
+func (c *client) publish(source Source, tracks ...webrtc.TrackLocal) *webrtc.RTPSender {
 	c.t.Helper()
 	s := c.addSender(tracks...)
-	if err := c.offer(map[string]string{tracks[0].ID(): source}); err != nil {
+	if err := c.offer(map[string]Source{tracks[0].ID(): source}); err != nil {
 		c.t.Fatalf("publish: %v", err)
 	}
 	return s
@@ -302,20 +303,20 @@ func (c *client) addSender(tracks ...webrtc.TrackLocal) *webrtc.RTPSender {
 // waitConnected waits until the server side of c can send media.
 func (c *client) waitConnected() {
 	c.t.Helper()
-	waitFor(c.t, wait, "the peer to connect", c.peer.Connected)
+	wait.For(c.t, patience, "the peer to connect", c.peer.Connected)
 }
 
 // nextTrack waits for the client's next remote track (pion announces it
 // with its first packet).
 func (c *client) nextTrack() *webrtc.TrackRemote {
 	c.t.Helper()
-	return receive(c.t, c.tracks, wait, "a track at the client")
+	return wait.Recv(c.t, c.tracks, patience, "a track at the client")
 }
 
 // nextReceiver waits for the next track the server received from c.
 func (c *client) nextReceiver() *Receiver {
 	c.t.Helper()
-	return receive(c.t, c.recvs, wait, "a published track at the server")
+	return wait.Recv(c.t, c.recvs, patience, "a published track at the server")
 }
 
 // errTimeout is what readUntil returns when its deadline passes.

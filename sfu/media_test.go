@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
@@ -12,17 +13,17 @@ import (
 // track at the client once its first packet arrived.
 func subscribeAndWatch(t *testing.T, c *client, r *Receiver, keep bool) (*DownTrack, *webrtc.TrackRemote, *mediaWatch) {
 	t.Helper()
-	d, err := c.peer.Subscribe(r)
+	d, err := subscribe(c, r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.manual {
-		c.answerNow(receive(t, c.offers, wait, "the server offer"))
+		c.answerNow(wait.Recv(t, c.offers, patience, "the server offer"))
 	} else {
-		receive(t, c.answered, wait, "the server offer")
+		wait.Recv(t, c.answered, patience, "the server offer")
 	}
 	tr := c.nextTrack()
-	if tr.ID() != r.ID() {
+	if tr.ID() != string(r.ID()) {
 		t.Fatalf("client got track %s, want %s", tr.ID(), r.ID())
 	}
 	return d, tr, watch(tr, keep)
@@ -37,7 +38,7 @@ func TestNACKAnsweredFromTheCache(t *testing.T) {
 	_, recvs := publishN(t, e, 1)
 	sub := newClient(t, e, clientOpts{})
 	d, tr, w := subscribeAndWatch(t, sub, recvs[0], true)
-	waitFor(t, wait, "packets at the subscriber", func() bool { return w.count() >= 20 })
+	wait.For(t, patience, "packets at the subscriber", func() bool { return w.count() >= 20 })
 
 	w.mu.Lock()
 	var seq uint16
@@ -64,7 +65,7 @@ func TestNACKAnsweredFromTheCache(t *testing.T) {
 	}
 	nack(newest + 5000) // never sent: nothing to resend
 	nack(seq)
-	waitFor(t, wait, "the resent packet", func() bool {
+	wait.For(t, patience, "the resent packet", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return w.resent > 0
@@ -90,24 +91,24 @@ func TestSubscriberFollowsLayersThatStopAndResume(t *testing.T) {
 	e := newTestEngine(t)
 	pub := newClient(t, e, clientOpts{})
 	src := newSource(t, "cam", true)
-	src.publish(t, pub, "camera")
+	src.publish(t, pub, SourceCamera)
 	r := pub.nextReceiver()
-	waitFor(t, wait, "all three layers at the server", func() bool { return len(r.Layers()) == 3 })
+	wait.For(t, patience, "all three layers at the server", func() bool { return len(r.Layers()) == 3 })
 
 	sub := newClient(t, e, clientOpts{})
 	d, _, w := subscribeAndWatch(t, sub, r, false)
-	waitFor(t, wait, "the top layer at the subscriber", func() bool { return w.lastLayer() == 2 })
+	wait.For(t, patience, "the top layer at the subscriber", func() bool { return w.lastLayer() == 2 })
 
 	src.pause(2, true)
-	waitFor(t, wait, "the fallback to the middle layer", func() bool {
+	wait.For(t, patience, "the fallback to the middle layer", func() bool {
 		dec := d.Decision()
 		return dec.Target == 1 && dec.Reason == "publisher" && w.lastLayer() == 1
 	})
 	before := w.layerCount(1)
-	waitFor(t, wait, "the middle layer to keep flowing", func() bool { return w.layerCount(1) >= before+10 })
+	wait.For(t, patience, "the middle layer to keep flowing", func() bool { return w.layerCount(1) >= before+10 })
 
 	src.pause(2, false)
-	waitFor(t, wait, "the return to the top layer", func() bool {
+	wait.For(t, patience, "the return to the top layer", func() bool {
 		dec := d.Decision()
 		return dec.Target == 2 && dec.Current == 2 && w.lastLayer() == 2
 	})
@@ -141,23 +142,23 @@ func TestAllocatorPausesAndUpgradesUnderACappedEstimate(t *testing.T) {
 	// renames tracks (sfu's pion log adapter formats it even when debug is
 	// off).
 	screenSrc := newSource(t, "screen", false)
-	screenSrc.publish(t, pub, "screen")
+	screenSrc.publish(t, pub, SourceScreen)
 	screen := pub.nextReceiver()
 	camSrc := newSource(t, "cam", true)
-	camSrc.publish(t, pub, "camera")
+	camSrc.publish(t, pub, SourceCamera)
 	cam := pub.nextReceiver()
-	waitFor(t, wait, "all camera layers at the server", func() bool { return len(cam.Layers()) == 3 })
+	wait.For(t, patience, "all camera layers at the server", func() bool { return len(cam.Layers()) == 3 })
 
 	sub := newClient(t, e, clientOpts{})
 	dCam, trCam, wCam := subscribeAndWatch(t, sub, cam, false)
 	dScreen, trScreen, wScreen := subscribeAndWatch(t, sub, screen, false)
-	waitFor(t, wait, "the camera's top layer", func() bool { return wCam.lastLayer() == 2 })
-	waitFor(t, wait, "the screen share", func() bool { return wScreen.count() >= 5 })
+	wait.For(t, patience, "the camera's top layer", func() bool { return wCam.lastLayer() == 2 })
+	wait.For(t, patience, "the screen share", func() bool { return wScreen.count() >= 5 })
 
 	// 120 kbit/s: the screen share (first in priority) keeps its only
 	// layer, the camera's lowest (about 80 kbit/s) no longer fits.
 	remb(t, sub, 120_000, trCam, trScreen)
-	waitFor(t, wait, "the camera paused for bandwidth", func() bool {
+	wait.For(t, patience, "the camera paused for bandwidth", func() bool {
 		dec := dCam.Decision()
 		return dec.Target == -1 && dec.Current == -1 && dec.Reason == "bandwidth" && dec.Bandwidth == 120_000
 	})
@@ -165,25 +166,25 @@ func TestAllocatorPausesAndUpgradesUnderACappedEstimate(t *testing.T) {
 		t.Fatalf("screen share under a capped estimate: %+v, want it kept", dec)
 	}
 	screenBefore := wScreen.count()
-	waitFor(t, wait, "the screen share to keep flowing", func() bool { return wScreen.count() >= screenBefore+10 })
+	wait.For(t, patience, "the screen share to keep flowing", func() bool { return wScreen.count() >= screenBefore+10 })
 
 	// 250 kbit/s: room for the camera's lowest layer, not for more.
 	remb(t, sub, 250_000, trCam, trScreen)
-	waitFor(t, wait, "the camera back on its lowest layer", func() bool {
+	wait.For(t, patience, "the camera back on its lowest layer", func() bool {
 		dec := dCam.Decision()
 		return dec.Current == 0 && dec.Reason == "bandwidth" && wCam.lastLayer() == 0
 	})
 
 	// Plenty: the camera gets the top layer it asked for.
 	remb(t, sub, 5_000_000, trCam, trScreen)
-	waitFor(t, wait, "the camera upgraded to its top layer", func() bool {
+	wait.For(t, patience, "the camera upgraded to its top layer", func() bool {
 		dec := dCam.Decision()
 		return dec.Current == 2 && dec.Reason == "requested" && wCam.lastLayer() == 2
 	})
 
 	// A subscriber's own cap is kept whatever the bandwidth.
 	dCam.SetMaxLayer(1)
-	waitFor(t, wait, "the camera at the requested middle layer", func() bool {
+	wait.For(t, patience, "the camera at the requested middle layer", func() bool {
 		dec := dCam.Decision()
 		return dec.Current == 1 && dec.Reason == "requested" && wCam.lastLayer() == 1
 	})

@@ -13,7 +13,7 @@ import (
 // maps the client's track ids (msid) to their source. With a server offer
 // outstanding it returns ErrGlare and changes nothing: the client is polite
 // and will take the server's offer.
-func (p *Peer) HandleOffer(offer string, sources map[string]string, reply func(answer string)) error {
+func (p *Peer) HandleOffer(offer string, sources map[string]Source, reply func(answer string)) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.isClosed() {
@@ -149,8 +149,8 @@ func (p *Peer) scheduleLocked() {
 
 // currentMidsLocked maps the media sections that carry forwarded tracks to
 // the tracks' ids.
-func (p *Peer) currentMidsLocked() map[string]string {
-	mids := map[string]string{}
+func (p *Peer) currentMidsLocked() map[string]TrackID {
+	mids := map[string]TrackID{}
 	for _, t := range p.pc.GetTransceivers() {
 		s := t.Sender()
 		if s == nil || t.Mid() == "" {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/confab-sfu/confab/internal/wait"
 )
 
 // publishN publishes n single-stream cameras from a new client and returns
@@ -15,7 +17,7 @@ func publishN(t *testing.T, e *Engine, n int) (*client, []*Receiver) {
 	var recvs []*Receiver
 	for i := 0; i < n; i++ {
 		src := newSource(t, NewID("cam"), false)
-		src.publish(t, pub, "camera")
+		src.publish(t, pub, SourceCamera)
 		recvs = append(recvs, pub.nextReceiver())
 	}
 	return pub, recvs
@@ -32,11 +34,11 @@ func TestServerOfferAnswerCycles(t *testing.T) {
 	_, recvs := publishN(t, e, 2)
 	sub := newClient(t, e, clientOpts{})
 
-	d0, err := sub.peer.Subscribe(recvs[0])
+	d0, err := subscribe(sub, recvs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	o1 := receive(t, sub.answered, wait, "the first server offer")
+	o1 := wait.Recv(t, sub.answered, patience, "the first server offer")
 	if o1.mids == nil || len(o1.mids) != 1 {
 		t.Fatalf("first offer maps %v, want one section for %s", o1.mids, recvs[0].ID())
 	}
@@ -46,34 +48,34 @@ func TestServerOfferAnswerCycles(t *testing.T) {
 		}
 	}
 	tr := sub.nextTrack()
-	if tr.ID() != recvs[0].ID() || tr.StreamID() != recvs[0].StreamID() {
-		t.Fatalf("client got track %s/%s, want %s/%s", tr.StreamID(), tr.ID(), recvs[0].StreamID(), recvs[0].ID())
+	if info := recvs[0].Info(); tr.ID() != string(info.ID) || tr.StreamID() != info.StreamID {
+		t.Fatalf("client got track %s/%s, want %s/%s", tr.StreamID(), tr.ID(), info.StreamID, info.ID)
 	}
 	w := watch(tr, false)
-	waitFor(t, wait, "media of the first track", func() bool { return w.count() >= 10 })
-	if again, err := sub.peer.Subscribe(recvs[0]); err != nil || again != d0 {
+	wait.For(t, patience, "media of the first track", func() bool { return w.count() >= 10 })
+	if again, err := subscribe(sub, recvs[0]); err != nil || again != d0 {
 		t.Fatalf("subscribing twice made a second DownTrack (%v)", err)
 	}
 
-	sub.peer.Unsubscribe(recvs[0])
-	o2 := receive(t, sub.answered, wait, "the offer removing the track")
+	sub.peer.Unsubscribe(recvs[0].ID())
+	o2 := wait.Recv(t, sub.answered, patience, "the offer removing the track")
 	if len(o2.mids) != 0 {
 		t.Fatalf("offer after unsubscribe still maps %v", o2.mids)
 	}
-	if _, err := sub.peer.Subscribe(recvs[1]); err != nil {
+	if err := sub.peer.Subscribe(recvs[1].ID()); err != nil {
 		t.Fatal(err)
 	}
-	o3 := receive(t, sub.answered, wait, "the offer adding the second track")
+	o3 := wait.Recv(t, sub.answered, patience, "the offer adding the second track")
 	if mediaSections(o3.sdp) != mediaSections(o1.sdp) {
 		t.Fatalf("SDP grew from %d to %d media sections: the free section was not reused",
 			mediaSections(o1.sdp), mediaSections(o3.sdp))
 	}
 	tr2 := sub.nextTrack()
-	if tr2.ID() != recvs[1].ID() {
+	if tr2.ID() != string(recvs[1].ID()) {
 		t.Fatalf("client got %s, want %s", tr2.ID(), recvs[1].ID())
 	}
 	w2 := watch(tr2, false)
-	waitFor(t, wait, "media of the second track", func() bool { return w2.count() >= 10 })
+	wait.For(t, patience, "media of the second track", func() bool { return w2.count() >= 10 })
 	if got := len(sub.peer.DownTracks()); got != 1 || sub.peer.DownTrack(recvs[1].ID()) == nil {
 		t.Fatalf("%d DownTracks, want only the second track's", got)
 	}
@@ -87,16 +89,16 @@ func TestTrackChangesBatchIntoOneOffer(t *testing.T) {
 	_, recvs := publishN(t, e, 4)
 	sub := newClient(t, e, clientOpts{manual: true})
 	for _, r := range recvs[:3] {
-		if _, err := sub.peer.Subscribe(r); err != nil {
+		if err := sub.peer.Subscribe(r.ID()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	o1 := receive(t, sub.offers, wait, "a server offer")
+	o1 := wait.Recv(t, sub.offers, patience, "a server offer")
 	if len(o1.mids) != 3 {
 		t.Fatalf("first offer carries %d tracks, want all 3 batched", len(o1.mids))
 	}
 	// With o1 outstanding, a further change is only noted.
-	if _, err := sub.peer.Subscribe(recvs[3]); err != nil {
+	if err := sub.peer.Subscribe(recvs[3].ID()); err != nil {
 		t.Fatal(err)
 	}
 	sub.peer.mu.Lock()
@@ -106,7 +108,7 @@ func TestTrackChangesBatchIntoOneOffer(t *testing.T) {
 		t.Fatalf("change during an outstanding offer: timer armed %v, pending %v; want it held until the answer", armed, pending)
 	}
 	sub.answerNow(o1)
-	o2 := receive(t, sub.offers, wait, "the offer after the answer")
+	o2 := wait.Recv(t, sub.offers, patience, "the offer after the answer")
 	if len(o2.mids) != 4 {
 		t.Fatalf("second offer maps %d tracks, want 4", len(o2.mids))
 	}
@@ -125,33 +127,33 @@ func TestGlareRefusedThenRecovered(t *testing.T) {
 	_, recvs := publishN(t, e, 1)
 	c := newClient(t, e, clientOpts{manual: true})
 	src := newSource(t, "mine", false)
-	src.publish(t, c, "camera")
+	src.publish(t, c, SourceCamera)
 	mine := c.nextReceiver()
 
-	if _, err := c.peer.Subscribe(recvs[0]); err != nil {
+	if err := c.peer.Subscribe(recvs[0].ID()); err != nil {
 		t.Fatal(err)
 	}
-	o := receive(t, c.offers, wait, "the server offer")
+	o := wait.Recv(t, c.offers, patience, "the server offer")
 	// The client renegotiates at the same moment (say, its track became a
 	// screen share): refused, and nothing of it is kept.
-	if err := c.offer(map[string]string{"mine": "screen"}); !errors.Is(err, ErrGlare) {
+	if err := c.offer(map[string]Source{"mine": SourceScreen}); !errors.Is(err, ErrGlare) {
 		t.Fatalf("client offer during a server offer: %v, want ErrGlare", err)
 	}
 	c.peer.mu.Lock()
 	kept := c.peer.sources["mine"]
 	c.peer.mu.Unlock()
-	if kept != "camera" {
+	if kept != SourceCamera {
 		t.Fatalf("the refused offer changed the peer: source %q", kept)
 	}
 
 	c.answerNow(o) // the polite client takes the server's offer ...
-	if err := c.offer(map[string]string{"mine": "screen"}); err != nil {
+	if err := c.offer(map[string]Source{"mine": SourceScreen}); err != nil {
 		t.Fatalf("client offer after the server's was answered: %v", err) // ... and offers again
 	}
 	w := watch(c.nextTrack(), false)
-	waitFor(t, wait, "the subscribed media", func() bool { return w.count() >= 10 })
+	wait.For(t, patience, "the subscribed media", func() bool { return w.count() >= 10 })
 	before := mine.LayerStats()[0].Packets
-	waitFor(t, wait, "the published media to keep flowing", func() bool {
+	wait.For(t, patience, "the published media to keep flowing", func() bool {
 		return mine.LayerStats()[0].Packets >= before+10
 	})
 }
@@ -165,12 +167,12 @@ func TestUnansweredOfferTimesOut(t *testing.T) {
 	e.offerWindow = 300 * time.Millisecond
 	_, recvs := publishN(t, e, 1)
 	c := newClient(t, e, clientOpts{manual: true})
-	if _, err := c.peer.Subscribe(recvs[0]); err != nil {
+	if err := c.peer.Subscribe(recvs[0].ID()); err != nil {
 		t.Fatal(err)
 	}
-	receive(t, c.offers, wait, "the server offer")
+	wait.Recv(t, c.offers, patience, "the server offer")
 	sent := time.Now()
-	err := receive(t, c.failed, wait, "the peer to fail")
+	err := wait.Recv(t, c.failed, patience, "the peer to fail")
 	if !errors.Is(err, errOfferTimedOut) {
 		t.Fatalf("failed with %v, want errOfferTimedOut", err)
 	}

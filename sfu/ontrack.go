@@ -28,7 +28,7 @@ func (p *Peer) onTrack(track *webrtc.TrackRemote, rtpRecv *webrtc.RTPReceiver) {
 		delete(p.receivers, rtpRecv)
 		p.mu.Unlock()
 	})
-	p.log.Info("track published", "track", r.id, "media", r.kind.String(), "codec", r.codec.MimeType, "source", r.source, "rid", track.RID())
+	p.log.Info("track published", "track", string(r.id), "media", r.kind.String(), "codec", r.codec.MimeType, "source", r.source, "rid", track.RID())
 	if p.params.OnTrack != nil {
 		p.params.OnTrack(r)
 	}
@@ -61,12 +61,12 @@ func (p *Peer) receiverFor(track *webrtc.TrackRemote, rtpRecv *webrtc.RTPReceive
 
 // sourceOf is what the publisher said the track is (camera, screen...),
 // or by default its camera or microphone.
-func (p *Peer) sourceOf(track *webrtc.TrackRemote) string {
+func (p *Peer) sourceOf(track *webrtc.TrackRemote) Source {
 	if s := p.sources[track.ID()]; s != "" {
 		return s
 	}
 	if track.Kind() == webrtc.RTPCodecTypeAudio {
-		return "microphone"
+		return SourceMicrophone
 	}
-	return "camera"
+	return SourceCamera
 }

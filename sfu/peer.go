@@ -16,21 +16,22 @@ import (
 // negotiation paths (the signal connection's non-blocking send is the
 // intended target).
 type PeerParams struct {
-	ID string
+	ID PeerID
 	// Logger carries what identifies the peer to the caller (room,
 	// participant...); the Peer adds only what it knows itself (track,
 	// layer...). Nil means the engine's logger with "participant" set to ID.
 	Logger *slog.Logger
 	// OnOffer sends a server offer; mids maps media sections to track ids.
-	OnOffer func(sdp string, mids map[string]string)
+	OnOffer func(sdp string, mids map[string]TrackID)
 	// OnCandidate sends a local candidate; nil means end of candidates.
 	OnCandidate func(c *webrtc.ICECandidateInit)
 	// OnTrack announces a track the peer started publishing.
 	OnTrack func(r *Receiver)
 	// OnFailed reports that the connection failed for good.
 	OnFailed func(err error)
-	// OnDecision reports a changed forwarding decision of a DownTrack.
-	OnDecision func(d *DownTrack)
+	// OnDecision reports a changed forwarding decision of a track this
+	// peer receives.
+	OnDecision func(d Decision)
 	// MaxTracks limits published tracks (0: no limit).
 	MaxTracks int
 	// CanPublish, when set, decides whether the peer may publish at all.
@@ -41,7 +42,7 @@ type PeerParams struct {
 // participant publishes and sends what it subscribes to, and owns the
 // negotiation schedule (the server is the impolite peer).
 type Peer struct {
-	id     string
+	id     PeerID
 	engine *Engine
 	pc     *webrtc.PeerConnection
 	log    *slog.Logger
@@ -62,7 +63,7 @@ type Peer struct {
 	sdpSent       bool       // the first local SDP is on the wire: candidates may follow
 	heldLocal     []*webrtc.ICECandidateInit
 	heldRemote    []webrtc.ICECandidateInit
-	sources       map[string]string // publisher's msid track id -> source
+	sources       map[string]Source // publisher's msid track id -> source
 	receivers     map[*webrtc.RTPReceiver]*Receiver
 	downs         map[*DownTrack]*webrtc.RTPSender
 	published     int
@@ -72,7 +73,7 @@ type Peer struct {
 }
 
 // ID is the participant id.
-func (p *Peer) ID() string { return p.id }
+func (p *Peer) ID() PeerID { return p.id }
 
 // Connected reports whether media can flow.
 func (p *Peer) Connected() bool { return p.connected.Load() }
@@ -157,28 +158,32 @@ func (p *Peer) fail(err error) {
 	}
 }
 
-// Subscribe starts forwarding r to this peer; the track reaches the
-// subscriber with the next negotiation.
-func (p *Peer) Subscribe(r *Receiver) (*DownTrack, error) {
+// Subscribe starts forwarding the track with id to this peer; the track
+// reaches the subscriber with the next negotiation. It returns
+// ErrUnknownTrack when no such track is live (it may just have ended).
+func (p *Peer) Subscribe(id TrackID) error {
+	r := p.engine.track(id)
+	if r == nil {
+		return fmt.Errorf("subscribe to track %s: %w", id, ErrUnknownTrack)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.isClosed() {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	for d := range p.downs {
 		if d.recv == r {
-			return d, nil
+			return nil
 		}
 	}
 	// AddTrack reuses the media section of a track that was removed, so a
 	// long meeting's SDP does not grow with every join and leave.
-	d, err := p.addDownLocked(r)
-	if err != nil {
-		return nil, fmt.Errorf("subscribe to track %s: %w", r.id, err)
+	if _, err := p.addDownLocked(r); err != nil {
+		return fmt.Errorf("subscribe to track %s: %w", id, err)
 	}
 	p.needNeg = true
 	p.scheduleLocked()
-	return d, nil
+	return nil
 }
 
 // addDownLocked creates the DownTrack forwarding r, puts it on a sender of
@@ -196,12 +201,13 @@ func (p *Peer) addDownLocked(r *Receiver) (*DownTrack, error) {
 	return d, nil
 }
 
-// Unsubscribe stops forwarding r to this peer and renegotiates.
-func (p *Peer) Unsubscribe(r *Receiver) {
+// Unsubscribe stops forwarding the track with id to this peer and
+// renegotiates.
+func (p *Peer) Unsubscribe(id TrackID) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for d, s := range p.downs {
-		if d.recv != r {
+		if d.recv.id != id {
 			continue
 		}
 		p.removeDownLocked(d, s)
@@ -234,7 +240,7 @@ func (p *Peer) DownTracks() []*DownTrack {
 }
 
 // DownTrack returns the DownTrack forwarding the track with id, if any.
-func (p *Peer) DownTrack(trackID string) *DownTrack {
+func (p *Peer) DownTrack(trackID TrackID) *DownTrack {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for d := range p.downs {

@@ -61,11 +61,11 @@ type recvLayer struct {
 // caches every packet once, and fans packets out to the DownTracks
 // subscribed to it.
 type Receiver struct {
-	id        string
-	publisher string
+	id        TrackID
+	publisher PeerID
 	streamID  string
 	msid      string // the publisher's own track id
-	source    string
+	source    Source
 	kind      webrtc.RTPCodecType
 	codec     webrtc.RTPCodecParameters
 	ck        codec.Kind
@@ -95,11 +95,11 @@ type Receiver struct {
 
 // newReceiver creates the Receiver of a track p publishes, from its first
 // layer, and starts its layer monitor.
-func newReceiver(p *Peer, track *webrtc.TrackRemote, rtpRecv *webrtc.RTPReceiver, source string) *Receiver {
+func newReceiver(p *Peer, track *webrtc.TrackRemote, rtpRecv *webrtc.RTPReceiver, source Source) *Receiver {
 	r := &Receiver{
-		id:        NewID("T"),
+		id:        TrackID(NewID("T")),
 		publisher: p.id,
-		streamID:  p.id,
+		streamID:  string(p.id),
 		msid:      track.ID(),
 		source:    source,
 		kind:      track.Kind(),
@@ -124,31 +124,36 @@ func newReceiver(p *Peer, track *webrtc.TrackRemote, rtpRecv *webrtc.RTPReceiver
 		}
 	}
 	metricPublishedTracks.Inc()
+	p.engine.addTrack(r)
 	r.wg.Add(1)
 	go r.monitor()
 	return r
 }
 
 // ID is the server-assigned track id, the same for every subscriber.
-func (r *Receiver) ID() string { return r.id }
-
-// Publisher is the id of the peer that publishes the track.
-func (r *Receiver) Publisher() string { return r.publisher }
+func (r *Receiver) ID() TrackID { return r.id }
 
 // Kind is audio or video.
 func (r *Receiver) Kind() webrtc.RTPCodecType { return r.kind }
 
-// Codec is the publisher's codec.
-func (r *Receiver) Codec() webrtc.RTPCodecParameters { return r.codec }
+// TrackInfo describes a published track: what subscribers are told of it.
+type TrackInfo struct {
+	ID    TrackID
+	Kind  webrtc.RTPCodecType
+	Codec string // mime type, e.g. video/VP8
+	// Source is camera, microphone, screen or screen_audio.
+	Source Source
+	// MSID is the publisher's own id for the track (its MediaStreamTrack id).
+	MSID string
+	// StreamID is the msid stream id subscribers see (the publisher's id),
+	// which groups its tracks for lip sync.
+	StreamID string
+}
 
-// Source is camera, microphone, screen or screen_audio.
-func (r *Receiver) Source() string { return r.source }
-
-// StreamID is the msid stream id subscribers see (the publisher's id).
-func (r *Receiver) StreamID() string { return r.streamID }
-
-// MSID is the publisher's own id for the track (its MediaStreamTrack id).
-func (r *Receiver) MSID() string { return r.msid }
+// Info describes the track; it does not change while the track lives.
+func (r *Receiver) Info() TrackInfo {
+	return TrackInfo{ID: r.id, Kind: r.kind, Codec: r.codec.MimeType, Source: r.source, MSID: r.msid, StreamID: r.streamID}
+}
 
 // Done is closed when the track has ended and every reader has stopped.
 func (r *Receiver) Done() <-chan struct{} { return r.done }
@@ -160,39 +165,16 @@ func (r *Receiver) OnClose(f func()) {
 	r.onClose = append(r.onClose, f)
 }
 
-// Layers returns the names of the layers received so far, lowest first.
-func (r *Receiver) Layers() []string {
-	var out []string
+// Layers returns the indices of the layers received so far, lowest (0)
+// first. The protocol's names for them are signal's.
+func (r *Receiver) Layers() []int {
+	var out []int
 	for i := range r.layers {
 		if r.layers[i].Load() != nil {
-			out = append(out, layerNames[i])
+			out = append(out, i)
 		}
 	}
 	return out
-}
-
-// layerNames are the protocol's names for layer indices.
-var layerNames = [maxLayers]string{"low", "medium", "high"}
-
-// LayerName returns the protocol name of a layer index, "" for none.
-func LayerName(i int) string {
-	if i < 0 || i >= maxLayers {
-		return ""
-	}
-	return layerNames[i]
-}
-
-// LayerIndex parses a protocol layer name; "" means the top layer.
-func LayerIndex(name string) (int, bool) {
-	if name == "" {
-		return maxLayers - 1, true
-	}
-	for i, n := range layerNames {
-		if n == name {
-			return i, true
-		}
-	}
-	return 0, false
 }
 
 // layerIndexOfRID orders RIDs lowest quality first. Browsers use l/m/h or
@@ -368,11 +350,13 @@ func (r *Receiver) layerEnded(l *recvLayer) {
 	r.retarget()
 }
 
-// close ends the track: subscribers are told through OnClose callbacks.
+// close ends the track: nobody can subscribe to it any more, and
+// subscribers are told through OnClose callbacks.
 func (r *Receiver) close() {
 	if !r.closed.CompareAndSwap(false, true) {
 		return
 	}
+	r.peer.engine.removeTrack(r)
 	if !r.relayed {
 		metricPublishedTracks.Dec()
 	}
@@ -534,7 +518,7 @@ func (r *Receiver) TakeLoudness() int {
 
 // LayerStats describes one received layer.
 type LayerStats struct {
-	Layer         string
+	Layer         int // 0 lowest
 	RID           string
 	Packets       uint64
 	Bytes         uint64
@@ -546,17 +530,17 @@ func (r *Receiver) LayerStats() []LayerStats {
 	var out []LayerStats
 	for i := range r.layers {
 		if l := r.layers[i].Load(); l != nil {
-			out = append(out, LayerStats{Layer: layerNames[i], RID: l.rid, Packets: l.packets.Load(), Bytes: l.bytes.Load(),
+			out = append(out, LayerStats{Layer: i, RID: l.rid, Packets: l.packets.Load(), Bytes: l.bytes.Load(),
 				Width: int(l.width.Load()), Height: int(l.height.Load())})
 		}
 	}
 	return out
 }
 
-// LayerForSize returns the highest layer whose resolution fits within
+// layerForSize returns the highest layer whose resolution fits within
 // maxW x maxH (0 means no limit), judged from the keyframes seen so far.
 // Layers of unknown size are assumed to fit; when none fits, the lowest.
-func (r *Receiver) LayerForSize(maxW, maxH int) int {
+func (r *Receiver) layerForSize(maxW, maxH int) int {
 	for i := maxLayers - 1; i >= 0; i-- {
 		l := r.layers[i].Load()
 		if l == nil {

@@ -31,23 +31,6 @@ func TestLayerIndexOfRID(t *testing.T) {
 	}
 }
 
-func TestLayerNames(t *testing.T) {
-	for i, want := range []string{"", "low", "medium", "high", ""} {
-		if got := LayerName(i - 1); got != want {
-			t.Errorf("LayerName(%d) = %q, want %q", i-1, got, want)
-		}
-	}
-	for _, c := range []struct {
-		name string
-		want int
-		ok   bool
-	}{{"", 2, true}, {"low", 0, true}, {"medium", 1, true}, {"high", 2, true}, {"ultra", 0, false}} {
-		if got, ok := LayerIndex(c.name); got != c.want || ok != c.ok {
-			t.Errorf("LayerIndex(%q) = %d %v, want %d %v", c.name, got, ok, c.want, c.ok)
-		}
-	}
-}
-
 // Keyframes of each layer tell its resolution; a subscriber's size limit
 // picks the highest layer that fits.
 func TestLayerForSize(t *testing.T) {
@@ -58,14 +41,14 @@ func TestLayerForSize(t *testing.T) {
 		f.send(r, l, true, now) // 320x180, 640x360, 1280x720
 	}
 	st := r.LayerStats()
-	if len(st) != 3 || st[2].Width != 1280 || st[2].Height != 720 || st[0].Layer != "low" || st[0].Packets != 1 {
+	if len(st) != 3 || st[2].Width != 1280 || st[2].Height != 720 || st[0].Layer != 0 || st[0].Packets != 1 {
 		t.Fatalf("layer stats %+v", st)
 	}
 	for _, c := range []struct{ w, h, want int }{
 		{0, 0, 2}, {1280, 720, 2}, {1000, 0, 1}, {0, 400, 1}, {640, 360, 1}, {400, 300, 0}, {100, 100, 0},
 	} {
-		if got := r.LayerForSize(c.w, c.h); got != c.want {
-			t.Errorf("LayerForSize(%d, %d) = %d, want %d", c.w, c.h, got, c.want)
+		if got := r.layerForSize(c.w, c.h); got != c.want {
+			t.Errorf("layerForSize(%d, %d) = %d, want %d", c.w, c.h, got, c.want)
 		}
 	}
 }

@@ -50,12 +50,12 @@ type RelayOffer struct {
 
 // RelaySection describes the one layer of one track a media section carries.
 type RelaySection struct {
-	Track     string     `json:"track"`          // the origin's track id
-	Publisher string     `json:"publisher"`      // the origin's publisher id
+	Track     TrackID    `json:"track"`          // the origin's track id
+	Publisher PeerID     `json:"publisher"`      // the origin's publisher id
 	Stream    string     `json:"stream"`         // the msid stream id subscribers see
 	MSID      string     `json:"msid,omitempty"` // the publisher's own id for the track
 	Kind      string     `json:"kind"`           // "audio" or "video"
-	Source    string     `json:"source"`         // camera, microphone, screen, screen_audio
+	Source    Source     `json:"source"`         // camera, microphone, screen, screen_audio
 	Codec     RelayCodec `json:"codec"`
 	Simulcast bool       `json:"simulcast,omitempty"` // the origin receives several layers
 	Layer     int        `json:"layer"`               // 0 low .. 2 high (audio: 0)
@@ -124,7 +124,7 @@ func newRelayBase(e *Engine, p RelayParams, dir string) (*relayBase, error) {
 	}
 	log = log.With("node", p.Node, "relay", dir)
 	b := &relayBase{node: p.Node, dir: dir, engine: e, pc: pc, log: log, params: p,
-		link: &Peer{id: "relay-" + dir + ":" + p.Node, engine: e, pc: pc, log: log, closed: make(chan struct{})}}
+		link: &Peer{id: PeerID("relay-" + dir + ":" + p.Node), engine: e, pc: pc, log: log, closed: make(chan struct{})}}
 	pc.OnConnectionStateChange(b.onConnectionState)
 	metricPeers.Inc()
 	return b, nil
@@ -277,8 +277,8 @@ func validateRelayOffer(o RelayOffer, s *sdp.SessionDescription) error {
 			return fmt.Errorf("%w: media section %q is %s, its metadata says %q", ErrInvalidRelayOffer, mid, kind, sec.Kind)
 		}
 	}
-	byTrack := map[string]RelaySection{}
-	layers := map[string]map[int]bool{}
+	byTrack := map[TrackID]RelaySection{}
+	layers := map[TrackID]map[int]bool{}
 	for mid, sec := range o.Sections {
 		if _, ok := sending[mid]; !ok {
 			return fmt.Errorf("%w: metadata for %q, which is not a sending media section", ErrInvalidRelayOffer, mid)

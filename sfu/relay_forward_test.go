@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/sfu/codec"
 	"github.com/confab-sfu/confab/sfu/packetcache"
+	"github.com/confab-sfu/confab/sfu/vp8"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
@@ -133,7 +135,7 @@ func newFrameFeeder(r *Receiver) *frameFeeder {
 		}
 	}
 	f := &frameFeeder{r: r}
-	payload := append(vp8Packet(2, 1, 0, true, false, 0, 0), make([]byte, 1100)...)
+	payload := append(vp8.Packet{PictureID: 2, TL0PICIDX: 1, KeyIdx: 0, Start: true, Keyframe: false, Width: 0, Height: 0}.Append(nil), make([]byte, 1100)...)
 	f.pkt = rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: keys.seq[0], Timestamp: keys.ts[0], SSRC: 1, Marker: true}, Payload: payload}
 	f.raw, _ = f.pkt.Marshal()
 	return f
@@ -221,7 +223,7 @@ func TestRelayMetricsByNode(t *testing.T) {
 	if err := out.Send(rA, []int{0}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, wait, "packets across the link", func() bool { return in.Stats().Packets >= 20 })
+	wait.For(t, patience, "packets across the link", func() bool { return in.Stats().Packets >= 20 })
 
 	metric := func(name, node, dir string) float64 { t.Helper(); return gathered(t, name, node, dir) }
 	if v := metric("confab_relay_tracks", node+"-b", "out"); v != 1 {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -90,7 +91,7 @@ func (p *relayPair) onOffer(o RelayOffer, manual bool) {
 
 // exchange hands an offer to B and B's answer to A.
 func (p *relayPair) exchange(o RelayOffer) error {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	answer, err := p.in.HandleOffer(ctx, o)
 	if err != nil {
@@ -108,7 +109,7 @@ func (p *relayPair) offerCount() int {
 // nextTrack waits for the next track B announces.
 func (p *relayPair) nextTrack() *Receiver {
 	p.t.Helper()
-	return receive(p.t, p.tracks, wait, "a relayed track on node B")
+	return wait.Recv(p.t, p.tracks, patience, "a relayed track on node B")
 }
 
 // tapNet is the network of node A's engine: it counts the RTP packets A
@@ -222,7 +223,7 @@ func newTapEngine(t *testing.T) (*Engine, *tapNet) {
 
 // publishSource publishes a single-stream source from c and returns its
 // sender, whose RTCP the test can read.
-func publishSource(t *testing.T, c *client, s *source, kind string) *webrtc.RTPSender {
+func publishSource(t *testing.T, c *client, s *source, kind Source) *webrtc.RTPSender {
 	t.Helper()
 	sender := c.publish(kind, s.locals()...)
 	go s.run()

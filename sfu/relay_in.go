@@ -29,7 +29,7 @@ type RelayIn struct {
 	offerMu  sync.Mutex // one offer at a time, gathering included
 	mu       sync.Mutex
 	sections map[string]RelaySection // by mid, from the latest offer
-	recvs    map[string]*Receiver    // by origin track id
+	recvs    map[TrackID]*Receiver   // by origin track id
 	arrived  map[string]relayArrival // by mid: layers being read
 	answered bool
 	retired  RelayStats // counters of layers no longer relayed
@@ -52,7 +52,7 @@ func (e *Engine) NewRelayIn(p RelayParams) (*RelayIn, error) {
 	if err != nil {
 		return nil, err
 	}
-	ri := &RelayIn{relayBase: b, sections: map[string]RelaySection{}, recvs: map[string]*Receiver{},
+	ri := &RelayIn{relayBase: b, sections: map[string]RelaySection{}, recvs: map[TrackID]*Receiver{},
 		arrived: map[string]relayArrival{}}
 	b.closeFn = ri.Close
 	b.pc.OnTrack(ri.onTrack)
@@ -156,7 +156,7 @@ func (ri *RelayIn) followOfferLocked(sections map[string]RelaySection) []*Receiv
 			delete(ri.arrived, mid)
 		}
 	}
-	listed := map[string]bool{}
+	listed := map[TrackID]bool{}
 	var added []*Receiver
 	for mid, sec := range sections {
 		listed[sec.Track] = true
@@ -186,7 +186,7 @@ func (ri *RelayIn) newReceiver(sec RelaySection, levelExtID uint8) *Receiver {
 	kind := webrtc.NewRTPCodecType(sec.Kind)
 	stream := sec.Stream
 	if stream == "" {
-		stream = sec.Publisher
+		stream = string(sec.Publisher)
 	}
 	r := &Receiver{
 		id:         sec.Track,
@@ -205,6 +205,9 @@ func (ri *RelayIn) newReceiver(sec RelaySection, levelExtID uint8) *Receiver {
 		done:       make(chan struct{}),
 	}
 	r.audioLevel.Store(-1)
+	// Listed on this node's engine under the origin's id: local Peers
+	// subscribe to it like to any track.
+	ri.engine.addTrack(r)
 	r.wg.Add(1)
 	go r.monitor()
 	return r
@@ -255,7 +258,7 @@ func (ri *RelayIn) onTrack(track *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
 		_ = rr.Stop() // an offer moved on meanwhile
 	}
 	ri.mu.Unlock()
-	ri.log.Debug("relayed layer arrives", "track", sec.Track, "layer", LayerName(sec.Layer), "ssrc", uint32(track.SSRC()))
+	ri.log.Debug("relayed layer arrives", "track", sec.Track, "layer", sec.Layer, "ssrc", uint32(track.SSRC()))
 }
 
 // Receivers returns the tracks being received, in no particular order.
@@ -270,7 +273,7 @@ func (ri *RelayIn) Receivers() []*Receiver {
 }
 
 // Receiver returns the Receiver of an origin track id, if it is relayed.
-func (ri *RelayIn) Receiver(trackID string) *Receiver {
+func (ri *RelayIn) Receiver(trackID TrackID) *Receiver {
 	ri.mu.Lock()
 	defer ri.mu.Unlock()
 	return ri.recvs[trackID]
@@ -288,7 +291,7 @@ func (ri *RelayIn) Close() error {
 		for _, r := range ri.recvs {
 			recvs = append(recvs, r)
 		}
-		ri.recvs = map[string]*Receiver{}
+		ri.recvs = map[TrackID]*Receiver{}
 		ri.mu.Unlock()
 		ri.stopConnectTimer()
 		if cerr := ri.pc.Close(); cerr != nil {

@@ -195,7 +195,7 @@ func (ro *RelayOut) Sending(r *Receiver) []int {
 // section of the link and starts reading its feedback.
 func (ro *RelayOut) addLayerLocked(r *Receiver, layer int8) (*DownTrack, error) {
 	d := newDownTrack(r, ro.link)
-	d.log = d.log.With("layer", LayerName(int(layer)))
+	d.log = d.log.With("layer", int(layer))
 	d.mu.Lock()
 	d.pinned, d.maxLayer, d.target = true, layer, layer
 	d.mu.Unlock()

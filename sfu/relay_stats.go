@@ -33,7 +33,7 @@ type RelayStats struct {
 
 // RelayLayerStats are the counters of one relayed layer.
 type RelayLayerStats struct {
-	Track string
+	Track TrackID
 	Layer int
 	SSRC  uint32 // on the link
 	RelayStats

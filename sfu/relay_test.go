@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
@@ -33,7 +34,7 @@ func TestRelayForwardsMediaUnchanged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got := map[string]*Receiver{}
+	got := map[TrackID]*Receiver{}
 	for range 2 {
 		r := pair.nextTrack()
 		got[r.ID()] = r
@@ -43,11 +44,8 @@ func TestRelayForwardsMediaUnchanged(t *testing.T) {
 		if r == nil {
 			t.Fatalf("track %s not announced on node B (got %v)", origin.ID(), got)
 		}
-		if r.Publisher() != origin.Publisher() || r.Source() != origin.Source() || r.Kind() != origin.Kind() ||
-			r.Codec().MimeType != origin.Codec().MimeType || r.Codec().ClockRate != origin.Codec().ClockRate ||
-			r.StreamID() != origin.StreamID() || r.MSID() != origin.MSID() {
-			t.Fatalf("relayed track %s/%s/%s/%s/%s does not keep the origin's %s/%s/%s/%s/%s", r.Publisher(), r.Source(),
-				r.Kind(), r.Codec().MimeType, r.MSID(), origin.Publisher(), origin.Source(), origin.Kind(), origin.Codec().MimeType, origin.MSID())
+		if r.publisher != origin.publisher || r.Info() != origin.Info() || r.codec.ClockRate != origin.codec.ClockRate {
+			t.Fatalf("relayed track %s %+v does not keep the origin's %s %+v", r.publisher, r.Info(), origin.publisher, origin.Info())
 		}
 	}
 	camB, micB := got[camA.ID()], got[micA.ID()]
@@ -55,8 +53,8 @@ func TestRelayForwardsMediaUnchanged(t *testing.T) {
 	sub := newClient(t, b, clientOpts{})
 	_, _, wCam := subscribeAndWatch(t, sub, camB, true)
 	_, _, wMic := subscribeAndWatch(t, sub, micB, true)
-	waitFor(t, wait, "video at the subscriber on node B", func() bool { return wCam.count() >= 50 })
-	waitFor(t, wait, "audio at the subscriber on node B", func() bool { return wMic.count() >= 20 })
+	wait.For(t, patience, "video at the subscriber on node B", func() bool { return wCam.count() >= 50 })
+	wait.For(t, patience, "audio at the subscriber on node B", func() bool { return wMic.count() >= 20 })
 	wCam.mu.Lock()
 	for seq, p := range wCam.bySeq {
 		if !bytes.Equal(p, framePayload(cam, p)) {
@@ -95,7 +93,7 @@ func TestRelayCarriesOnlyTheWantedLayers(t *testing.T) {
 	src := newSource(t, "cam", true)
 	src.publish(t, pub, "camera")
 	rA := pub.nextReceiver()
-	waitFor(t, wait, "all three layers on node A", func() bool { return len(rA.Layers()) == 3 })
+	wait.For(t, patience, "all three layers on node A", func() bool { return len(rA.Layers()) == 3 })
 
 	pair := newRelayPair(t, a, b, false)
 	if err := pair.out.Send(rA, []int{0}); err != nil {
@@ -104,16 +102,16 @@ func TestRelayCarriesOnlyTheWantedLayers(t *testing.T) {
 	rB := pair.nextTrack()
 	sub := newClient(t, b, clientOpts{})
 	_, _, w := subscribeAndWatch(t, sub, rB, false)
-	waitFor(t, wait, "the low layer at the subscriber", func() bool { return w.layerCount(0) >= 20 })
+	wait.For(t, patience, "the low layer at the subscriber", func() bool { return w.layerCount(0) >= 20 })
 	assertLinkCarries(t, tap, pair.out, 0)
-	if got := rB.Layers(); !slices.Equal(got, []string{"low"}) {
+	if got := rB.Layers(); !slices.Equal(got, []int{0}) {
 		t.Fatalf("node B receives layers %v, want only low", got)
 	}
 
 	if err := pair.out.Send(rA, []int{0, 2}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, wait, "the high layer at the subscriber", func() bool { return w.lastLayer() == 2 })
+	wait.For(t, patience, "the high layer at the subscriber", func() bool { return w.lastLayer() == 2 })
 	assertLinkCarries(t, tap, pair.out, 0, 2)
 	if n := cachedPayloadsMatch(t, rB, src); n < 20 {
 		t.Fatalf("checked %d relayed packets against the publisher's, want at least 20", n)
@@ -123,12 +121,12 @@ func TestRelayCarriesOnlyTheWantedLayers(t *testing.T) {
 	if err := pair.out.Send(rA, []int{1}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, wait, "node B down to the middle layer", func() bool {
-		return slices.Equal(rB.Layers(), []string{"medium"}) && w.lastLayer() == 1
+	wait.For(t, patience, "node B down to the middle layer", func() bool {
+		return slices.Equal(rB.Layers(), []int{1}) && w.lastLayer() == 1
 	})
 	before := tap.sentBySSRC()
 	mid := w.layerCount(1)
-	waitFor(t, wait, "the middle layer to keep flowing", func() bool { return w.layerCount(1) >= mid+25 })
+	wait.For(t, patience, "the middle layer to keep flowing", func() bool { return w.layerCount(1) >= mid+25 })
 	after := tap.sentBySSRC()
 	for _, l := range old {
 		if after[l.SSRC] != before[l.SSRC] {
@@ -185,13 +183,13 @@ func TestRelayKeyframeRequestReachesThePublisher(t *testing.T) {
 	rB := pair.nextTrack()
 	sub := newClient(t, b, clientOpts{})
 	dB, tr, w := subscribeAndWatch(t, sub, rB, false)
-	waitFor(t, wait, "media at the subscriber", func() bool { return w.count() >= 20 })
+	wait.For(t, patience, "media at the subscriber", func() bool { return w.count() >= 20 })
 
 	relayPLIs := func() uint64 { return pair.out.LayerStats()[0].PLIs }
 	subBefore, relayBefore, pubBefore := dB.Stats().PLIs, relayPLIs(), plis()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	deadline := time.After(wait)
+	deadline := time.After(patience)
 	for relayPLIs() == relayBefore || plis() == pubBefore {
 		// Requests are throttled per layer: ask until one gets through.
 		err := sub.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{SenderSSRC: 1, MediaSSRC: uint32(tr.SSRC())}})
@@ -223,13 +221,13 @@ func TestRelayRepairsLossFromTheCache(t *testing.T) {
 	rB := pair.nextTrack()
 	sub := newClient(t, b, clientOpts{})
 	_, _, w := subscribeAndWatch(t, sub, rB, true)
-	waitFor(t, wait, "media at the subscriber", func() bool { return w.count() >= 20 })
+	wait.For(t, patience, "media at the subscriber", func() bool { return w.count() >= 20 })
 
 	const lost = 20
 	tap.lose(pair.out.LayerStats()[0].SSRC, 5, lost)
-	waitFor(t, wait, "the losses on the link", func() bool { return tap.droppedCount() == lost })
+	wait.For(t, patience, "the losses on the link", func() bool { return tap.droppedCount() == lost })
 	target := w.count() + 30
-	waitFor(t, wait, "every packet at the subscriber", func() bool {
+	wait.For(t, patience, "every packet at the subscriber", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return w.packets >= target && holes(w.bySeq) == 0
@@ -285,16 +283,16 @@ func TestRelayStopEndsTheTrackOnTheOtherNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		rB := pair.nextTrack()
-		rB.OnClose(func() { sub.peer.Unsubscribe(rB) }) // as a room does
+		rB.OnClose(func() { sub.peer.Unsubscribe(rB.ID()) }) // as a room does
 		_, _, w := subscribeAndWatch(t, sub, rB, false)
-		waitFor(t, wait, "media at the subscriber", func() bool { return w.count() >= 10 })
+		wait.For(t, patience, "media at the subscriber", func() bool { return w.count() >= 10 })
 		return rB, w
 	}
 	rB, w := relayAndWatch()
 
 	pair.out.Stop(rA)
-	receive(t, rB.Done(), wait, "node B's track to end")
-	receive(t, w.done, wait, "the subscriber's track to end")
+	wait.Recv(t, rB.Done(), patience, "node B's track to end")
+	wait.Recv(t, w.done, patience, "the subscriber's track to end")
 	if got := len(rA.DownTracks()); got != 0 {
 		t.Fatalf("node A still forwards the track to %d relay layers", got)
 	}
@@ -309,8 +307,8 @@ func TestRelayStopEndsTheTrackOnTheOtherNode(t *testing.T) {
 	if err := pub.peer.Close(); err != nil {
 		t.Fatal(err)
 	}
-	receive(t, rB2.Done(), wait, "node B's track to end with its publisher")
-	waitFor(t, wait, "the relay to let go of the track", func() bool { return pair.out.Stats().Tracks == 0 })
+	wait.Recv(t, rB2.Done(), patience, "node B's track to end with its publisher")
+	wait.For(t, patience, "the relay to let go of the track", func() bool { return pair.out.Stats().Tracks == 0 })
 }
 
 // Closing either end of a link ends it on the other node too: its tracks
@@ -332,7 +330,7 @@ func TestRelayClosingEitherEndCleansUp(t *testing.T) {
 				t.Fatal(err)
 			}
 			rB := pair.nextTrack()
-			waitFor(t, wait, "media on node B", func() bool { return pair.in.Stats().Packets >= 10 })
+			wait.For(t, patience, "media on node B", func() bool { return pair.in.Stats().Packets >= 10 })
 
 			closer, other, failed := error(nil), pair.in.Done(), pair.inFailed
 			if closeOut {
@@ -344,11 +342,11 @@ func TestRelayClosingEitherEndCleansUp(t *testing.T) {
 			if closer != nil {
 				t.Fatal(closer)
 			}
-			if err := receive(t, failed, wait, "the other end to notice"); !errors.Is(err, ErrRelayClosedRemotely) {
+			if err := wait.Recv(t, failed, patience, "the other end to notice"); !errors.Is(err, ErrRelayClosedRemotely) {
 				t.Fatalf("other end failed with %v, want ErrRelayClosedRemotely", err)
 			}
-			receive(t, other, wait, "the other end to close")
-			receive(t, rB.Done(), wait, "node B's track to end")
+			wait.Recv(t, other, patience, "the other end to close")
+			wait.Recv(t, rB.Done(), patience, "node B's track to end")
 			if got := len(rA.DownTracks()); got != 0 {
 				t.Fatalf("node A still forwards the track to %d relay layers", got)
 			}
@@ -377,7 +375,7 @@ func TestRelayOffersOneAtATime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	o1 := receive(t, pair.pending, wait, "the first relay offer")
+	o1 := wait.Recv(t, pair.pending, patience, "the first relay offer")
 	if len(o1.Sections) != 2 {
 		t.Fatalf("first offer has %d sections, want both tracks batched", len(o1.Sections))
 	}
@@ -391,7 +389,7 @@ func TestRelayOffersOneAtATime(t *testing.T) {
 	if err := pair.exchange(o1); err != nil {
 		t.Fatal(err)
 	}
-	o2 := receive(t, pair.pending, wait, "the offer after the answer")
+	o2 := wait.Recv(t, pair.pending, patience, "the offer after the answer")
 	if len(o2.Sections) != 1 || pair.offerCount() != 2 {
 		t.Fatalf("second offer has %d sections after %d offers, want 1 after 2", len(o2.Sections), pair.offerCount())
 	}
@@ -401,10 +399,10 @@ func TestRelayOffersOneAtATime(t *testing.T) {
 		}
 	}
 	// Never answered: the link fails when the window passes.
-	if err := receive(t, pair.outFailed, wait, "the unanswered offer to fail the link"); err == nil {
+	if err := wait.Recv(t, pair.outFailed, patience, "the unanswered offer to fail the link"); err == nil {
 		t.Fatal("no error for the unanswered offer")
 	}
-	receive(t, pair.out.Done(), wait, "the relay to close")
+	wait.Recv(t, pair.out.Done(), patience, "the relay to close")
 	if got := len(recvs[0].DownTracks()); got != 0 {
 		t.Fatalf("the failed relay still forwards to %d layers", got)
 	}
@@ -448,7 +446,7 @@ func TestRelayRefusesBadInput(t *testing.T) {
 	if err := pair.out.Send(rA, []int{0}); err != nil {
 		t.Fatal(err)
 	}
-	good := receive(t, pair.pending, wait, "the relay offer")
+	good := wait.Recv(t, pair.pending, patience, "the relay offer")
 	if err := pair.out.HandleAnswer("not sdp"); !errors.Is(err, ErrInvalidSDP) {
 		t.Fatalf("garbage answer: %v, want ErrInvalidSDP", err)
 	}
@@ -469,14 +467,14 @@ func TestRelayRefusesBadInput(t *testing.T) {
 		t.Fatalf("the good offer after bad ones: %v", err)
 	}
 	rB := pair.nextTrack()
-	waitFor(t, wait, "media on node B", func() bool { return len(rB.Layers()) == 1 })
+	wait.For(t, patience, "media on node B", func() bool { return len(rB.Layers()) == 1 })
 
 	// A live track cannot change codec under its subscribers.
 	if err := pair.out.Send(rA, []int{0}); err != nil {
 		t.Fatal(err)
 	}
 	pair.out.Stop(rA)
-	next := receive(t, pair.pending, wait, "the offer stopping the track")
+	next := wait.Recv(t, pair.pending, patience, "the offer stopping the track")
 	changed := RelayOffer{SDP: good.SDP, Sections: map[string]RelaySection{}}
 	sec := good.Sections[mid]
 	sec.Codec = RelayCodec{MimeType: webrtc.MimeTypeH264, ClockRate: 90000}
@@ -487,7 +485,7 @@ func TestRelayRefusesBadInput(t *testing.T) {
 	if err := pair.exchange(next); err != nil {
 		t.Fatal(err)
 	}
-	receive(t, rB.Done(), wait, "the stopped track to end on node B")
+	wait.Recv(t, rB.Done(), patience, "the stopped track to end on node B")
 	if err := pair.in.Close(); err != nil {
 		t.Fatal(err)
 	}

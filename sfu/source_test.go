@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"bytes"
+	"github.com/confab-sfu/confab/sfu/vp8"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,7 +73,7 @@ func (s *source) locals() []webrtc.TrackLocal {
 }
 
 // publish publishes the source from c and starts sending.
-func (s *source) publish(t *testing.T, c *client, src string) {
+func (s *source) publish(t *testing.T, c *client, src Source) {
 	t.Helper()
 	sender := c.publish(src, s.locals()...)
 	if s.simulcast {
@@ -138,7 +139,7 @@ func (s *source) run() {
 // packet builds frame n of a layer.
 func (s *source) packet(layer int, seq uint16, n int) *rtp.Packet {
 	key := n%keyEvery == 0
-	payload := vp8Packet(uint16(n&0x7fff), uint8(n/keyEvery), 0, true, key, uint16(320<<layer), uint16(180<<layer))
+	payload := vp8.Packet{PictureID: uint16(n & 0x7fff), TL0PICIDX: uint8(n / keyEvery), Start: true, Keyframe: key, Width: 320 << layer, Height: 180 << layer}.Append(nil)
 	payload = append(payload, byte(layer))
 	payload = append(payload, bytes.Repeat([]byte{0xaa}, layerPayload[layer]-len(payload))...)
 	p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq,

@@ -10,12 +10,18 @@ import (
 
 // AnswerWhole negotiates once, the WHIP / WHEP way: the client's offer is
 // answered with one SDP that already holds every server candidate, since
-// there is no channel for trickle or for later offers. Each receiver in
-// send is attached to a media section the client offered to receive
-// (matched by kind, in order); receivers beyond those sections are left
-// out. The peer then never makes an offer of its own.
-func (p *Peer) AnswerWhole(ctx context.Context, offer string, send []*Receiver) (string, error) {
-	gathered, err := p.answerWhole(offer, send)
+// there is no channel for trickle or for later offers. Each track in send
+// is attached to a media section the client offered to receive (matched by
+// kind, in order); tracks beyond those sections, or no longer live, are
+// left out. The peer then never makes an offer of its own.
+func (p *Peer) AnswerWhole(ctx context.Context, offer string, send []TrackID) (string, error) {
+	recvs := make([]*Receiver, 0, len(send))
+	for _, id := range send {
+		if r := p.engine.track(id); r != nil {
+			recvs = append(recvs, r)
+		}
+	}
+	gathered, err := p.answerWhole(offer, recvs)
 	if err != nil {
 		return "", err
 	}
@@ -83,7 +89,7 @@ func (p *Peer) attachOfferedLocked(send []*Receiver) {
 		}
 		// AddTrack takes the offered section of the same kind.
 		if _, err := p.addDownLocked(r); err != nil {
-			p.log.Debug("track left out of the answer", "track", r.id, "err", err)
+			p.log.Debug("track left out of the answer", "track", string(r.id), "err", err)
 			continue
 		}
 		free[r.kind]--

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -34,9 +35,9 @@ func TestAnswerWholeNegotiatesOnce(t *testing.T) {
 		}
 		offer = o.SDP
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
-	answer, err := c.peer.AnswerWhole(ctx, offer, recvs[:1])
+	answer, err := c.peer.AnswerWhole(ctx, offer, []TrackID{recvs[0].ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,16 +50,16 @@ func TestAnswerWholeNegotiatesOnce(t *testing.T) {
 		}
 	})
 	tr := c.nextTrack()
-	if tr.ID() != recvs[0].ID() {
+	if tr.ID() != string(recvs[0].ID()) {
 		t.Fatalf("got track %s, want %s", tr.ID(), recvs[0].ID())
 	}
 	w := watch(tr, false)
-	waitFor(t, wait, "media", func() bool { return w.count() >= 10 })
-	if _, err := c.peer.AnswerWhole(ctx, offer, recvs[:1]); !errors.Is(err, ErrInvalidSDP) {
+	wait.For(t, patience, "media", func() bool { return w.count() >= 10 })
+	if _, err := c.peer.AnswerWhole(ctx, offer, []TrackID{recvs[0].ID()}); !errors.Is(err, ErrInvalidSDP) {
 		t.Fatalf("second negotiation: %v, want ErrInvalidSDP", err)
 	}
 	// A change that would renegotiate any other peer schedules nothing.
-	if _, err := c.peer.Subscribe(recvs[1]); err != nil {
+	if err := c.peer.Subscribe(recvs[1].ID()); err != nil {
 		t.Fatal(err)
 	}
 	c.peer.mu.Lock()

@@ -230,7 +230,7 @@ func (c *Client) Send(m *Message) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
-		return fmt.Errorf("%w: send %s: %v", ErrClosed, m.Type, err)
+		return fmt.Errorf("%w: send %s: %w", ErrClosed, m.Type, err)
 	}
 	return nil
 }
@@ -243,7 +243,7 @@ func (c *Client) Request(ctx context.Context, m *Message) (*Message, error) {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
-		return nil, fmt.Errorf("%w: %v", ErrClosed, c.err)
+		return nil, fmt.Errorf("%w: %w", ErrClosed, c.err)
 	}
 	c.waiters[m.ID] = w
 	c.mu.Unlock()

@@ -82,6 +82,14 @@ const (
 	SourceScreenAudio = "screen_audio"
 )
 
+// Role names: a join may ask for one, promote gives one, and members are
+// shown theirs. What each may do is the server's (room/access).
+const (
+	RoleViewer    = "viewer"
+	RoleSpeaker   = "speaker"
+	RoleModerator = "moderator"
+)
+
 // Layer names used in subscribe preferences and layer reports, lowest first.
 // Publishers may use the RIDs q/h/f or l/m/h; the server maps both onto these.
 const (

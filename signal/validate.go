@@ -59,7 +59,7 @@ func (m *Message) Validate() *Error {
 			return err
 		}
 		switch m.Role {
-		case "", "viewer", "speaker", "moderator":
+		case "", RoleViewer, RoleSpeaker, RoleModerator:
 		default:
 			return Errorf(CodeInvalidField, "role %q: want viewer, speaker or moderator", m.Role)
 		}
@@ -112,7 +112,7 @@ func (m *Message) Validate() *Error {
 			return Errorf(CodeInvalidField, "raise_hand needs raised")
 		}
 	case TypePromote:
-		if m.ParticipantID == "" || (m.Role != "speaker" && m.Role != "viewer" && m.Role != "moderator") {
+		if m.ParticipantID == "" || (m.Role != RoleSpeaker && m.Role != RoleViewer && m.Role != RoleModerator) {
 			return Errorf(CodeInvalidField, "promote needs participantId and role speaker, viewer or moderator")
 		}
 	case TypeLeave, TypeEndOfCandidates:

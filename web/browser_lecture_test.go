@@ -6,13 +6,13 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/access"
 )
 
 // mintLecture signs a token whose join makes the room a lecture.
-func mintLecture(t *testing.T, secret []byte, roomName, identity, name, role string) string {
+func mintLecture(t *testing.T, secret []byte, roomName, identity, name string, role access.Role) string {
 	t.Helper()
-	tok, err := room.MintToken(secret, room.TokenParams{Room: roomName, Identity: identity, Name: name, Role: role,
+	tok, err := access.Mint(secret, access.TokenParams{Room: roomName, Identity: identity, Name: name, Role: role,
 		TTL: time.Hour, Lecture: true}, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -96,10 +96,10 @@ func TestBrowserLecture(t *testing.T) {
 	base := startSecureServer(t, secret)
 	b := newBrowser(t, path, base)
 	const aula = "aula"
-	prof := b.open("prof", invite(base, aula, mintLecture(t, secret, aula, "prof-1", "prof", room.RoleModerator)))
+	prof := b.open("prof", invite(base, aula, mintLecture(t, secret, aula, "prof-1", "prof", access.Moderator)))
 	profID := b.joined(prof)
-	ann := b.open("ann", invite(base, aula, mintLecture(t, secret, aula, "ann-1", "ann", room.RoleViewer)))
-	bob := b.open("bob", invite(base, aula, mintLecture(t, secret, aula, "bob-1", "bob", room.RoleViewer)))
+	ann := b.open("ann", invite(base, aula, mintLecture(t, secret, aula, "ann-1", "ann", access.Viewer)))
+	bob := b.open("bob", invite(base, aula, mintLecture(t, secret, aula, "bob-1", "bob", access.Viewer)))
 	annID, bobID := b.joined(ann), b.joined(bob)
 	b.receivesFrom(bob, 30, true, map[string]string{"prof": profID})
 	b.receivesFrom(ann, 10, false, map[string]string{"prof": profID})

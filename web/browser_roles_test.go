@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/confab-sfu/confab/internal/testserver"
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/access"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -23,9 +24,9 @@ func startSecureServer(t *testing.T, secret []byte) string {
 }
 
 // mint signs a token for the tests, failing the test on error.
-func mint(t *testing.T, secret []byte, roomName, identity, name, role string) string {
+func mint(t *testing.T, secret []byte, roomName, identity, name string, role access.Role) string {
 	t.Helper()
-	tok, err := room.MintToken(secret, room.TokenParams{Room: roomName, Identity: identity, Name: name, Role: role, TTL: time.Hour}, time.Now())
+	tok, err := access.Mint(secret, access.TokenParams{Room: roomName, Identity: identity, Name: name, Role: role, TTL: time.Hour}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,9 +86,9 @@ func TestBrowserModeratorSpeakerViewer(t *testing.T) {
 	base := startSecureServer(t, secret)
 	b := newBrowser(t, path, base)
 	const lecture = "lecture"
-	modURL := invite(base, lecture, mint(t, secret, lecture, "mod-1", "mod", room.RoleModerator))
-	spkURL := invite(base, lecture, mint(t, secret, lecture, "spk-1", "speaker", room.RoleSpeaker))
-	viewURL := invite(base, lecture, mint(t, secret, lecture, "view-1", "viewer", room.RoleViewer))
+	modURL := invite(base, lecture, mint(t, secret, lecture, "mod-1", "mod", access.Moderator))
+	spkURL := invite(base, lecture, mint(t, secret, lecture, "spk-1", "speaker", access.Speaker))
+	viewURL := invite(base, lecture, mint(t, secret, lecture, "view-1", "viewer", access.Viewer))
 	mod, spk, viewer := b.open("mod", modURL), b.open("speaker", spkURL), b.open("viewer", viewURL)
 	modID, spkID, viewerID := b.joined(mod), b.joined(spk), b.joined(viewer)
 
@@ -267,7 +268,7 @@ func TestBrowserInvitationProblems(t *testing.T) {
 	secret := []byte("invitation-test-secret")
 	base := startSecureServer(t, secret)
 	b := newBrowser(t, path, base)
-	expired, err := room.MintToken(secret, room.TokenParams{Room: "secure", Identity: "late", Role: room.RoleSpeaker, TTL: time.Minute}, time.Now().Add(-time.Hour))
+	expired, err := access.Mint(secret, access.TokenParams{Room: "secure", Identity: "late", Role: access.Speaker, TTL: time.Minute}, time.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,8 +277,8 @@ func TestBrowserInvitationProblems(t *testing.T) {
 	}{
 		{"no-token", base + "/r/secure?name=ann&autojoin=1", "This meeting needs an invitation link"},
 		{"expired", base + "/r/secure?name=ann&autojoin=1&token=" + url.QueryEscape(expired), "Your invitation has expired"},
-		{"wrong-room", base + "/r/secure?name=ann&autojoin=1&token=" + url.QueryEscape(mint(t, secret, "elsewhere", "ann", "", room.RoleSpeaker)), "This invitation is for another meeting"},
-		{"forged", base + "/r/secure?name=ann&autojoin=1&token=" + url.QueryEscape(mint(t, []byte("another secret"), "secure", "ann", "", room.RoleSpeaker)), "This invitation link is not valid"},
+		{"wrong-room", base + "/r/secure?name=ann&autojoin=1&token=" + url.QueryEscape(mint(t, secret, "elsewhere", "ann", "", access.Speaker)), "This invitation is for another meeting"},
+		{"forged", base + "/r/secure?name=ann&autojoin=1&token=" + url.QueryEscape(mint(t, []byte("another secret"), "secure", "ann", "", access.Speaker)), "This invitation link is not valid"},
 	}
 	tabs := make([]*tab, len(cases))
 	for i, c := range cases {
@@ -318,7 +319,7 @@ func TestBrowserInvitationProblems(t *testing.T) {
 	})
 
 	// A viewer's pre-join screen asks for no device and says why.
-	lobby := b.open("lobby", fmt.Sprintf("%s/r/secure?token=%s", base, url.QueryEscape(mint(t, secret, "secure", "v-2", "vera", room.RoleViewer))))
+	lobby := b.open("lobby", fmt.Sprintf("%s/r/secure?token=%s", base, url.QueryEscape(mint(t, secret, "secure", "v-2", "vera", access.Viewer))))
 	b.waitFor("the viewer's pre-join screen", 10*time.Second, func() (bool, string) {
 		var l struct {
 			Note, Join, Name string
@@ -336,7 +337,7 @@ return {Note: shown('prejoin-note') ? document.getElementById('prejoin-note').te
 	lobby.screenshot(t, "roles-viewer-prejoin.png")
 
 	// A token may grant less than a role: here watching only, no chat.
-	claims := room.Claims{Room: "secure", Name: "quiet", Perms: room.Permissions{Subscribe: true},
+	claims := access.Claims{Room: "secure", Name: "quiet", Perms: access.Permissions{Subscribe: true},
 		RegisteredClaims: jwt.RegisteredClaims{Subject: "quiet-1", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}
 	quietToken, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 	if err != nil {

@@ -17,18 +17,14 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/confab-sfu/confab/signal"
 )
 
 //go:embed static
 var files embed.FS
-
-// roomName is the rule of docs/protocol.md: 1-64 characters from
-// A-Z a-z 0-9 - _ ., not starting with ".". Checked here too so that a
-// mistyped link gets a 404 rather than a meeting page that cannot join.
-var roomName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$`)
 
 // contentTypes is explicit rather than from the mime package, which reads
 // the system's mime.types and may call JavaScript something a browser
@@ -72,14 +68,16 @@ func Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", assets["index.html"])
 	mux.HandleFunc("GET /r/{room}", func(w http.ResponseWriter, r *http.Request) {
-		if !roomName.MatchString(r.PathValue("room")) {
+		// The rule of docs/protocol.md, checked here too so that a
+		// mistyped link gets a 404 rather than a page that cannot join.
+		if !signal.ValidRoomName(r.PathValue("room")) {
 			http.NotFound(w, r)
 			return
 		}
 		assets["room.html"].ServeHTTP(w, r)
 	})
 	mux.HandleFunc("GET /watch/{room}", func(w http.ResponseWriter, r *http.Request) {
-		if !roomName.MatchString(r.PathValue("room")) {
+		if !signal.ValidRoomName(r.PathValue("room")) {
 			http.NotFound(w, r)
 			return
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,9 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/addrlimit"
+	"github.com/confab-sfu/confab/room/turn"
+	"github.com/confab-sfu/confab/room/whip"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
 	"go.yaml.in/yaml/v3"
@@ -136,7 +140,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs := newFlagSet(c)
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(flagOutput)
 			fmt.Fprintln(flagOutput, "Usage: confab [flags]\nEvery flag can also be set as an environment variable: -ice-udp-port is CONFAB_ICE_UDP_PORT.")
 			fs.PrintDefaults()
@@ -258,8 +262,8 @@ func (c *config) checkHTTP() error {
 }
 
 // answerTime is what a WHIP/WHEP answer may take after its offer arrived
-// (room's answer timeout plus a margin).
-const answerTime = 15 * time.Second
+// (the answer timeout plus a margin).
+const answerTime = whip.AnswerTimeout + 5*time.Second
 
 // applyConfigFile sets, from a YAML map of flag names to values, every
 // flag that neither the command line nor the environment set.
@@ -327,20 +331,26 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 		MaxRooms:                c.maxRooms,
 		MaxTracksPerParticipant: c.maxTracks,
 		Logger:                  logger,
-		MaxConnsPerIP:           c.maxConnsPerIP,
-		OfferReadTimeout:        c.httpRead,
+		Addrs:                   addrlimit.New(c.maxConnsPerIP),
 		Conn: signal.ConnOptions{OriginPatterns: splitList(c.allowedOrigins), Logger: logger,
 			MessageRate: c.signalRate, MessageBurst: c.signalBurst,
 			ReadLimit: int64(c.signalMaxBytes), QueueSize: c.signalQueue},
 	}
-	rc.TURN = room.TURNConfig{URLs: splitList(c.turnURLs), Secret: c.turnSecret, TTL: c.turnTTL}
+	rc.ICE.TURN = turn.Credentials{URLs: splitList(c.turnURLs), Secret: c.turnSecret, TTL: c.turnTTL}
 	if c.authSecret != "" {
 		rc.AuthSecret = []byte(c.authSecret)
 	}
 	if stun := splitList(c.stun); len(stun) > 0 {
-		rc.ICEServers = []signal.ICEServer{{URLs: stun}}
+		rc.ICE.Servers = []signal.ICEServer{{URLs: stun}}
 	}
 	return rc
+}
+
+// whipConfig is the WHIP/WHEP handlers': the rooms' auth secret, ICE
+// servers and per-address budget (rc after the embedded TURN server set
+// its secret), and -http-read-timeout for reading an offer.
+func (c *config) whipConfig(rc room.Config) whip.Config {
+	return whip.Config{AuthSecret: rc.AuthSecret, ICE: rc.ICE, Addrs: rc.Addrs, OfferReadTimeout: c.httpRead, Logger: rc.Logger}
 }
 
 func newLogger(c *config, w io.Writer) *slog.Logger {

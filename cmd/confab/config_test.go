@@ -39,8 +39,8 @@ func TestParseConfigFlagsEnvAndErrors(t *testing.T) {
 		t.Errorf("an explicit -max-tcp-conns-per-ip must win: %+v", c)
 	}
 	rc := c.roomConfig(nil)
-	if rc.OfferReadTimeout != c.httpRead {
-		t.Errorf("the offer read timeout %s is not -http-read-timeout", rc.OfferReadTimeout)
+	if wc := c.whipConfig(rc); wc.OfferReadTimeout != c.httpRead || wc.Addrs != rc.Addrs {
+		t.Errorf("WHIP/WHEP: the offer read timeout %s is not -http-read-timeout, or the address budget is not the rooms'", wc.OfferReadTimeout)
 	}
 	if rc.MaxParticipants != 7 || rc.SFU.UDPPort != 50000 || !rc.SFU.IncludeLoopback {
 		t.Errorf("room config: %+v", rc)
@@ -113,8 +113,8 @@ func TestConfigFileBelowEnvAndFlags(t *testing.T) {
 		t.Fatalf("lists from the file: %v %q", c.allowed, c.stun)
 	}
 	rc := c.roomConfig(nil)
-	if rc.TURN.Secret != "s3cret" || len(rc.TURN.URLs) != 1 || len(rc.ICEServers) != 1 {
-		t.Fatalf("turn/stun config: %+v %+v", rc.TURN, rc.ICEServers)
+	if rc.ICE.TURN.Secret != "s3cret" || len(rc.ICE.TURN.URLs) != 1 || len(rc.ICE.Servers) != 1 {
+		t.Fatalf("turn/stun config: %+v", rc.ICE)
 	}
 	if err := os.WriteFile(file, []byte("no-such-setting: 1\n"), 0o600); err != nil {
 		t.Fatal(err)

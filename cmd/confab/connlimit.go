@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/addrlimit"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -30,7 +30,7 @@ type connLimitListener struct {
 	log    *slog.Logger
 
 	mu   sync.Mutex
-	open map[string]int // by room.AddrKey
+	open map[string]int // by addrlimit.Key
 }
 
 func newConnLimitListener(ln net.Listener, limit int, exempt []netip.Prefix, log *slog.Logger) *connLimitListener {
@@ -74,7 +74,7 @@ func (l *connLimitListener) admit(addr net.Addr) (key string, counted, ok bool) 
 			return "", false, true
 		}
 	}
-	key = room.AddrKey(ip)
+	key = addrlimit.Key(ip)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.open[key] >= l.limit {

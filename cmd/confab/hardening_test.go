@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/signal/client"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -88,18 +89,7 @@ func startMeeting(t *testing.T, ctx context.Context, url string) *meeting {
 func (m *meeting) flows(t *testing.T, what string) {
 	t.Helper()
 	since := m.received.Load()
-	waitFor(t, 10*time.Second, "the meeting's audio to flow after "+what, func() bool { return m.received.Load()-since >= 25 })
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, "the meeting's audio to flow after "+what, func() bool { return m.received.Load()-since >= 25 })
 }
 
 // attack opens n connections from 127.0.0.2, writes head on each and, with

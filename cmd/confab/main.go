@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/turn"
+	"github.com/confab-sfu/confab/room/whip"
 	"github.com/confab-sfu/confab/web"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -68,9 +70,10 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(url st
 	warnExposure(cfg, len(rc.AuthSecret) > 0, logger)
 	mgr, err := room.NewManager(rc)
 	if err != nil {
-		return err
+		return fmt.Errorf("start the rooms: %w", err)
 	}
-	servers, err := listen(cfg, mgr, logger)
+	media := whip.New(mgr, cfg.whipConfig(rc))
+	servers, err := listen(cfg, mgr, media, logger)
 	if err != nil {
 		_ = mgr.Close(context.Background())
 		return err
@@ -137,7 +140,7 @@ func (s *server) serve() error {
 // listen opens the public listener and, with -metrics-listen, the private
 // one. The public server bounds every request in time and every client
 // address in sockets; WebSockets, hijacked from it, outlive its timeouts.
-func listen(cfg *config, mgr *room.Manager, logger *slog.Logger) ([]*server, error) {
+func listen(cfg *config, mgr *room.Manager, media *whip.Handler, logger *slog.Logger) ([]*server, error) {
 	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -147,7 +150,7 @@ func listen(cfg *config, mgr *room.Manager, logger *slog.Logger) ([]*server, err
 		ln = newConnLimitListener(ln, cfg.maxTCPPerIP, cfg.trusted, logger)
 	}
 	public := &server{ln: ln, Server: &http.Server{
-		Handler:           trustProxies(publicMux(cfg, mgr), cfg.trusted),
+		Handler:           trustProxies(publicMux(cfg, mgr, media), cfg.trusted),
 		ReadHeaderTimeout: min(10*time.Second, cfg.httpRead),
 		ReadTimeout:       cfg.httpRead,
 		WriteTimeout:      cfg.httpWrite,
@@ -182,11 +185,11 @@ func listen(cfg *config, mgr *room.Manager, logger *slog.Logger) ([]*server, err
 // publicMux serves the meeting: signaling, WHIP/WHEP, the web client and
 // the health checks; /metrics and pprof too unless -metrics-listen moves
 // them.
-func publicMux(cfg *config, mgr *room.Manager) *http.ServeMux {
+func publicMux(cfg *config, mgr *room.Manager, media *whip.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", mgr.ServeWS)
-	mux.HandleFunc("/whip/", mgr.ServeWHIP)
-	mux.HandleFunc("/whep/", mgr.ServeWHEP)
+	mux.HandleFunc("/whip/", media.ServeWHIP)
+	mux.HandleFunc("/whep/", media.ServeWHEP)
 	addHealth(mux, mgr)
 	if cfg.metricsListen == "" {
 		addMetrics(mux, cfg.pprof)
@@ -233,25 +236,25 @@ func addMetrics(mux *http.ServeMux, withPprof bool) {
 // startEmbeddedTURN runs the TURN server and points welcome's TURN
 // credentials at it (with a random secret when none is configured: then
 // only this process hands out credentials).
-func startEmbeddedTURN(cfg *config, rc *room.Config, logger *slog.Logger) (*room.TURNServer, error) {
+func startEmbeddedTURN(cfg *config, rc *room.Config, logger *slog.Logger) (*turn.Server, error) {
 	secret := cfg.turnSecret
 	if secret == "" {
 		b := make([]byte, 24)
 		if _, err := rand.Read(b); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("make a TURN secret: %w", err)
 		}
 		secret = base64.RawURLEncoding.EncodeToString(b)
 	}
-	ts, err := room.StartTURN(room.EmbeddedTURN{Listen: cfg.turnListen, RelayIP: cfg.turnRelayIP, Realm: cfg.turnRealm,
+	ts, err := turn.Start(turn.ServerConfig{Listen: cfg.turnListen, RelayIP: cfg.turnRelayIP, Realm: cfg.turnRealm,
 		Secret: secret, Logger: logger.With("component", "turn")})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("-turn-listen %s: %w", cfg.turnListen, err)
 	}
-	rc.TURN.Secret = secret
-	if len(rc.TURN.URLs) == 0 {
-		rc.TURN.URLs = ts.URLs(cfg.turnRelayIP)
+	rc.ICE.TURN.Secret = secret
+	if len(rc.ICE.TURN.URLs) == 0 {
+		rc.ICE.TURN.URLs = ts.URLs(cfg.turnRelayIP)
 	}
-	logger.Info("embedded TURN server listening", "addr", ts.Addr(), "relay", cfg.turnRelayIP, "urls", rc.TURN.URLs)
+	logger.Info("embedded TURN server listening", "addr", ts.Addr(), "relay", cfg.turnRelayIP, "urls", rc.ICE.TURN.URLs)
 	return ts, nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -8,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/access"
 )
 
 // runToken is "confab token": it mints an access token for one room and
@@ -20,13 +21,13 @@ func runToken(args []string, stdout io.Writer, getenv func(string) string, now t
 		roomName = fs.String("room", "", "room the token admits to (required)")
 		identity = fs.String("identity", "", "who the token is for: a stable user id (required)")
 		name     = fs.String("name", "", "display name to show (default: what the user types)")
-		role     = fs.String("role", room.RoleSpeaker, "viewer (receive only), speaker, or moderator (may mute and remove others)")
+		role     = fs.String("role", string(access.Speaker), "viewer (receive only), speaker, or moderator (may mute and remove others)")
 		ttl      = fs.Duration("ttl", time.Hour, "how long the token is valid")
 		secret   = fs.String("secret", "", "signing secret; default CONFAB_AUTH_SECRET, the server's -auth-secret")
 		base     = fs.String("url", "", "server base URL; when given, print the invitation link instead of the bare token")
 	)
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
 			fmt.Fprintln(stdout, "Usage: confab token -room R -identity I [-role viewer|speaker|moderator] [-ttl 1h] [-name N] [-url https://host]")
 			fs.PrintDefaults()
@@ -42,9 +43,9 @@ func runToken(args []string, stdout io.Writer, getenv func(string) string, now t
 	if *secret == "" {
 		return fmt.Errorf("no secret: pass -secret or set CONFAB_AUTH_SECRET to the server's -auth-secret")
 	}
-	tok, err := room.MintToken([]byte(*secret), room.TokenParams{Room: *roomName, Identity: *identity, Name: *name, Role: *role, TTL: *ttl}, now)
+	tok, err := access.Mint([]byte(*secret), access.TokenParams{Room: *roomName, Identity: *identity, Name: *name, Role: access.Role(*role), TTL: *ttl}, now)
 	if err != nil {
-		return err
+		return err // it says what was wrong: "mint token: ..."
 	}
 	if *base == "" {
 		fmt.Fprintln(stdout, tok)

@@ -27,7 +27,7 @@ type Node struct {
 func StartNode(t testing.TB, cfg room.Config) *Node {
 	t.Helper()
 	mgr := newManager(t, cfg)
-	srv := httptest.NewUnstartedServer(handler(mgr))
+	srv := httptest.NewUnstartedServer(handler(mgr, cfg))
 	n := &Node{Manager: mgr, srv: srv, conns: &trackingListener{Listener: srv.Listener}, t: t}
 	srv.Listener = n.conns
 	srv.Start()

@@ -1,6 +1,6 @@
 // Package testserver runs a whole Confab server in-process on 127.0.0.1
-// for tests: rooms and signaling at /ws, metrics at /metrics, the web
-// client at /, with ICE restricted to loopback.
+// for tests: rooms and signaling at /ws, WHIP and WHEP, metrics at
+// /metrics, the web client at /, with ICE restricted to loopback.
 package testserver
 
 import (
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/room"
+	"github.com/confab-sfu/confab/room/whip"
 	"github.com/confab-sfu/confab/web"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -23,7 +24,7 @@ import (
 func Start(t testing.TB, cfg room.Config) (*room.Manager, string) {
 	t.Helper()
 	mgr := newManager(t, cfg)
-	srv := httptest.NewServer(handler(mgr))
+	srv := httptest.NewServer(handler(mgr, cfg))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -50,12 +51,21 @@ func newManager(t testing.TB, cfg room.Config) *room.Manager {
 }
 
 // handler serves a manager's endpoints as cmd/confab does.
-func handler(mgr *room.Manager) http.Handler {
+func handler(mgr *room.Manager, cfg room.Config) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", mgr.ServeWS)
-	mux.HandleFunc("/whip/", mgr.ServeWHIP)
-	mux.HandleFunc("/whep/", mgr.ServeWHEP)
+	media := Media(mgr, cfg, 0)
+	mux.HandleFunc("/whip/", media.ServeWHIP)
+	mux.HandleFunc("/whep/", media.ServeWHEP)
 	mux.Handle("/metrics", promhttp.Handler())
 	mux.Handle("/", web.Handler())
 	return mux
+}
+
+// Media is the WHIP/WHEP handler of mgr as cmd/confab wires it: the auth
+// secret, ICE servers, per-address budget and logger of cfg, and the offer
+// read timeout given (0: the default).
+func Media(mgr *room.Manager, cfg room.Config, offerRead time.Duration) *whip.Handler {
+	return whip.New(mgr, whip.Config{AuthSecret: cfg.AuthSecret, ICE: cfg.ICE, Addrs: cfg.Addrs,
+		OfferReadTimeout: offerRead, Logger: cfg.Logger})
 }

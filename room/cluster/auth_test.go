@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/nats-io/nats.go"
 )
 
@@ -66,13 +67,13 @@ func TestRouteWithWrongCredentialsIsRefused(t *testing.T) {
 	a := startTestNode(t, nil, withID("a"), withAuth("confab", "s3cret", ""))
 	d := startTestNode(t, nil, withID("d"), withAuth("confab", "guess", ""), withRoutes(a.RouteURL()),
 		withLogger(slog.New(logs)))
-	eventually(t, 10*time.Second, "a's server to refuse d's route", func() bool {
+	wait.For(t, 10*time.Second, "a's server to refuse d's route", func() bool {
 		return logs.contains("authorization violation")
 	})
 	// Both nodes heartbeat twice more after the refusal: still alone.
 	for _, n := range []*Node{a, d} {
 		sent := n.Stats().Out["hb"]
-		eventually(t, 5*time.Second, "two more heartbeats", func() bool { return n.Stats().Out["hb"] >= sent+2 })
+		wait.For(t, 5*time.Second, "two more heartbeats", func() bool { return n.Stats().Out["hb"] >= sent+2 })
 	}
 	if len(a.Nodes()) != 0 || len(d.Nodes()) != 0 {
 		t.Errorf("after the route was refused a sees %v, d sees %v", a.Nodes(), d.Nodes())

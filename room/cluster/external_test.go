@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/confab-sfu/confab/internal/wait"
 )
 
 // natsServerBinary finds the nats-server program (CI installs Debian's).
@@ -90,14 +92,14 @@ func TestExternalNATSServerProcess(t *testing.T) {
 	// The server restarts: the nodes notice, reconnect, and carry on
 	// without having dropped each other (down for less than DeadAfter).
 	stop()
-	eventually(t, 5*time.Second, "both nodes to notice the server is gone", func() bool {
+	wait.For(t, 5*time.Second, "both nodes to notice the server is gone", func() bool {
 		return !a.Connected() && !b.Connected()
 	})
 	if err := a.Publish("r", "chat", "lost"); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("Publish while disconnected: %v, want ErrNotConnected", err)
 	}
 	runNATSServer(t, bin, port)
-	took := eventually(t, 10*time.Second, "both nodes to reconnect", func() bool {
+	took := wait.For(t, 10*time.Second, "both nodes to reconnect", func() bool {
 		return a.Stats().Reconnects == 1 && b.Stats().Reconnects == 1
 	})
 	t.Logf("reconnected %v after the server came back", took.Round(time.Millisecond))

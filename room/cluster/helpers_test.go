@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/confab-sfu/confab/internal/wait"
 )
 
 // Fast timings for tests that are not about the defaults.
@@ -98,21 +100,6 @@ func (r *recorder) messages() []Message {
 	return append([]Message(nil), r.msgs...)
 }
 
-// eventually polls cond (a counter or table read) until it holds.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("waited %v for %s", timeout, what)
-		}
-		<-tick.C
-	}
-	return time.Since(start)
-}
-
 type nodeOpt func(*Config)
 
 func withID(id string) nodeOpt { return func(c *Config) { c.NodeID = id } }
@@ -164,7 +151,7 @@ func startNode(t *testing.T, rec *recorder, cfg Config, opts ...nodeOpt) *Node {
 // waitSees waits until n's table holds every id.
 func waitSees(t *testing.T, n *Node, ids ...string) time.Duration {
 	t.Helper()
-	return eventually(t, 10*time.Second, fmt.Sprintf("%s to see %v", n.ID(), ids), func() bool {
+	return wait.For(t, 10*time.Second, fmt.Sprintf("%s to see %v", n.ID(), ids), func() bool {
 		for _, id := range ids {
 			if _, ok := n.Node(id); !ok {
 				return false

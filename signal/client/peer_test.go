@@ -318,7 +318,7 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("join of a bad room name: %v, want %s", err, signal.CodeInvalidRoom)
 	}
 	join(t, ctx, url, "aula", "prof", func(p *client.Params) { p.Lecture = true })
-	viewer := join(t, ctx, url, "aula", "viewer", func(p *client.Params) { p.Role = room.RoleViewer })
+	viewer := join(t, ctx, url, "aula", "viewer", func(p *client.Params) { p.Role = signal.RoleViewer })
 	audio, err := clip.NewAudioSource("mic", "viewer")
 	if err != nil {
 		t.Fatal(err)

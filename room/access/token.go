@@ -1,4 +1,4 @@
-package room
+package access
 
 import (
 	"errors"
@@ -11,37 +11,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Roles name the usual sets of permissions a token grants.
-const (
-	RoleViewer    = "viewer"    // receives and chats: a lecture audience
-	RoleSpeaker   = "speaker"   // publishes, receives and chats: a meeting member
-	RoleModerator = "moderator" // a speaker who may also mute and remove others
-)
-
-// roleRank orders the roles by what they may do.
-var roleRank = map[string]int{RoleViewer: 0, RoleSpeaker: 1, RoleModerator: 2}
-
-// Permissions is what a participant may do in its room.
-type Permissions = signal.Permissions
-
-// RolePermissions returns the permissions of a role, or false for an
-// unknown role.
-func RolePermissions(role string) (Permissions, bool) {
-	switch role {
-	case RoleViewer:
-		return Permissions{Subscribe: true, Chat: true}, true
-	case RoleSpeaker:
-		return Permissions{Publish: true, Subscribe: true, Chat: true}, true
-	case RoleModerator:
-		return Permissions{Publish: true, Subscribe: true, Chat: true, Moderate: true}, true
-	}
-	return Permissions{}, false
-}
-
-// openPermissions apply when the server has no auth secret: everyone may
-// do everything but moderate (there is nobody to trust with it).
-var openPermissions = Permissions{Publish: true, Subscribe: true, Chat: true}
-
 // Claims are the contents of an access token: an HS256 JWT whose subject
 // is the participant's identity.
 type Claims struct {
@@ -49,7 +18,7 @@ type Claims struct {
 	// Lecture makes the room a lecture when this token's join creates it.
 	Lecture bool        `json:"lecture,omitempty"`
 	Name    string      `json:"name,omitempty"`
-	Role    string      `json:"role,omitempty"`
+	Role    Role        `json:"role,omitempty"`
 	Perms   Permissions `json:"perms"`
 	jwt.RegisteredClaims
 }
@@ -59,38 +28,46 @@ type TokenParams struct {
 	Room     string
 	Identity string
 	Name     string        // display name; the join's name when empty
-	Role     string        // RoleViewer, RoleSpeaker or RoleModerator
+	Role     Role          // Viewer, Speaker (the default) or Moderator
 	TTL      time.Duration // validity from now
 	Lecture  bool          // the room is a lecture when this token's join creates it
 }
 
-// MintToken signs an access token with secret.
-func MintToken(secret []byte, tp TokenParams, now time.Time) (string, error) {
+// Token errors, each answered with its own protocol code (see Code).
+var (
+	ErrTokenMissing = errors.New("this server requires an access token")
+	ErrTokenInvalid = errors.New("the access token is not valid")
+	ErrTokenExpired = errors.New("the access token has expired")
+	ErrWrongRoom    = errors.New("the access token is for another room")
+)
+
+// Mint signs an access token with secret.
+func Mint(secret []byte, tp TokenParams, now time.Time) (string, error) {
 	if len(secret) == 0 {
-		return "", errors.New("empty secret")
+		return "", errors.New("mint token: empty secret")
 	}
-	if !ValidRoomName(tp.Room) {
-		return "", fmt.Errorf("invalid room name %q", tp.Room)
+	if !signal.ValidRoomName(tp.Room) {
+		return "", fmt.Errorf("mint token: invalid room name %q: %s", tp.Room, signal.RoomNameRule)
 	}
 	if err := checkIdentity(tp.Identity); err != nil {
-		return "", err
+		return "", fmt.Errorf("mint token: %w", err)
 	}
 	if tp.Name != "" {
 		name, err := signal.CheckName(tp.Name)
 		if err != nil {
-			return "", errors.New(err.Message)
+			return "", fmt.Errorf("mint token: %s", err.Message) // a protocol error: its message says it all
 		}
 		tp.Name = name
 	}
 	if tp.TTL <= 0 {
-		return "", errors.New("ttl must be positive")
+		return "", errors.New("mint token: ttl must be positive")
 	}
 	if tp.Role == "" {
-		tp.Role = RoleSpeaker
+		tp.Role = Speaker
 	}
-	perms, ok := RolePermissions(tp.Role)
+	perms, ok := tp.Role.Permissions()
 	if !ok {
-		return "", fmt.Errorf("unknown role %q (viewer, speaker or moderator)", tp.Role)
+		return "", fmt.Errorf("mint token: unknown role %q (viewer, speaker or moderator)", tp.Role)
 	}
 	c := Claims{Room: tp.Room, Name: tp.Name, Role: tp.Role, Perms: perms, Lecture: tp.Lecture,
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -99,20 +76,20 @@ func MintToken(secret []byte, tp TokenParams, now time.Time) (string, error) {
 			NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)), // clock skew
 			ExpiresAt: jwt.NewNumericDate(now.Add(tp.TTL)),
 		}}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+	if err != nil {
+		return "", fmt.Errorf("mint token: sign: %w", err)
+	}
+	return tok, nil
 }
 
-// Token errors, each answered with its own protocol code.
-var (
-	ErrTokenMissing = errors.New("this server requires an access token")
-	ErrTokenInvalid = errors.New("the access token is not valid")
-	ErrTokenExpired = errors.New("the access token has expired")
-	ErrWrongRoom    = errors.New("the access token is for another room")
-)
+// leeway tolerates clock skew between the minter and the server.
+const leeway = 5 * time.Second
 
-// verifyToken checks a token's signature, times and room and returns its
-// claims. leeway tolerates clock skew between the minter and the server.
-func verifyToken(secret []byte, token, room string, now time.Time) (*Claims, error) {
+// Verify checks a token's signature, times and room and returns its
+// claims, their permissions filled in from the role when the token gives
+// only a role.
+func Verify(secret []byte, token, room string, now time.Time) (*Claims, error) {
 	if token == "" {
 		return nil, ErrTokenMissing
 	}
@@ -120,21 +97,34 @@ func verifyToken(secret []byte, token, room string, now time.Time) (*Claims, err
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(5*time.Second),
+		jwt.WithLeeway(leeway),
 		jwt.WithTimeFunc(func() time.Time { return now }))
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, ErrTokenExpired
 	case err != nil:
-		return nil, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
 	}
 	if err := checkClaims(&c); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
 	}
 	if c.Room != room {
 		return nil, fmt.Errorf("%w: token for %q, join for %q", ErrWrongRoom, c.Room, room)
 	}
 	return &c, nil
+}
+
+// Code is the protocol's error code for a token refused by Verify.
+func Code(err error) string {
+	switch {
+	case errors.Is(err, ErrTokenMissing):
+		return signal.CodeUnauthorized
+	case errors.Is(err, ErrTokenExpired):
+		return signal.CodeTokenExpired
+	case errors.Is(err, ErrWrongRoom):
+		return signal.CodeWrongRoom
+	}
+	return signal.CodeInvalidToken
 }
 
 // checkClaims refuses what a token may not say, even when signed: an
@@ -149,7 +139,7 @@ func checkClaims(c *Claims) error {
 	if c.Name != "" {
 		name, err := signal.CheckName(c.Name)
 		if err != nil {
-			return errors.New("name claim: " + err.Message)
+			return fmt.Errorf("name claim: %s", err.Message)
 		}
 		c.Name = name
 	}
@@ -159,7 +149,7 @@ func checkClaims(c *Claims) error {
 		}
 		return nil
 	}
-	rolePerms, ok := RolePermissions(c.Role)
+	rolePerms, ok := c.Role.Permissions()
 	if !ok {
 		return fmt.Errorf("unknown role %q (viewer, speaker or moderator)", c.Role)
 	}
@@ -167,7 +157,7 @@ func checkClaims(c *Claims) error {
 		c.Perms = rolePerms
 		return nil
 	}
-	if !withinPerms(c.Perms, rolePerms) {
+	if !Within(c.Perms, rolePerms) {
 		return fmt.Errorf("perms %+v grant more than role %q", c.Perms, c.Role)
 	}
 	return nil
@@ -182,9 +172,4 @@ func checkIdentity(id string) error {
 		return errors.New("identity (sub) must be UTF-8 without control, formatting or invisible characters")
 	}
 	return nil
-}
-
-// withinPerms reports whether a grants nothing b does not.
-func withinPerms(a, b Permissions) bool {
-	return (!a.Publish || b.Publish) && (!a.Subscribe || b.Subscribe) && (!a.Chat || b.Chat) && (!a.Moderate || b.Moderate)
 }
