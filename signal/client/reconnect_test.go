@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	waitfor "github.com/confab-sfu/confab/internal/wait"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -97,13 +98,7 @@ func keyframesTo(video *atomic.Pointer[clip.VideoSource]) func(string) {
 // waitUntil polls cond until it holds, for at most wait.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, wait)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitfor.For(t, wait, what, cond)
 }
 
 func isType(typ string) func(*signal.Message) bool {
