@@ -20,7 +20,7 @@ type mediaClock struct {
 // maxClockDisagreement is how far RTP time and arrival time may drift
 // apart between two frames before the clock re-anchors: far more than
 // network jitter, far less than a mute gap worth noticing.
-const maxClockDisagreement = 2_000_000_000 // 2 s
+const maxClockDisagreement = 1_000_000_000 // 1 s
 
 // minFrameStep keeps frame times strictly increasing at the file's
 // millisecond resolution.

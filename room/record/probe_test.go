@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -180,4 +183,64 @@ func counterValue(t testing.TB, c prometheus.Collector, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// videoFrames copies the video frames out of path (no decoding) as IVF and
+// returns them.
+func videoFrames(t testing.TB, path string) [][]byte {
+	t.Helper()
+	ivf := filepath.Join(t.TempDir(), "frames.ivf")
+	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:v", "-c", "copy", "-f", "ivf", ivf).CombinedOutput()
+	if err != nil {
+		t.Fatalf("copy frames out of %s: %v\n%s", path, err, out)
+	}
+	b, err := os.ReadFile(ivf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := ivfreader.NewWith(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames [][]byte
+	for {
+		f, _, err := r.ParseNextFrame()
+		if err != nil {
+			break
+		}
+		frames = append(frames, f)
+	}
+	return frames
+}
+
+// framesAreWhole checks that every recorded frame is a frame of the clip,
+// byte for byte (no frame with a lost packet was written), that the file
+// starts with a keyframe, and that every other frame follows the one
+// before it in the clip (no frame it refers to was lost).
+func framesAreWhole(t testing.TB, path string, layers [][]clipFrame) {
+	t.Helper()
+	type pos struct{ layer, idx int }
+	known := map[string]pos{}
+	for l, frames := range layers {
+		for i, f := range frames {
+			known[string(f.data)] = pos{l, i}
+		}
+	}
+	frames := videoFrames(t, path)
+	if len(frames) == 0 || frames[0][0]&1 != 0 {
+		t.Fatalf("%d frames, the first not a keyframe", len(frames))
+	}
+	var prev pos
+	for i, f := range frames {
+		p, ok := known[string(f)]
+		if !ok {
+			t.Fatalf("frame %d of %d (%d bytes) is not a frame of the clip: a broken frame was written", i, len(frames), len(f))
+		}
+		n := len(layers[p.layer])
+		if i > 0 && f[0]&1 != 0 && (p.layer != prev.layer || p.idx != (prev.idx+1)%n) {
+			t.Fatalf("frame %d is delta frame %d of layer %d, after frame %d of layer %d: a frame it needs is missing",
+				i, p.idx, p.layer, prev.idx, prev.layer)
+		}
+		prev = p
+	}
 }

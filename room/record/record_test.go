@@ -108,6 +108,7 @@ func TestRecordVP8OpusWithLoss(t *testing.T) {
 	}
 	path := filepath.Join(rec.Dir(), r.File())
 	checkFile(t, path, "vp8", 640, 360, 10)
+	framesAreWhole(t, path, c.layers[:])
 	if n := r.Video().KeyframeRequests(); n < 1 {
 		t.Errorf("%d keyframe requests, want at least the first", n)
 	}
@@ -148,6 +149,7 @@ func TestRecordLayerSwitch(t *testing.T) {
 			}
 			path := filepath.Join(rec.Dir(), r.File())
 			checkFile(t, path, "vp8", 320, 180, 10)
+			framesAreWhole(t, path, c.layers[:])
 			w, h := lastFrameSize(t, path)
 			if w != 1280 || h != 720 {
 				t.Errorf("after the switch the picture is %dx%d, want 1280x720", w, h)

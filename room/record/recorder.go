@@ -185,7 +185,11 @@ func (t *Track) WriteRTP(p *rtp.Packet, arrival time.Time) {
 	}
 	switch t.jb.push(p, now) {
 	case pushNewStream:
+		// Another SSRC (a layer switch) or a restarted stream: what it
+		// sends refers to nothing recorded yet, so video waits for a
+		// keyframe (which a switching SFU sends first anyway).
 		t.drain(now, true)
+		t.lose(now)
 		t.jb.reset(p)
 		t.jb.push(p, now)
 	case pushTooBig, pushLate:
@@ -215,7 +219,8 @@ func (t *Track) handle(s *slot, now int64) {
 	}
 	if t.cur == nil {
 		if !t.dep.begins(s.payload) {
-			return // the rest of a frame whose start was lost
+			t.lose(now) // the rest of a frame whose start was lost
+			return
 		}
 		t.cur, t.curTS, t.curSSRC, t.curArrival = getFrame(), s.ts, s.ssrc, s.arrival
 	}
