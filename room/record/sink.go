@@ -52,13 +52,20 @@ func newSink(f File, onBytes func(int)) *sink {
 }
 
 // Write keeps p for the next flush. The muxer writes an element ID as one
-// piece, which is how a Cluster's start is seen.
+// piece, which is how a Cluster's start is seen: the sink writes whole
+// clusters (or 128 KiB pieces of a long one) to the file.
 func (s *sink) Write(p []byte) (int, error) {
 	if s.err != nil {
 		return len(p), nil
 	}
 	if len(p) == len(clusterID) && [4]byte(p) == clusterID {
-		s.clusters = append(s.clusters, s.flushed+int64(len(s.buf)))
+		// Flush what came before: the buffer then never spans two
+		// clusters, so a failed write costs the current cluster only.
+		s.flush()
+		if s.err != nil {
+			return len(p), nil
+		}
+		s.clusters = append(s.clusters, s.flushed)
 	}
 	s.buf = append(s.buf, p...)
 	if len(s.buf) >= flushAt {
@@ -72,6 +79,13 @@ func (s *sink) Write(p []byte) (int, error) {
 func (s *sink) WriteAt(p []byte, off int64) (int, error) {
 	s.flush()
 	if s.err != nil {
+		// After a cut, the index and Duration still go into the header
+		// (rewriting bytes needs no new space): they then count what the
+		// muxer was given, at most one cluster more than the file keeps,
+		// which beats a file that claims to last no time at all.
+		if off+int64(len(p)) <= s.flushed {
+			_, _ = s.f.WriteAt(p, off)
+		}
 		return len(p), nil
 	}
 	if _, err := s.f.WriteAt(p, off); err != nil {

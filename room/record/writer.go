@@ -13,14 +13,14 @@ import (
 // Muxer settings.
 const (
 	// Clusters start at a video keyframe once they are a second long and
-	// end after five seconds anyway: short clusters lose little when the
-	// disk fills, and seeking lands near a keyframe.
+	// end after two seconds anyway: a full disk costs at most the cluster
+	// being written, and seeking lands near a keyframe.
 	minClusterMS = 1000
-	maxClusterMS = 5000
+	maxClusterMS = 2000
 	// cuesReserve is the room kept at the file's start for its index: a
-	// cue per cluster is ~20 bytes, so 64 KiB indexes 4.5 hours before the
+	// cue per cluster is ~20 bytes, so 256 KiB indexes 7 hours before the
 	// muxer thins the index out.
-	cuesReserve = 64 << 10
+	cuesReserve = 256 << 10
 	// maxSkew is how far (media time) one track's frames wait for the
 	// other's before they are written anyway: the other is muted.
 	maxSkew = int64(time.Second)
