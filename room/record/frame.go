@@ -1,9 +1,7 @@
 package record
 
-import "sync"
-
 // frame is one encoded audio or video frame on its way to the writer.
-// Frames are pooled: the live path fills one, the writer returns it.
+// Frames are reused: the live path fills one, the writer gives it back.
 type frame struct {
 	track  int   // videoTrackNumber or audioTrackNumber
 	pts    int64 // ns on the recording's clock
@@ -18,19 +16,32 @@ type frame struct {
 // keyframe is ~100 KB; rare larger frames are left to the collector.
 const maxPooledFrame = 1 << 20
 
-var framePool = sync.Pool{New: func() any { return &frame{data: make([]byte, 0, 16<<10)} }}
+// framePool is one Recorder's free frames. Unlike a sync.Pool it is not
+// emptied by the garbage collector, so a steady stream of frames
+// allocates nothing; it keeps at most what the stream needed at once, up
+// to its capacity.
+type framePool struct{ free chan *frame }
 
-func getFrame() *frame {
-	f := framePool.Get().(*frame)
-	f.data = f.data[:0]
-	return f
+func newFramePool(size int) *framePool { return &framePool{free: make(chan *frame, size)} }
+
+func (p *framePool) get() *frame {
+	select {
+	case f := <-p.free:
+		return f
+	default:
+		return &frame{data: make([]byte, 0, 16<<10)}
+	}
 }
 
-func putFrame(f *frame) {
+// put gives f back; nil is ignored.
+func (p *framePool) put(f *frame) {
 	if f == nil || cap(f.data) > maxPooledFrame {
 		return
 	}
-	f.config = nil
+	f.data, f.config = f.data[:0], nil
 	f.key, f.width, f.height = false, 0, 0
-	framePool.Put(f)
+	select {
+	case p.free <- f:
+	default:
+	}
 }

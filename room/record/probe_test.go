@@ -28,7 +28,7 @@ type probed struct {
 		FormatName string `json:"format_name"`
 		Duration   string `json:"duration"`
 	} `json:"format"`
-	last map[int]float64 // stream index: the last packet's end, in s
+	last  map[int]float64 // stream index: the last packet's end, in s
 	first map[int]float64
 }
 

@@ -34,6 +34,7 @@ type Recorder struct {
 	video *Track
 	audio *Track
 	queue chan *frame
+	pool  *framePool
 	w     *writer
 
 	failed    atomic.Bool
@@ -49,7 +50,8 @@ func newRecorder(r *Recording, p RecorderParams, seq int) (*Recorder, FileEntry,
 	if p.Source != SourceCamera && p.Source != SourceScreen {
 		return nil, FileEntry{}, fmt.Errorf("%w: source %q", ErrBadParams, p.Source)
 	}
-	rec := &Recorder{rec: r, p: p, queue: make(chan *frame, r.p.QueueFrames), done: make(chan struct{})}
+	rec := &Recorder{rec: r, p: p, queue: make(chan *frame, r.p.QueueFrames), pool: newFramePool(r.p.QueueFrames + framesOutsideQueue),
+		done: make(chan struct{})}
 	entry := FileEntry{ParticipantID: p.ParticipantID, ParticipantName: p.ParticipantName, Source: p.Source, State: FileRecording}
 	ext := "webm"
 	if p.Video != nil {
@@ -128,11 +130,17 @@ func (r *Recorder) enqueue(f *frame) bool {
 	case r.queue <- f:
 		return true
 	default:
-		putFrame(f)
+		r.pool.put(f)
 		r.rec.p.Metrics.droppedFrame()
 		return false
 	}
 }
+
+// framesOutsideQueue are the frames a Recorder uses besides those queued:
+// one being put together per track, those the writer holds to interleave
+// and the one the muxer is writing. The pool keeps as many frames as were
+// ever in flight at once, up to the queue's size and these.
+const framesOutsideQueue = 64
 
 // keyframeRequestInterval spaces keyframe requests: a keyframe takes a
 // round trip and the encoder's time to come.
@@ -222,7 +230,7 @@ func (t *Track) handle(s *slot, now int64) {
 			t.lose(now) // the rest of a frame whose start was lost
 			return
 		}
-		t.cur, t.curTS, t.curSSRC, t.curArrival = getFrame(), s.ts, s.ssrc, s.arrival
+		t.cur, t.curTS, t.curSSRC, t.curArrival = t.r.pool.get(), s.ts, s.ssrc, s.arrival
 	}
 	if err := t.dep.add(t.cur, s.payload); err != nil {
 		t.lose(now)
@@ -236,7 +244,7 @@ func (t *Track) handle(s *slot, now int64) {
 // lose drops the frame being put together; video then waits for a keyframe.
 func (t *Track) lose(now int64) {
 	if t.cur != nil {
-		putFrame(t.cur)
+		t.r.pool.put(t.cur)
 		t.cur = nil
 	}
 	t.dep.reset()
@@ -250,13 +258,13 @@ func (t *Track) complete(now int64) {
 	f := t.cur
 	t.cur = nil
 	if err := t.dep.finish(f); err != nil {
-		putFrame(f)
+		t.r.pool.put(f)
 		t.lose(now)
 		return
 	}
 	if t.video {
 		if t.needKey && !f.key {
-			putFrame(f)
+			t.r.pool.put(f)
 			t.askKeyframe(now)
 			return
 		}
@@ -290,7 +298,7 @@ func (t *Track) close() {
 		t.drain(0, true)
 	}
 	if t.cur != nil {
-		putFrame(t.cur)
+		t.r.pool.put(t.cur)
 		t.cur = nil
 	}
 }

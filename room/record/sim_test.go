@@ -105,7 +105,7 @@ type simParams struct {
 	payloader  func() rtp.Payloader
 	videoCodec *Codec // default VP8
 	videoRate  uint32
-	audio      [][]byte // Opus packets to loop; nil: no audio
+	audio      [][]byte      // Opus packets to loop; nil: no audio
 	muteFrom   time.Duration // packets stop from muteFrom to muteTo
 	muteTo     time.Duration
 	frozenMute bool // the sender's RTP clock stands still while muted

@@ -51,7 +51,7 @@ func (w *writer) run() {
 	defer close(w.r.done)
 	for f := range w.r.queue {
 		if w.failed {
-			putFrame(f)
+			w.r.pool.put(f)
 			continue
 		}
 		w.accept(f)
@@ -62,17 +62,17 @@ func (w *writer) run() {
 func (w *writer) accept(f *frame) {
 	if !w.open {
 		if w.r.video != nil && (f.track != videoTrackNumber || !f.key) {
-			putFrame(f) // the file starts at a video keyframe
+			w.r.pool.put(f) // the file starts at a video keyframe
 			return
 		}
 		if err := w.create(f); err != nil {
-			putFrame(f)
+			w.r.pool.put(f)
 			w.fail(err)
 			return
 		}
 	}
 	if f.pts < w.start {
-		putFrame(f) // audio from before the first keyframe
+		w.r.pool.put(f) // audio from before the first keyframe
 		return
 	}
 	if f.width > w.width || f.height > w.height {
@@ -109,12 +109,12 @@ func (w *writer) interleave(all bool) {
 func (w *writer) write(f *frame) {
 	ms := (f.pts - w.start) / int64(time.Millisecond)
 	if _, err := w.tracks[f.track].Write(f.key, ms, f.data); err != nil {
-		putFrame(f)
+		w.r.pool.put(f)
 		w.fail(err)
 		return
 	}
 	// The muxer took f; it has written the frame before, so that is free.
-	putFrame(w.inflight)
+	w.r.pool.put(w.inflight)
 	w.inflight = f
 	w.last = max(w.last, f.pts)
 	if err := w.failure(); err != nil {
@@ -230,11 +230,11 @@ func (w *writer) closeMuxer() {
 			_ = t.Close()
 		}
 	}
-	putFrame(w.inflight)
+	w.r.pool.put(w.inflight)
 	w.inflight = nil
 	for i := range w.pending {
 		for w.pending[i].n > 0 {
-			putFrame(w.pending[i].pop())
+			w.r.pool.put(w.pending[i].pop())
 		}
 	}
 	w.r.rec.p.Metrics.addFiles(-1)
