@@ -1,58 +1,73 @@
 package record
 
 // mediaClock turns one track's RTP timestamps into times on the
-// recording's clock (ns since the recording started). The first frame is
-// placed by its arrival time; later frames follow their RTP timestamps, so
-// jitter does not move them. When the stream changes (another SSRC after a
-// simulcast layer switch, a sender that restarted its timestamps) or the
-// RTP time stops agreeing with the arrival time (a mute gap in which the
-// sender's clock stood still), the clock re-anchors on arrival time.
-// Times only ever go forward.
+// recording's clock (ns since the recording started). It sees every
+// packet's arrival: the least delayed packet defines where RTP time lies
+// on the recording's clock (a packet that waited for a retransmission
+// does not move it), and frames then follow their RTP timestamps, so
+// jitter does not move them either. When the stream changes (another SSRC
+// after a simulcast layer switch, a sender that restarted its
+// timestamps), or packets come back after a pause with an RTP clock that
+// stood still, the clock starts a new epoch anchored on arrival again.
+// Frame times only ever go forward.
 type mediaClock struct {
 	rate        int64 // Hz
 	started     bool
 	ssrc        uint32
-	lastExt     int64 // unwrapped RTP timestamp of the last frame
-	lastPTS     int64 // ns
-	lastArrival int64 // ns
+	ext         int64 // unwrapped RTP timestamp of the newest packet
+	origin      int64 // unwrapped RTP timestamp where the epoch began
+	offset      int64 // recording time of origin, ns
+	lastArrival int64
+	lastPTS     int64
+	emitted     bool
 }
 
-// maxClockDisagreement is how far RTP time and arrival time may drift
-// apart between two frames before the clock re-anchors: far more than
-// network jitter, far less than a mute gap worth noticing.
+// maxClockDisagreement is how far a packet may seem late or early against
+// the epoch before the epoch is redone: far more than network jitter and
+// retransmission delay, less than a pause worth keeping.
 const maxClockDisagreement = 1_000_000_000 // 1 s
 
 // minFrameStep keeps frame times strictly increasing at the file's
 // millisecond resolution.
 const minFrameStep = 1_000_000 // 1 ms
 
-// pts returns the time of a frame with RTP timestamp ts from ssrc whose
-// first packet arrived at arrival (ns on the recording clock).
-func (c *mediaClock) pts(ssrc, ts uint32, arrival int64) int64 {
-	if !c.started {
-		c.started, c.ssrc, c.lastExt = true, ssrc, int64(ts)
-		c.lastPTS, c.lastArrival = arrival, arrival
-		return arrival
+func (c *mediaClock) ns(rtpTicks int64) int64 { return rtpTicks * 1_000_000_000 / c.rate }
+
+// unwrap extends a 32-bit timestamp to the one nearest the newest seen.
+func (c *mediaClock) unwrap(ts uint32) int64 { return c.ext + int64(int32(ts-uint32(c.ext))) }
+
+// observe takes a packet, in arrival order, that arrived at arrival (ns).
+func (c *mediaClock) observe(ssrc, ts uint32, arrival int64) {
+	gap := arrival - c.lastArrival
+	c.lastArrival = arrival
+	if !c.started || ssrc != c.ssrc {
+		c.epoch(ssrc, int64(ts), arrival)
+		return
 	}
-	arrivalStep := arrival - c.lastArrival
-	var pts int64
-	if ssrc != c.ssrc {
-		c.ssrc, c.lastExt = ssrc, int64(ts)
-		pts = c.lastPTS + arrivalStep
-	} else {
-		// Unwrap: the timestamp moved by the signed 32-bit difference.
-		ext := c.lastExt + int64(int32(ts-uint32(c.lastExt)))
-		rtpStep := (ext - c.lastExt) * 1_000_000_000 / c.rate
-		c.lastExt = ext
-		if d := rtpStep - arrivalStep; d > maxClockDisagreement || d < -maxClockDisagreement {
-			pts = c.lastPTS + arrivalStep
-		} else {
-			pts = c.lastPTS + rtpStep
-		}
+	ext := c.unwrap(ts)
+	c.ext = max(c.ext, ext)
+	at := arrival - c.ns(ext-c.origin)
+	switch d := at - c.offset; {
+	case d < -maxClockDisagreement:
+		c.epoch(ssrc, ext, arrival) // the RTP clock jumped ahead
+	case d < 0:
+		c.offset = at // less delayed than any packet before
+	case d > maxClockDisagreement && gap > maxClockDisagreement:
+		c.epoch(ssrc, ext, arrival) // back from a pause with a clock that stood still
 	}
-	if pts < c.lastPTS+minFrameStep {
+}
+
+func (c *mediaClock) epoch(ssrc uint32, ext, arrival int64) {
+	c.started, c.ssrc, c.ext, c.origin, c.offset = true, ssrc, ext, ext, arrival
+}
+
+// pts returns the time of a frame with RTP timestamp ts; its packets
+// have been observed.
+func (c *mediaClock) pts(ts uint32) int64 {
+	pts := c.offset + c.ns(c.unwrap(ts)-c.origin)
+	if c.emitted && pts < c.lastPTS+minFrameStep {
 		pts = c.lastPTS + minFrameStep
 	}
-	c.lastPTS, c.lastArrival = pts, arrival
+	c.lastPTS, c.emitted = pts, true
 	return pts
 }

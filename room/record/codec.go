@@ -78,13 +78,11 @@ const (
 	audioTrackNumber = 2
 )
 
-// Opus in Matroska: the decoder's pre-skip (3840 samples at 48 kHz, what
-// libopus encoders use) and the 80 ms pre-roll the WebM spec asks for.
-const (
-	opusPreSkip     = 3840
-	opusCodecDelay  = opusPreSkip * 1_000_000_000 / 48000 // ns
-	opusSeekPreRoll = 80_000_000                          // ns
-)
+// Opus in Matroska: RTP carries no pre-skip (a WebRTC receiver plays
+// every decoded sample), so the header says 0 and the samples stay where
+// their RTP timestamps put them, in step with the video. The 80 ms
+// pre-roll is what the WebM spec asks for.
+const opusSeekPreRoll = 80_000_000 // ns
 
 // opusHead is the CodecPrivate of an Opus track (RFC 7845 section 5.1).
 func opusHead(channels uint16) []byte {
@@ -95,7 +93,7 @@ func opusHead(channels uint16) []byte {
 	copy(b, "OpusHead")
 	b[8] = 1 // version
 	b[9] = byte(channels)
-	binary.LittleEndian.PutUint16(b[10:], opusPreSkip)
+	// b[10:12]: pre-skip 0
 	binary.LittleEndian.PutUint32(b[12:], 48000) // input rate, informational
 	// output gain 0, channel mapping family 0
 	return b
@@ -110,9 +108,9 @@ func audioEntry(c *Codec) webm.TrackEntry {
 	return webm.TrackEntry{
 		Name: "audio", TrackNumber: audioTrackNumber, TrackUID: audioTrackNumber,
 		CodecID: kindOpus.matroskaID(), CodecPrivate: opusHead(c.Channels),
-		CodecDelay: opusCodecDelay, SeekPreRoll: opusSeekPreRoll,
-		TrackType: 2, // audio
-		Audio:     &webm.Audio{SamplingFrequency: 48000, Channels: ch},
+		SeekPreRoll: opusSeekPreRoll,
+		TrackType:   2, // audio
+		Audio:       &webm.Audio{SamplingFrequency: 48000, Channels: ch},
 	}
 }
 

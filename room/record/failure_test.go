@@ -128,3 +128,62 @@ func TestRecordUnwritableDirectory(t *testing.T) {
 		t.Errorf("Recording.Close wrote its manifest into a directory that is gone")
 	}
 }
+
+// stuckDisk is a real file whose writes wait until the disk is released.
+type stuckDisk struct {
+	*os.File
+	release chan struct{}
+}
+
+func (d *stuckDisk) Write(p []byte) (int, error) {
+	<-d.release
+	return d.File.Write(p)
+}
+
+// TestRecordStuckDisk: a disk that stops answering fills the frame queue;
+// the live path goes on without waiting, drops whole frames, asks for a
+// keyframe, and the file resumes cleanly when the disk comes back.
+func TestRecordStuckDisk(t *testing.T) {
+	needFFmpeg(t)
+	c := mustClips(t)
+	metrics := NewMetrics()
+	release := make(chan struct{})
+	rec, errs := newTestRecording(t, RecordingParams{Metrics: metrics, QueueFrames: 64, CreateFile: func(path string) (File, error) {
+		f, err := createFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return &stuckDisk{File: f.(*os.File), release: release}, nil
+	}})
+	s := newSim(simParams{duration: 6 * time.Second, layers: c.layers[:], audio: c.audio, seed: 9}, rec.Start())
+	r, err := rec.NewRecorder(RecorderParams{ParticipantID: "ivy", Source: SourceCamera, Video: vp8Codec, Audio: opusCodec, RequestKeyframe: s.requestKeyframe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fed := make(chan struct{})
+	go func() { defer close(fed); s.run(r) }()
+	select {
+	case <-fed: // all 6 s went in while nothing could be written
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal("WriteRTP waited for the disk")
+	}
+	dropped := counterValue(t, metrics, "confab_recording_dropped_frames_total")
+	if dropped == 0 || r.Video().KeyframeRequests() < 2 {
+		t.Errorf("%v frames dropped, %d keyframe requests: the queue of 64 should have overflowed", dropped, r.Video().KeyframeRequests())
+	}
+	close(release)
+	// The disk is back: more media, starting with the keyframe asked for.
+	s.p.duration = 10 * time.Second
+	s.runFrom(r, 6*time.Second)
+	if err := r.Close(); err != nil || len(errs.list()) > 0 {
+		t.Fatalf("close: %v, reported %v", err, errs.list())
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(rec.Dir(), r.File())
+	decodes(t, path)
+	framesAreWhole(t, path, c.layers[:])
+	t.Logf("%v frames dropped while the disk was stuck", dropped)
+}

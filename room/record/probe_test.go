@@ -244,3 +244,18 @@ func framesAreWhole(t testing.TB, path string, layers [][]clipFrame) {
 		prev = p
 	}
 }
+
+// packetBytes adds up the sizes of all packets (frames) in path.
+func packetBytes(t testing.TB, path string) int {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "packet=size", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe packets: %v", err)
+	}
+	n := 0
+	for _, line := range strings.Fields(string(out)) {
+		v, _ := strconv.Atoi(strings.Trim(line, ","))
+		n += v
+	}
+	return n
+}

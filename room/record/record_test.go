@@ -17,8 +17,12 @@ var (
 	vp8Codec  = &Codec{MimeType: "video/VP8", ClockRate: 90000}
 	opusCodec = &Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2}
 	// The uplink of the issue: 5 % loss, most of it repaired by NACK in
-	// time, some reordering.
-	lossy = network{loss: 0.05, retransmit: 0.8, reorder: 0.05}
+	// time (a tenth is lost for good), some reordering.
+	lossy = network{loss: 0.05, retransmit: 0.9, reorder: 0.05}
+	// The same with every loss repaired: the high layer's keyframes are
+	// ~15 packets, and a permanent loss near the end of a 10 s clip leaves
+	// the rest of it waiting for the next keyframe.
+	repaired = network{loss: 0.05, retransmit: 1, reorder: 0.05}
 )
 
 // fileErrors collects what a Recording reports.
@@ -41,6 +45,11 @@ func newTestRecording(t *testing.T, p RecordingParams) (*Recording, *fileErrors)
 		p.Dir = filepath.Join(t.TempDir(), "rec")
 	}
 	p.Room, p.OnError = "lecture", errs.add
+	if p.QueueFrames == 0 {
+		// The simulations send far faster than real time: a queue that
+		// holds all of it keeps a slow (race-detector) writer from dropping.
+		p.QueueFrames = 1 << 14
+	}
 	r, err := NewRecording(p)
 	if err != nil {
 		t.Fatalf("NewRecording: %v", err)
@@ -84,6 +93,8 @@ func checkFile(t *testing.T, path, videoCodec string, w, h int, want float64) *p
 	if gw != w || gh != h {
 		t.Errorf("video %dx%d, want %dx%d", gw, gh, w, h)
 	}
+	// Lip sync: the publisher starts both at once.
+	near(t, "audio start after video start", p.first[ai]-p.first[vi], 0, 0.06)
 	near(t, "video duration", p.duration(vi), want, 0.5)
 	near(t, "audio duration", p.duration(ai), want, 0.5)
 	decodes(t, path)
@@ -127,6 +138,9 @@ func TestRecordVP8OpusWithLoss(t *testing.T) {
 	}
 	t.Logf("%d bytes for %.1f s of 640x360 VP8 + Opus: %.0f KB/min; %d keyframe requests",
 		st.Size(), float64(e.DurationMS)/1000, float64(st.Size())/1024/(float64(e.DurationMS)/60000), r.Video().KeyframeRequests())
+	if got := counterValue(t, metrics, "confab_recording_dropped_frames_total"); got != 0 {
+		t.Errorf("%v frames dropped", got)
+	}
 	if got := counterValue(t, metrics, "confab_recording_bytes_written_total"); got != float64(st.Size()) {
 		t.Errorf("bytes written metric %v, file %d", got, st.Size())
 	}
@@ -140,7 +154,7 @@ func TestRecordLayerSwitch(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rec, _ := newTestRecording(t, RecordingParams{})
 			r, err := recordClip(t, rec, simParams{duration: 10 * time.Second, layers: c.layers[:], layer: 0, switchAt: 5 * time.Second,
-				switchTo: 2, munged: munged, audio: c.audio, net: lossy, seed: 2}, "bob", SourceCamera, 0)
+				switchTo: 2, munged: munged, audio: c.audio, net: repaired, seed: 2}, "bob", SourceCamera, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -255,5 +269,34 @@ func TestRecordBadParams(t *testing.T) {
 	}
 	if _, err := NewRecording(RecordingParams{}); !errors.Is(err, ErrBadParams) {
 		t.Errorf("no directory: %v", err)
+	}
+}
+
+// TestRecordDiskSizing records each layer for 10 s without loss and checks
+// that the file is its frames plus a small container overhead; the log
+// gives the bytes per minute docs/recording.md quotes.
+func TestRecordDiskSizing(t *testing.T) {
+	needFFmpeg(t)
+	c := mustClips(t)
+	for layer, name := range []string{"320x180", "640x360", "1280x720"} {
+		rec, _ := newTestRecording(t, RecordingParams{})
+		r, err := recordClip(t, rec, simParams{duration: 10 * time.Second, layers: c.layers[:], layer: layer, audio: c.audio, seed: 10}, "sizer", SourceCamera, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.Close(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(filepath.Join(rec.Dir(), r.File()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		media := packetBytes(t, filepath.Join(rec.Dir(), r.File()))
+		overhead := float64(st.Size()-cuesReserve)/float64(media) - 1
+		if overhead < 0 || overhead > 0.05 {
+			t.Errorf("%s: file %d bytes for %d bytes of media: %.1f%% overhead", name, st.Size(), media, overhead*100)
+		}
+		t.Logf("%s VP8 + Opus: %.1f MB per minute (%d bytes for 10 s, container overhead %.1f%% plus the %d KiB index)",
+			name, float64(st.Size()-cuesReserve)*6/1e6, st.Size(), overhead*100, cuesReserve>>10)
 	}
 }

@@ -162,7 +162,6 @@ type Track struct {
 	cur         *frame // the frame being put together
 	curTS       uint32
 	curSSRC     uint32
-	curArrival  int64
 	needKey     bool
 	asked       bool
 	lastAsk     int64
@@ -203,6 +202,7 @@ func (t *Track) WriteRTP(p *rtp.Packet, arrival time.Time) {
 	case pushTooBig, pushLate:
 		return
 	}
+	t.clock.observe(p.SSRC, p.Timestamp, now)
 	t.drain(now, false)
 }
 
@@ -230,7 +230,7 @@ func (t *Track) handle(s *slot, now int64) {
 			t.lose(now) // the rest of a frame whose start was lost
 			return
 		}
-		t.cur, t.curTS, t.curSSRC, t.curArrival = t.r.pool.get(), s.ts, s.ssrc, s.arrival
+		t.cur, t.curTS, t.curSSRC = t.r.pool.get(), s.ts, s.ssrc
 	}
 	if err := t.dep.add(t.cur, s.payload); err != nil {
 		t.lose(now)
@@ -273,7 +273,7 @@ func (t *Track) complete(now int64) {
 		}
 	}
 	f.track = t.num
-	f.pts = t.clock.pts(t.curSSRC, t.curTS, t.curArrival)
+	f.pts = t.clock.pts(t.curTS)
 	if !t.r.enqueue(f) && t.video {
 		t.needKey = true // the writer lost a frame the next ones refer to
 		t.askKeyframe(now)

@@ -178,10 +178,13 @@ func newSim(p simParams, start time.Time) *sim {
 func (s *sim) requestKeyframe() { s.keyReq = true }
 
 // run sends the whole clip and delivers every packet.
-func (s *sim) run(rec *Recorder) {
+func (s *sim) run(rec *Recorder) { s.runFrom(rec, 0) }
+
+// runFrom sends the clip from media time from on.
+func (s *sim) runFrom(rec *Recorder, from time.Duration) {
 	s.rec = rec
 	const videoStep, audioStep = time.Second / 30, 20 * time.Millisecond
-	var tv, ta time.Duration
+	tv, ta := from, from
 	hasVideo := rec.Video() != nil
 	for {
 		if !hasVideo {

@@ -65,29 +65,36 @@ func TestRecordJitterBuffer(t *testing.T) {
 
 func TestRecordClock(t *testing.T) {
 	const ms = int64(1_000_000)
-	type frame struct {
+	type packet struct {
 		ssrc    uint32
 		ts      uint32
 		arrival int64
-		want    int64
+		want    int64 // the frame's time; -1: not a frame's end
 	}
 	cases := []struct {
-		name   string
-		frames []frame
+		name    string
+		packets []packet
 	}{
-		{"follows RTP time, not jitter", []frame{{1, 1000, 100 * ms, 100 * ms}, {1, 1000 + 3000, 150 * ms, 133333333}, {1, 1000 + 6000, 160 * ms, 166666666}}},
-		{"timestamp wrap", []frame{{1, 0xffffff00, 0, 0}, {1, 8744, 100 * ms, 100 * ms}}},
-		{"new SSRC re-anchors on arrival", []frame{{1, 5000, 0, 0}, {2, 99999, 40 * ms, 40 * ms}, {2, 99999 + 900, 50 * ms, 50 * ms}}},
-		{"mute gap with a running clock", []frame{{1, 0, 0, 0}, {1, 90000 * 3, 3010 * ms, 3000 * ms}}},
-		{"mute gap with a frozen clock", []frame{{1, 0, 0, 0}, {1, 3000, 3000 * ms, 3000 * ms}}},
-		{"never backwards", []frame{{1, 9000, 0, 0}, {1, 6000, 10 * ms, 1 * ms}}},
+		{"follows RTP time, not jitter", []packet{{1, 1000, 100 * ms, 100 * ms}, {1, 4000, 150 * ms, 133333333}, {1, 7000, 175 * ms, 166666666}}},
+		{"a retransmitted first packet does not move the clock", []packet{
+			{1, 3000, 133333333, -1}, // the keyframe's first packet was lost; the frame after it came in time
+			{1, 0, 250 * ms, 100 * ms}, {1, 3000, 251 * ms, 133333333}}},
+		{"timestamp wrap", []packet{{1, 0xffffff00, 0, 0}, {1, 8744, 100 * ms, 100 * ms}}},
+		{"new SSRC re-anchors on arrival", []packet{{1, 5000, 0, 0}, {2, 99999, 40 * ms, 40 * ms}, {2, 99999 + 900, 50 * ms, 50 * ms}}},
+		{"pause with a running clock", []packet{{1, 0, 0, 0}, {1, 90000 * 3, 3010 * ms, 3000 * ms}}},
+		{"pause with a frozen clock", []packet{{1, 0, 0, 0}, {1, 3000, 3000 * ms, 3000 * ms}, {1, 6000, 3040 * ms, 3033333333}}},
+		{"never backwards", []packet{{1, 9000, 0, 0}, {1, 6000, 10 * ms, 1 * ms}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			clk := mediaClock{rate: 90000}
-			for i, f := range c.frames {
-				if got := clk.pts(f.ssrc, f.ts, f.arrival); got != f.want {
-					t.Errorf("frame %d: %d ns, want %d", i, got, f.want)
+			for i, p := range c.packets {
+				clk.observe(p.ssrc, p.ts, p.arrival)
+				if p.want < 0 {
+					continue
+				}
+				if got := clk.pts(p.ts); got != p.want {
+					t.Errorf("packet %d: %d ns, want %d", i, got, p.want)
 				}
 			}
 		})

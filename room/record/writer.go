@@ -61,14 +61,18 @@ func (w *writer) run() {
 
 func (w *writer) accept(f *frame) {
 	if !w.open {
-		if w.r.video != nil && (f.track != videoTrackNumber || !f.key) {
-			w.r.pool.put(f) // the file starts at a video keyframe
+		if !w.opens(f) {
 			return
 		}
 		if err := w.create(f); err != nil {
 			w.r.pool.put(f)
 			w.fail(err)
 			return
+		}
+		// Audio that waited for the keyframe: what is older goes.
+		a := &w.pending[audioTrackNumber]
+		for a.n > 0 && a.peek().pts < w.start {
+			w.r.pool.put(a.pop())
 		}
 	}
 	if f.pts < w.start {
@@ -80,6 +84,25 @@ func (w *writer) accept(f *frame) {
 	}
 	w.pending[f.track].push(f)
 	w.interleave(false)
+}
+
+// opens says whether f can start the file: a video keyframe, or without
+// video any audio frame. Audio waits (at most maxSkew of it) for the
+// keyframe, which may complete later than audio sent after it.
+func (w *writer) opens(f *frame) bool {
+	if w.r.video == nil || (f.track == videoTrackNumber && f.key) {
+		return true
+	}
+	if f.track == audioTrackNumber {
+		a := &w.pending[audioTrackNumber]
+		a.push(f)
+		for a.tail().pts-a.peek().pts > maxSkew {
+			w.r.pool.put(a.pop())
+		}
+		return false
+	}
+	w.r.pool.put(f)
+	return false
 }
 
 // interleave writes pending frames in time order. A frame waits while the
