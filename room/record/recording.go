@@ -24,7 +24,8 @@ type RecordingParams struct {
 	// Metrics may be shared by all recordings; nil records none.
 	Metrics *Metrics
 	// OnError is told about every file that stops on an error, once, from
-	// that file's writer goroutine. It must not block for long.
+	// that file's writer goroutine. It must not block for long nor close
+	// the Recorder or Recording (Close waits for that goroutine).
 	OnError func(FileError)
 	// JitterDelay is how long a packet waits for those before it
 	// (retransmissions) before they are given up; default 400 ms.

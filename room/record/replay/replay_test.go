@@ -174,14 +174,15 @@ func publish(t *testing.T, rec *record.Recording, who string, src record.Source,
 	ap := rtp.NewPacketizerWithOptions(1200, &codecs.OpusPayloader{}, rtp.NewRandomSequencer(), 48000, rtp.WithSSRC(2))
 	var tv, ta time.Duration
 	for vi, ai := 0, 0; (frames != nil && tv < dur) || (audio != nil && ta < dur); {
-		at := rec.Start().Add(offset + min(tv, ta) + 20*time.Millisecond)
 		if frames != nil && tv <= ta || audio == nil {
+			at := rec.Start().Add(offset + tv + 20*time.Millisecond)
 			for _, pkt := range vp.Packetize(frames[vi%len(frames)], 3000) {
 				r.Video().WriteRTP(pkt, at)
 			}
 			vi, tv = vi+1, tv+time.Second/30
 			continue
 		}
+		at := rec.Start().Add(offset + ta + 20*time.Millisecond)
 		for _, pkt := range ap.Packetize(audio[ai%len(audio)], 960) {
 			r.Audio().WriteRTP(pkt, at)
 		}
@@ -202,7 +203,9 @@ func TestRecordReplayComposes(t *testing.T) {
 	}
 	layers, audio := readClips(t)
 	dir := filepath.Join(t.TempDir(), "rec")
-	rec, err := record.NewRecording(record.RecordingParams{Dir: dir, Room: "lecture"})
+	// publish sends far faster than real time: a queue that holds it all
+	// keeps a slow (race-detector) writer from dropping frames.
+	rec, err := record.NewRecording(record.RecordingParams{Dir: dir, Room: "lecture", QueueFrames: 1 << 14})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,6 +223,11 @@ func TestRecordReplayComposes(t *testing.T) {
 	}
 	if err := Files(m, dir); err != nil {
 		t.Fatal(err)
+	}
+	for i, want := range []int64{8000, 9000, 3000} {
+		if f := m.Files[i]; f.DurationMS < want-200 || f.DurationMS > want+100 {
+			t.Fatalf("%s lasts %d ms, want %d", f.File, f.DurationMS, want)
+		}
 	}
 	out := filepath.Join(t.TempDir(), "lecture.mp4")
 	p, err := Build(m, dir, out, Options{Width: 640, Height: 360})
