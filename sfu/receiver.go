@@ -39,9 +39,9 @@ type recvLayer struct {
 	ssrc       uint32
 	cache      *packetcache.Cache
 	lastKeyReq atomic.Int64 // unix nanos of the last PLI sent upstream
-	lastPacket atomic.Int64 // unix nanos of the last packet received
+	lastPacket atomic.Int64 // unix nanos of the last media packet received
 	packets    atomic.Uint64
-	bytes      atomic.Uint64
+	bytes      atomic.Uint64 // media only: the layer's cost, not the publisher's probes
 	width      atomic.Uint32 // from the last VP8 keyframe
 	height     atomic.Uint32
 	bitrate    atomic.Int64 // smoothed bit/s, updated by monitor
@@ -263,9 +263,16 @@ func (r *Receiver) readLoop(l *recvLayer) {
 // handlePacket caches one packet of a layer and forwards it to every
 // subscribed DownTrack. It allocates nothing.
 func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now int64) {
-	l.lastPacket.Store(now)
+	// A layer is alive while it carries media. Padding alone does not
+	// count: browsers probe their uplink with padding on the top layer's
+	// SSRC (no RTX is negotiated), and Firefox keeps doing so after it
+	// stopped encoding that layer under CPU load; counted, the silent
+	// layer would stay a target whose keyframe never comes.
+	if len(pkt.Payload) > 0 {
+		l.lastPacket.Store(now)
+		l.bytes.Add(uint64(len(raw)))
+	}
 	l.packets.Add(1)
-	l.bytes.Add(uint64(len(raw)))
 	l.cache.Store(pkt.SequenceNumber, raw, now)
 
 	vd := &l.vd

@@ -131,3 +131,42 @@ func TestAudioLevels(t *testing.T) {
 		t.Fatal("loudness not reset")
 	}
 }
+
+// Padding keeps no layer alive: Firefox pads its top layer's SSRC after it
+// stopped encoding it under CPU load, and a subscriber targeting that layer
+// would wait for a keyframe that never comes.
+func TestPaddingDoesNotKeepALayerAlive(t *testing.T) {
+	r, downs, _ := newTestReceiver(3, 1)
+	d := downs[0]
+	top := r.layers[2].Load()
+	top.lastPacket.Store(time.Now().Add(-2 * layerStale).UnixNano())
+	before := top.bytes.Load()
+	for i := range 20 {
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(i), SSRC: 3,
+			Padding: true, PaddingSize: 255}}
+		raw, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parsed rtp.Packet
+		if err := parsed.Unmarshal(raw); err != nil || len(parsed.Payload) != 0 {
+			t.Fatalf("padding packet parsed with %d payload bytes: %v", len(parsed.Payload), err)
+		}
+		r.handlePacket(top, raw, &parsed, time.Now().UnixNano())
+	}
+	if got := r.bestLayerAtMost(2); got != 1 {
+		t.Fatalf("with only padding on the top layer, the best layer is %d, want 1 (medium)", got)
+	}
+	if top.bytes.Load() != before {
+		t.Errorf("padding counted in the layer's rate: %d bytes", top.bytes.Load()-before)
+	}
+	r.retarget()
+	if d.target != 1 {
+		t.Fatalf("subscriber targets layer %d, want 1", d.target)
+	}
+	// Media on the top layer brings it back.
+	(&feeder{}).send(r, 2, false, time.Now().UnixNano())
+	if got := r.bestLayerAtMost(2); got != 2 {
+		t.Fatalf("after media on the top layer, the best layer is %d, want 2", got)
+	}
+}
