@@ -177,15 +177,23 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8.Descri
 		return false
 	}
 	if layer != d.current {
-		if layer != d.target {
+		// A track that shows nothing yet starts on the first keyframe of
+		// any layer up to the target (and moves up at the target's own
+		// keyframe): a picture now beats waiting for the one layer whose
+		// encoder may be slow to answer, or was just suspended.
+		starting := d.current == noLayer && layer < d.target
+		if layer != d.target && !starting {
 			d.mu.Unlock()
 			return false
 		}
 		// Only a keyframe can start a decoder, and only once the transport
-		// is up can the keyframe reach it; until then keep asking for one.
+		// is up can the keyframe reach it; until then keep asking for one
+		// (of the target: lower layers are only taken when they come).
 		if !key || !d.peer.connected.Load() {
 			d.mu.Unlock()
-			d.recv.requestKeyframe(layer)
+			if !starting {
+				d.recv.requestKeyframe(layer)
+			}
 			return false
 		}
 		d.current = layer

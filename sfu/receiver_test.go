@@ -170,3 +170,37 @@ func TestPaddingDoesNotKeepALayerAlive(t *testing.T) {
 		t.Fatalf("after media on the top layer, the best layer is %d, want 2", got)
 	}
 }
+
+// A track that shows nothing yet starts on the first keyframe of any layer
+// up to its target, then moves up at the target's keyframe; a track already
+// showing a layer still switches only to the target.
+func TestStartsOnAnyLayerUpToTheTarget(t *testing.T) {
+	r, downs, ws := newTestReceiver(3, 1)
+	d, w := downs[0], ws[0]
+	d.SetMaxLayer(1)
+	f := &feeder{}
+	now := time.Now().UnixNano()
+	f.send(r, 2, true, now) // above the target: never taken
+	if w.packets != 0 || d.current != noLayer {
+		t.Fatalf("started on a layer above the target: layer %d, %d packets", d.current, w.packets)
+	}
+	f.send(r, 1, false, now)
+	f.send(r, 0, true, now)
+	if d.current != 0 || w.packets != 1 {
+		t.Fatalf("did not start on the low layer's keyframe: layer %d, %d packets", d.current, w.packets)
+	}
+	f.send(r, 0, false, now)
+	f.send(r, 1, false, now) // the target, but not a keyframe
+	if d.current != 0 || w.packets != 2 {
+		t.Fatalf("left the low layer before the target's keyframe: layer %d, %d packets", d.current, w.packets)
+	}
+	f.send(r, 1, true, now)
+	if d.current != 1 || w.packets != 3 {
+		t.Fatalf("not on the target after its keyframe: layer %d, %d packets", d.current, w.packets)
+	}
+	// Showing the medium layer, a low keyframe is no reason to go down.
+	f.send(r, 0, true, now)
+	if d.current != 1 || w.packets != 3 {
+		t.Fatalf("went down without a reason: layer %d, %d packets", d.current, w.packets)
+	}
+}
