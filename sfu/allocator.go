@@ -40,6 +40,8 @@ type allocator struct {
 
 	// TWCC packet counts since the allocator last looked: a fast loss signal.
 	fbTotal, fbReceived atomic.Int64
+	// The queuing delay TWCC feedback shows (nil without departures).
+	delays *delays
 
 	// Owned by the goroutine that calls allocate and pad.
 	probe   probe.Prober
@@ -87,6 +89,10 @@ func (a *allocator) currentEstimate() int64 {
 // allocate computes every video DownTrack's bandwidth cap.
 func (a *allocator) allocate(now time.Time) {
 	loss, haveLoss := a.takeLoss()
+	// Where one-way delays are measured, a standing queue, not a falling
+	// estimate, tells the prober that the path is congested: GCC reads
+	// the scatter of noisy arrival times (Firefox's) as congestion.
+	a.probe.SetQueuing(a.delays.queuing(now))
 	est := a.probe.Update(now, a.currentEstimate(), loss, haveLoss)
 	a.estimate.Store(est)
 	audio, videos := a.tracks()

@@ -398,6 +398,7 @@ func (d *DownTrack) readRTCP(s *webrtc.RTPSender) {
 			case *rtcp.TransportLayerCC:
 				if d.alloc != nil {
 					d.alloc.transportFeedback(int(p.PacketStatusCount), len(p.RecvDeltas))
+					d.alloc.delays.feedback(p, time.Now())
 				}
 			case *rtcp.ReceiverEstimatedMaximumBitrate:
 				if d.alloc != nil {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/confab-sfu/confab/sfu/queuing"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/webrtc/v4"
 )
@@ -31,8 +32,9 @@ type Engine struct {
 
 	// newPC serializes PeerConnection creation so the estimator that pion
 	// builds inside NewPeerConnection can be handed to the right Peer.
-	newPC     sync.Mutex
-	estimator cc.BandwidthEstimator
+	newPC      sync.Mutex
+	estimator  cc.BandwidthEstimator
+	departures *queuing.Departures
 
 	// Negotiation timing of new Peers (tests shorten them).
 	negotiationDelay time.Duration
@@ -59,7 +61,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if tcpMux != nil {
 		e.closers = append(e.closers, tcpMux.Close)
 	}
-	api, err := newAPI(&e.cfg, udpMux, tcpMux, func(est cc.BandwidthEstimator) { e.estimator = est })
+	api, err := newAPI(&e.cfg, udpMux, tcpMux, func(est cc.BandwidthEstimator) { e.estimator = est },
+		func(d *queuing.Departures) { e.departures = d })
 	if err != nil {
 		_ = e.Close()
 		return nil, fmt.Errorf("build the webrtc api: %w", err)
@@ -92,7 +95,7 @@ func NewID(prefix string) string {
 // p.Logger, which should already name the participant; without one, the
 // engine's logger with the peer's id.
 func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
-	pc, est, err := e.newPeerConnection()
+	pc, est, deps, err := e.newPeerConnection()
 	if err != nil {
 		return nil, fmt.Errorf("create peer connection: %w", err)
 	}
@@ -108,6 +111,7 @@ func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
 		downs:     map[*DownTrack]*webrtc.RTPSender{},
 	}
 	peer.alloc = newAllocator(est, peer.DownTracks)
+	peer.alloc.delays = &delays{deps: deps}
 	peer.wg.Add(1)
 	go peer.run()
 	metricPeers.Inc()
@@ -118,16 +122,16 @@ func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
 }
 
 // newPeerConnection creates a PeerConnection and returns the bandwidth
-// estimator pion built for it.
-func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
+// estimator and departure record the interceptors built for it.
+func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, *queuing.Departures, error) {
 	e.newPC.Lock()
 	defer e.newPC.Unlock()
-	e.estimator = nil
+	e.estimator, e.departures = nil, nil
 	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 	})
-	est := e.estimator
-	e.estimator = nil
-	return pc, est, err
+	est, deps := e.estimator, e.departures
+	e.estimator, e.departures = nil, nil
+	return pc, est, deps, err
 }
