@@ -105,10 +105,11 @@ func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
 	}
 	peer := &Peer{
 		id: p.ID, engine: e, pc: pc, params: p, log: log,
-		closed:    make(chan struct{}),
-		sources:   map[string]string{},
-		receivers: map[*webrtc.RTPReceiver]*Receiver{},
-		downs:     map[*DownTrack]*webrtc.RTPSender{},
+		closed:     make(chan struct{}),
+		iceStarted: make(chan struct{}),
+		sources:    map[string]string{},
+		receivers:  map[*webrtc.RTPReceiver]*Receiver{},
+		downs:      map[*DownTrack]*webrtc.RTPSender{},
 	}
 	peer.alloc = newAllocator(est, peer.DownTracks)
 	peer.alloc.delays = &delays{deps: deps}
@@ -118,6 +119,7 @@ func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
 	pc.OnICECandidate(peer.onLocalCandidate)
 	pc.OnTrack(peer.onTrack)
 	pc.OnConnectionStateChange(peer.onConnectionState)
+	pc.OnICEConnectionStateChange(peer.onICEState)
 	return peer, nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 )
 
 // publishN publishes n single-stream cameras from a new client and returns
@@ -237,5 +239,54 @@ func TestOffersCheckedAgainstPublishRights(t *testing.T) {
 	}
 	if limited.peer.pc.RemoteDescription() != nil {
 		t.Fatal("a refused offer was applied")
+	}
+}
+
+// iceUfrag is the first a=ice-ufrag of an SDP.
+func iceUfrag(sdp string) string {
+	_, rest, _ := strings.Cut(sdp, "a=ice-ufrag:")
+	u, _, _ := strings.Cut(rest, "\r\n")
+	return u
+}
+
+// A client that offers right after answering the server's first offer (as
+// the web client does when it publishes into a room with tracks) gets an
+// answer with the server's ICE credentials. pion starts ICE asynchronously
+// after the first exchange; an offer applied before that was taken for an
+// ICE restart, and its answer carried new credentials, which Firefox
+// refuses: its media never connected (the server logged "handshake error:
+// EOF" when the client gave up).
+func TestOfferRightAfterFirstAnswerKeepsICECredentials(t *testing.T) {
+	checkLeaks(t)
+	e := newTestEngine(t)
+	_, recvs := publishN(t, e, 1)
+	for i := range 16 {
+		sub := newClient(t, e, clientOpts{manual: true})
+		if _, err := sub.peer.Subscribe(recvs[0]); err != nil {
+			t.Fatal(err)
+		}
+		o := receive(t, sub.offers, wait, "the server's first offer")
+		src := newSource(t, NewID("cam"), false)
+		var answer string
+		var err error
+		sub.do(func() {
+			if err = sub.answer(o); err != nil {
+				return
+			}
+			if _, err = sub.pc.AddTransceiverFromTrack(src.tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+				return
+			}
+			var off webrtc.SessionDescription
+			if off, err = sub.pc.CreateOffer(nil); err != nil {
+				return
+			}
+			err = sub.peer.HandleOffer(off.SDP, nil, func(a string) { answer = a })
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := iceUfrag(answer), iceUfrag(o.sdp); got != want {
+			t.Fatalf("client %d: the answer's ICE ufrag is %q, the server's offer had %q: an ICE restart nobody asked for", i, got, want)
+		}
 	}
 }
