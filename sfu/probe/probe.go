@@ -58,6 +58,7 @@ type Prober struct {
 	lastGCC  int64 // the estimate at the previous Update
 	queuing  time.Duration
 	measured bool // queuing is known: it is the delay signal
+	troubled bool // the last Update saw congestion or loss
 }
 
 // Padding reports whether padding should be sent now.
@@ -108,6 +109,10 @@ func (p *Prober) fail(now time.Time) {
 // signal).
 func (p *Prober) SetQueuing(d time.Duration, known bool) { p.queuing, p.measured = d, known }
 
+// Congested reports whether the last Update saw congestion (a queue, or a
+// falling estimate where none is measured) or loss.
+func (p *Prober) Congested() bool { return p.troubled }
+
 // Update folds one period's signals in: gcc is the estimator's rate (0 when
 // unknown), loss the share of packets lost since the previous call (valid
 // when haveLoss). It returns the estimate to allocate with: gcc, raised to
@@ -120,6 +125,7 @@ func (p *Prober) Update(now time.Time, gcc int64, loss float64, haveLoss bool) i
 	congested := (haveLoss && loss > congestionLoss) || delayed
 	lossy := haveLoss && loss > probeMaxLoss
 	p.lastGCC = gcc
+	p.troubled = congested || lossy
 	if congested || (lossy && p.floor > gcc) {
 		p.floor = 0
 	}

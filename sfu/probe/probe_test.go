@@ -195,3 +195,29 @@ func BenchmarkUpdate(b *testing.B) {
 		p.Update(now, 300_000, 0, true)
 	}
 }
+
+// Congested reports the last update's trouble: a queue, loss, or (without
+// a measured queue) a falling estimate.
+func TestCongested(t *testing.T) {
+	var p Prober
+	for i, s := range []struct {
+		gcc      int64
+		loss     float64
+		queuing  time.Duration
+		measured bool
+		want     bool
+	}{
+		{300_000, 0, 0, true, false},
+		{100_000, 0, 5 * time.Millisecond, true, false}, // a falling estimate, no queue
+		{100_000, 0, 40 * time.Millisecond, true, true},
+		{100_000, 0.05, 0, true, true},
+		{100_000, 0, 0, false, false},
+		{50_000, 0, 0, false, true}, // falling, nothing measured
+	} {
+		p.SetQueuing(s.queuing, s.measured)
+		p.Update(at(time.Duration(i)*250*time.Millisecond), s.gcc, s.loss, true)
+		if p.Congested() != s.want {
+			t.Fatalf("step %d: congested %v, want %v", i, p.Congested(), s.want)
+		}
+	}
+}
