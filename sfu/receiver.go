@@ -545,17 +545,54 @@ func (r *Receiver) LayerStats() []LayerStats {
 
 // LayerForSize returns the highest layer whose resolution fits within
 // maxW x maxH (0 means no limit), judged from the keyframes seen so far.
-// Layers of unknown size are assumed to fit; when none fits, the lowest.
+// A layer whose keyframe has not been seen yet is taken to be twice the
+// size of the known layer below it (half the one above: the 4/2/1 scaling
+// browsers use); with no size known at all, layers are assumed to fit.
+// When none fits, the lowest.
 func (r *Receiver) LayerForSize(maxW, maxH int) int {
+	var sizes [maxLayers][2]int
+	for i := range r.layers {
+		if l := r.layers[i].Load(); l != nil {
+			sizes[i] = [2]int{int(l.width.Load()), int(l.height.Load())}
+		}
+	}
 	for i := maxLayers - 1; i >= 0; i-- {
-		l := r.layers[i].Load()
-		if l == nil {
+		if r.layers[i].Load() == nil {
 			continue
 		}
-		w, h := int(l.width.Load()), int(l.height.Load())
+		w, h := guessSize(sizes, i)
 		if (maxW == 0 || w <= maxW) && (maxH == 0 || h <= maxH) {
 			return i
 		}
 	}
 	return 0
+}
+
+// guessSize is layer i's size, or the nearest known layer's scaled by 2
+// per layer between them; 0x0 when none is known.
+func guessSize(sizes [maxLayers][2]int, i int) (w, h int) {
+	best := -1
+	for j := range sizes {
+		if sizes[j][0] != 0 && (best < 0 || abs(j-i) < abs(best-i)) {
+			best = j
+		}
+	}
+	if best < 0 {
+		return 0, 0
+	}
+	w, h = sizes[best][0], sizes[best][1]
+	for k := best; k < i; k++ {
+		w, h = w*2, h*2
+	}
+	for k := best; k > i; k-- {
+		w, h = w/2, h/2
+	}
+	return w, h
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

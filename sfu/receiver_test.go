@@ -70,6 +70,30 @@ func TestLayerForSize(t *testing.T) {
 	}
 }
 
+// Before a layer's first keyframe its size is guessed from the known
+// layers (4/2/1 scaling), so a subscriber asking for a medium-sized tile
+// early is not given the top layer because its size is still unknown.
+func TestLayerForSizeGuessesUnknownLayers(t *testing.T) {
+	r, _, _ := newTestReceiver(3, 0)
+	if got := r.LayerForSize(700, 400); got != 2 {
+		t.Fatalf("nothing known: LayerForSize = %d, want 2 (assumed to fit)", got)
+	}
+	(&feeder{}).send(r, 0, true, time.Now().UnixNano()) // only the low layer: 320x180
+	for _, c := range []struct{ w, h, want int }{
+		{700, 400, 1}, {1280, 720, 2}, {400, 200, 0}, {0, 0, 2},
+	} {
+		if got := r.LayerForSize(c.w, c.h); got != c.want {
+			t.Errorf("low layer known: LayerForSize(%d, %d) = %d, want %d", c.w, c.h, got, c.want)
+		}
+	}
+	r2, _, _ := newTestReceiver(3, 0)
+	f := &feeder{}
+	f.send(r2, 2, true, time.Now().UnixNano()) // only the top layer: 1280x720
+	if got := r2.LayerForSize(700, 400); got != 1 {
+		t.Errorf("top layer known: LayerForSize(700, 400) = %d, want 1", got)
+	}
+}
+
 // A moderator's block stops a track for every subscriber; unblocked, each
 // restarts at a keyframe with its numbering continuing.
 func TestBlockedTrackStopsAndResumesAtAKeyframe(t *testing.T) {
