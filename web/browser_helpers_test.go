@@ -133,7 +133,9 @@ type browser struct {
 
 // in is the same browser for a subtest: failures fail t, and tabs opened
 // there stay open for the next subtests.
-func (b *browser) in(t *testing.T) *browser { return &browser{pages: b.pages.in(t), ctx: b.ctx, root: b.root} }
+func (b *browser) in(t *testing.T) *browser {
+	return &browser{pages: b.pages.in(t), ctx: b.ctx, root: b.root}
+}
 
 // tab is one participant's page and its console log.
 type tab struct {
