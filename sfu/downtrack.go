@@ -135,7 +135,18 @@ func (d *DownTrack) Receiver() *Receiver { return d.recv }
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	codec, ok := matchCodec(d.recv.codec, ctx.CodecParameters())
 	if !ok {
-		return webrtc.RTPCodecParameters{}, errNoCodec
+		// The subscriber cannot decode this codec (an H.264-only browser
+		// and a VP8 track). Failing would fail the whole answer and leave
+		// the offer outstanding until the peer is dropped; instead the
+		// section stays, silent. The client knows the track's codec and
+		// says that it cannot show it.
+		offered := ctx.CodecParameters()
+		if len(offered) == 0 {
+			return webrtc.RTPCodecParameters{}, errNoCodec
+		}
+		// It stays unbound: writeRTP sends nothing.
+		d.log.Info("subscriber cannot decode the track's codec: nothing is sent", "codec", d.recv.codec.MimeType)
+		return offered[0], nil
 	}
 	d.mu.Lock()
 	d.writer = ctx.WriteStream()

@@ -290,3 +290,60 @@ func TestOfferRightAfterFirstAnswerKeepsICECredentials(t *testing.T) {
 		}
 	}
 }
+
+// A subscriber that cannot decode a track's codec (an H.264-only browser
+// and a VP8 track) answers without it. The answer is accepted, the track
+// is bound and sends nothing, and the connection goes on: refusing the
+// answer would leave the offer outstanding until the peer is failed.
+func TestAnswerWithoutTheTracksCodecIsAccepted(t *testing.T) {
+	checkLeaks(t)
+	e := newTestEngine(t)
+	_, recvs := publishN(t, e, 1)
+	sub := newClient(t, e, clientOpts{manual: true})
+	d, err := sub.peer.Subscribe(recvs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := receive(t, sub.offers, wait, "the server's offer")
+	h264 := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, PayloadType: 102}
+	sub.do(func() {
+		if err = sub.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.sdp}); err != nil {
+			return
+		}
+		for _, tr := range sub.pc.GetTransceivers() {
+			if tr.Kind() == webrtc.RTPCodecTypeVideo {
+				if err = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{h264}); err != nil {
+					return
+				}
+			}
+		}
+		var ans webrtc.SessionDescription
+		if ans, err = sub.pc.CreateAnswer(nil); err != nil {
+			return
+		}
+		if strings.Contains(ans.SDP, "VP8") {
+			err = errors.New("the H.264-only answer lists VP8")
+			return
+		}
+		if err = sub.pc.SetLocalDescription(ans); err != nil {
+			return
+		}
+		err = sub.peer.HandleAnswer(ans.SDP)
+	})
+	if err != nil {
+		t.Fatalf("answer without VP8: %v", err)
+	}
+	waitFor(t, wait, "the subscriber connected", sub.peer.Connected)
+	// What must not happen, checked for a second.
+	for range 20 {
+		if d.Stats().Packets != 0 {
+			t.Fatalf("%d packets of a codec the subscriber cannot decode were sent", d.Stats().Packets)
+		}
+		select {
+		case err := <-sub.failed:
+			t.Fatalf("the subscriber's peer failed: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
