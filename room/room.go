@@ -51,6 +51,7 @@ type Room struct {
 	audienceChatOff bool                             // a moderator turned the audience's chat off
 	audienceTimer   *time.Timer
 	lastAudience    time.Time
+	videoCodec      string // what publishers send; see codec.go
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -193,6 +194,7 @@ func (r *Room) tracksLocked(except string) []signal.Track {
 func (r *Room) welcome(p *participant, id string, iceServers []signal.ICEServer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.recodecLocked(p.id)
 	me, perms := p.public(), p.permissions()
 	welcome := &signal.Message{
 		Type: signal.TypeWelcome, ID: id, Room: r.name,
@@ -203,6 +205,7 @@ func (r *Room) welcome(p *participant, id string, iceServers []signal.ICEServer)
 		Permissions: &perms,
 		Lecture:     r.lecture,
 		Audience:    r.audienceCountLocked(),
+		VideoCodec:  r.codec(),
 	}
 	if r.lecture {
 		chat := !r.audienceChatOff
@@ -392,6 +395,7 @@ func (r *Room) remove(p *participant) {
 	} else {
 		r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantLeft, Participant: &left}, p.id)
 	}
+	r.recodecLocked("")
 	r.mu.Unlock()
 }
 

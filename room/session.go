@@ -26,6 +26,9 @@ type participant struct {
 	publishOnly bool
 	// wantsLecture makes the room a lecture if this join creates it.
 	wantsLecture bool
+	// videoCodecs are the video codecs the client can send and decode
+	// (none: any); they decide the room's codec (codec.go).
+	videoCodecs []string
 	conn         *signal.Conn
 	peer         *sfu.Peer
 	room         *Room
@@ -207,7 +210,7 @@ func (s *session) handleJoin(m *signal.Message) bool {
 		return false
 	}
 	p := &participant{id: sfu.NewID("P"), name: strings.TrimSpace(m.Name), conn: s.conn, perms: openPermissions,
-		wantsLecture: m.Lecture}
+		wantsLecture: m.Lecture, videoCodecs: m.VideoCodecs}
 	if !s.applyToken(p, m) {
 		return false
 	}
