@@ -29,9 +29,9 @@ type participant struct {
 	// videoCodecs are the video codecs the client can send and decode
 	// (none: any); they decide the room's codec (codec.go).
 	videoCodecs []string
-	conn         *signal.Conn
-	peer         *sfu.Peer
-	room         *Room
+	conn        *signal.Conn
+	peer        *sfu.Peer
+	room        *Room
 	// kick closes the participant's connection with a bye.
 	kick func(reason, code string)
 
