@@ -144,7 +144,9 @@ function showTrack({ info, track, stream }) {
 }
 
 function showMuted(info) {
-  if (info.participant !== session.me) tiles.showMuted(info);
+  if (info.participant === session.me) return;
+  tiles.showMuted(info);
+  tiles.showUndecodable(info, !session.decodable(info));
 }
 
 // roomChanged follows members and tracks coming and going; known is the
@@ -389,6 +391,8 @@ window.confab = {
     get local() { return controls.local; },
     get muted() { return { ...controls.muted }; },
     get chat() { return people.chat; },
+    get videoCodec() { return session.videoCodec; },
+    get videoCodecs() { return session.videoCodecs; },
   },
   get pc() { return session.pc; },
   get participantId() { return session.me; },
@@ -402,6 +406,7 @@ window.confab = {
     mutedVideo: t.dataset.mutedVideo === 'true',
     mutedAudio: t.dataset.mutedAudio === 'true',
     speaking: t.dataset.speaking === 'true',
+    undecodable: t.dataset.undecodable === 'true',
     width: t.clientWidth,
     height: t.clientHeight,
   })),
