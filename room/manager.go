@@ -114,6 +114,8 @@ type Manager struct {
 
 	httpMu       sync.Mutex
 	httpSessions map[string]*httpSession // WHIP and WHEP, by the secret of their URL
+
+	checks checkLimits // connection checks (check.go)
 }
 
 var (

@@ -26,9 +26,10 @@ const (
 // Engine builds Peers that share one pion API (codecs, interceptors, ICE
 // settings and the optional UDP and TCP ports).
 type Engine struct {
-	cfg     Config
-	api     *webrtc.API
-	closers []func() error
+	cfg       Config
+	api       *webrtc.API
+	checkAPIs map[string]*webrtc.API // by transport (check.go)
+	closers   []func() error
 
 	// newPC serializes PeerConnection creation so the estimator that pion
 	// builds inside NewPeerConnection can be handed to the right Peer.
@@ -68,6 +69,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("build the webrtc api: %w", err)
 	}
 	e.api = api
+	if e.checkAPIs, err = newCheckAPIs(&e.cfg, udpMux, tcpMux); err != nil {
+		_ = e.Close()
+		return nil, fmt.Errorf("build the connection check apis: %w", err)
+	}
 	return e, nil
 }
 

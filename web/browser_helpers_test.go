@@ -43,8 +43,11 @@ const netnsSetup = `ip link set lo up && ` +
 // firefoxAddr is the namespace's second local address; servers that
 // Firefox joins accept ICE candidates of firefoxNet.
 const (
-	firefoxAddr  = "10.255.0.1"
-	firefoxNet   = "10.255.0.0/16"
+	firefoxAddr = "10.255.0.1"
+	firefoxNet  = "10.255.0.0/16"
+	// blockedAddr is a third local address: a server advertising it, where
+	// only a TCP forwarder listens, has its UDP blocked (browser_check_test).
+	blockedAddr  = "10.255.0.2"
 	netnsAddrEnv = "CONFAB_TEST_NETNS_ADDR"
 )
 
@@ -163,7 +166,7 @@ return ok;`
 
 // newBrowser starts Chromium with a fake camera and microphone that grants
 // media permission without asking, and loopback ICE candidates allowed.
-func newBrowser(t *testing.T, path string, base string) *browser {
+func newBrowser(t *testing.T, path string, base string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
@@ -185,6 +188,7 @@ func newBrowser(t *testing.T, path string, base string) *browser {
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
 		chromedp.WindowSize(1280, 800),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	if err := chromedp.Do(bctx); err != nil {

@@ -97,12 +97,13 @@ type firefox struct {
 var bidiListening = regexp.MustCompile(`WebDriver BiDi listening on (ws://\S+)`)
 
 // startFirefox starts a Firefox with its own profile, adds it to ps, and
-// runs preload (when not empty) before every page's scripts.
-func startFirefox(ps *pages, path, name, preload string) *firefox {
+// runs preload (when not empty) before every page's scripts. prefs are
+// more user.js lines.
+func startFirefox(ps *pages, path, name, preload string, prefs ...string) *firefox {
 	t := ps.t
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "user.js"), []byte(firefoxPrefs), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "user.js"), []byte(firefoxPrefs+strings.Join(prefs, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

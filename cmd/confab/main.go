@@ -187,6 +187,8 @@ func publicMux(cfg *config, mgr *room.Manager) *http.ServeMux {
 	mux.HandleFunc("/ws", mgr.ServeWS)
 	mux.HandleFunc("/whip/", mgr.ServeWHIP)
 	mux.HandleFunc("/whep/", mgr.ServeWHEP)
+	mux.HandleFunc("/check/config", mgr.ServeCheck)
+	mux.HandleFunc("/check/ice", mgr.ServeCheck)
 	addHealth(mux, mgr)
 	if cfg.metricsListen == "" {
 		addMetrics(mux, cfg.pprof)

@@ -34,6 +34,8 @@ func Start(t testing.TB, cfg room.Config) (*room.Manager, string) {
 	mux.HandleFunc("/ws", mgr.ServeWS)
 	mux.HandleFunc("/whip/", mgr.ServeWHIP)
 	mux.HandleFunc("/whep/", mgr.ServeWHEP)
+	mux.HandleFunc("/check/config", mgr.ServeCheck)
+	mux.HandleFunc("/check/ice", mgr.ServeCheck)
 	mux.Handle("/metrics", promhttp.Handler())
 	mux.Handle("/", web.Handler())
 	srv := httptest.NewServer(mux)
