@@ -26,7 +26,7 @@ func (s *session) handleJoin(m *signal.Message) bool {
 		return false
 	}
 	p := &participant{id: newParticipantID(), name: strings.TrimSpace(m.Name), out: s.conn, perms: access.Open,
-		wantsLecture: m.Lecture}
+		wantsLecture: m.Lecture, videoCodecs: m.VideoCodecs}
 	if !s.applyToken(p, m) {
 		return false
 	}

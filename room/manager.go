@@ -106,6 +106,8 @@ type Manager struct {
 
 	httpMu       sync.Mutex
 	httpSessions map[*httpSession]struct{} // WHIP publishers and WHEP viewers
+
+	checks checkLimits // connection checks (check.go)
 }
 
 var (

@@ -32,6 +32,9 @@ type participant struct {
 	publishOnly bool
 	// wantsLecture makes the room a lecture if this join creates it.
 	wantsLecture bool
+	// videoCodecs are the video codecs the client can send and decode
+	// (none: any); they decide the room's codec (codec.go).
+	videoCodecs []string
 	// kick closes the participant's connection with a bye.
 	kick func(reason, code string)
 

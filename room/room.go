@@ -30,6 +30,7 @@ type Room struct {
 	audienceChatOff bool                           // a moderator turned the audience's chat off
 	audienceTimer   *time.Timer
 	lastAudience    time.Time
+	videoCodec      string // what publishers send; see codec.go
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -121,6 +122,7 @@ func (r *Room) membersLocked(except ParticipantID) []signal.Participant {
 func (r *Room) welcome(p *participant, requestID string, iceServers []signal.ICEServer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.recodecLocked(p.id)
 	me, perms := p.public(), p.permissions()
 	welcome := &signal.Message{
 		Type: signal.TypeWelcome, ID: requestID, Room: r.name,
@@ -131,6 +133,7 @@ func (r *Room) welcome(p *participant, requestID string, iceServers []signal.ICE
 		Permissions: &perms,
 		Lecture:     r.lecture,
 		Audience:    r.audienceCountLocked(),
+		VideoCodec:  r.codec(),
 	}
 	if r.lecture {
 		chat := !r.audienceChatOff
@@ -177,6 +180,7 @@ func (r *Room) remove(p *participant) {
 	} else {
 		r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantLeft, Participant: &left}, p.id)
 	}
+	r.recodecLocked("")
 }
 
 // broadcast sends m to every member but except.

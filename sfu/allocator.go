@@ -26,8 +26,9 @@ var defaultLayerRates = [maxLayers]int64{150_000, 500_000, 1_500_000}
 // tracks forwarded to it: audio first, then screen shares, then cameras;
 // every video gets its lowest layer before any gets a better one, and video
 // that cannot fit is paused rather than letting everything freeze (except
-// the first video, which keeps its lowest layer). When something is held
-// back, the allocator probes for more room (package probe).
+// the first video, which keeps its lowest layer; and none is paused where
+// measured one-way delays show the path is not congested). When something
+// is held back, the allocator probes for more room (package probe).
 //
 // DownTracks feed it the subscriber's feedback (transportFeedback,
 // receiverEstimate); the peer's run loop calls allocate and pad.
@@ -40,6 +41,8 @@ type allocator struct {
 
 	// TWCC packet counts since the allocator last looked: a fast loss signal.
 	fbTotal, fbReceived atomic.Int64
+	// The queuing delay TWCC feedback shows (nil without departures).
+	delays *delays
 
 	// Owned by the goroutine that calls allocate and pad.
 	probe   probe.Prober
@@ -87,6 +90,11 @@ func (a *allocator) currentEstimate() int64 {
 // allocate computes every video DownTrack's bandwidth cap.
 func (a *allocator) allocate(now time.Time) {
 	loss, haveLoss := a.takeLoss()
+	// Where one-way delays are measured, a standing queue, not a falling
+	// estimate, tells the prober that the path is congested: GCC reads
+	// the scatter of noisy arrival times (Firefox's) as congestion.
+	queue, measured := a.delays.queuing(now)
+	a.probe.SetQueuing(queue, measured)
 	est := a.probe.Update(now, a.currentEstimate(), loss, haveLoss)
 	a.estimate.Store(est)
 	audio, videos := a.tracks()
@@ -96,8 +104,13 @@ func (a *allocator) allocate(now time.Time) {
 		}
 		return
 	}
-	// Leave headroom: GCC's estimate is a ceiling, not a target.
-	chosen := chooseLayers(videos, (est-audio)*9/10)
+	// Leave headroom: GCC's estimate is a ceiling, not a target. Pausing
+	// blanks a participant, so it takes evidence: where one-way delays are
+	// measured, only a path that shows a queue or loss pauses video; a low
+	// estimate without either is GCC misreading noisy arrival times, and
+	// every video keeps at least its lowest layer.
+	mayPause := !measured || a.probe.Congested()
+	chosen := chooseLayers(videos, (est-audio)*9/10, mayPause)
 	planned, desired := audio, audio
 	for i, d := range videos {
 		d.setBandwidthLayer(chosen[i])
@@ -140,8 +153,9 @@ func (a *allocator) tracks() (audio int64, videos []*DownTrack) {
 
 // chooseLayers shares budget (bit/s) among videos, in their order: first
 // every video's lowest live layer, then upgrades toward what each
-// subscriber asked for. A video left at noLayer is paused.
-func chooseLayers(videos []*DownTrack, budget int64) []int8 {
+// subscriber asked for. A video left at noLayer is paused; without
+// mayPause, every video gets its lowest layer whatever the budget.
+func chooseLayers(videos []*DownTrack, budget int64, mayPause bool) []int8 {
 	chosen := make([]int8, len(videos))
 	for i, d := range videos {
 		chosen[i] = noLayer
@@ -152,7 +166,7 @@ func chooseLayers(videos []*DownTrack, budget int64) []int8 {
 		// The first video in priority order always keeps its lowest layer:
 		// a picture at low quality beats a frozen one, and it carries the
 		// probes that find out when the link improves. Others pause.
-		if r := d.recv.layerRate(low); r <= budget || i == 0 {
+		if r := d.recv.layerRate(low); r <= budget || i == 0 || !mayPause {
 			chosen[i] = low
 			budget -= r
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/sfu/packetcache"
+	"github.com/confab-sfu/confab/sfu/queuing"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -121,5 +122,34 @@ func TestAllocatorFeedback(t *testing.T) {
 	}
 	if !a.twcc.Load() {
 		t.Fatal("TWCC feedback not noted: the estimate would stay on REMB")
+	}
+}
+
+// Where one-way delays are measured, a low estimate pauses video only while
+// the path shows a queue: GCC falls far below what a path carries when the
+// subscriber's arrival times are noisy (Firefox), and pausing a participant
+// on that alone blanked them for good.
+func TestAllocatorPausesOnlyWhenThePathQueues(t *testing.T) {
+	const k = 1000
+	for _, tc := range []struct {
+		name  string
+		queue int64 // µs added to the one-way delay of the last 500 ms
+		want  int8  // the second video's cap
+	}{
+		{"no queue: every video keeps its lowest layer", 0, 0},
+		{"a standing queue: the second video pauses", 60_000, noLayer},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, downs := newAllocTest(t, []track{video("camera", 100*k), video("camera", 100*k)})
+			a.delays = &delays{deps: &queuing.Departures{}}
+			now := time.Now()
+			a.delays.mon.Add(1000, now.Add(-5*time.Second))
+			a.delays.mon.Add(1000+tc.queue, now)
+			a.receiverEstimate(100 * k)
+			a.allocate(now)
+			if downs[0].bwLayer != 0 || downs[1].bwLayer != tc.want {
+				t.Fatalf("caps %d and %d, want 0 and %d", downs[0].bwLayer, downs[1].bwLayer, tc.want)
+			}
+		})
 	}
 }

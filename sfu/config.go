@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/sfu/pionlog"
+	"github.com/confab-sfu/confab/sfu/queuing"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
@@ -148,12 +149,12 @@ const srtpReplayWindow = 1024
 // interceptors the server needs. NACKs from subscribers are answered from the
 // Receiver's shared cache, so pion's NACK responder is not registered.
 // onEstimator receives each new PeerConnection's bandwidth estimator.
-func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux, onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, error) {
+func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux, onEstimator func(cc.BandwidthEstimator), onDepartures func(*queuing.Departures)) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := registerCodecs(m); err != nil {
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
-	ir, err := newInterceptors(cfg, onEstimator)
+	ir, err := newInterceptors(cfg, onEstimator, onDepartures)
 	if err != nil {
 		return nil, err
 	}
@@ -166,8 +167,8 @@ func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux, onEstimator func(
 
 // newInterceptors registers the RTCP machinery: NACKs and receiver reports
 // toward publishers, sender reports and per-subscriber congestion control
-// toward subscribers.
-func newInterceptors(cfg *Config, onEstimator func(cc.BandwidthEstimator)) (*interceptor.Registry, error) {
+// toward subscribers, with the departure times their queuing delay needs.
+func newInterceptors(cfg *Config, onEstimator func(cc.BandwidthEstimator), onDepartures func(*queuing.Departures)) (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
 	// Interceptors log through slog too (peers leaving would otherwise print
 	// pion's closed-pipe errors to stderr).
@@ -208,6 +209,9 @@ func newInterceptors(cfg *Config, onEstimator func(cc.BandwidthEstimator)) (*int
 	}
 	ccf.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { onEstimator(e) })
 	ir.Add(ccf)
+	// Departure times by transport-wide sequence number: inside the header
+	// extension interceptor below, so the number is already stamped.
+	ir.Add(departureFactory{onNew: onDepartures})
 	// Transport-wide sequence numbers on forwarded packets, added after (so
 	// outside) the estimator, which must see them.
 	twccExt, err := twcc.NewHeaderExtensionInterceptor()

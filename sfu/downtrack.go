@@ -139,7 +139,18 @@ func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.recv.kind }
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	codec, ok := matchCodec(d.recv.codec, ctx.CodecParameters())
 	if !ok {
-		return webrtc.RTPCodecParameters{}, errNoCodec
+		// The subscriber cannot decode this codec (an H.264-only browser
+		// and a VP8 track). Failing would fail the whole answer and leave
+		// the offer outstanding until the peer is dropped; instead the
+		// section stays, silent. The client knows the track's codec and
+		// says that it cannot show it.
+		offered := ctx.CodecParameters()
+		if len(offered) == 0 {
+			return webrtc.RTPCodecParameters{}, errNoCodec
+		}
+		// It stays unbound: writeRTP sends nothing.
+		d.log.Info("subscriber cannot decode the track's codec: nothing is sent", "codec", d.recv.codec.MimeType)
+		return offered[0], nil
 	}
 	d.mu.Lock()
 	d.writer = ctx.WriteStream()
@@ -184,15 +195,23 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8.Descri
 		return false
 	}
 	if layer != d.current {
-		if layer != d.target {
+		// A track that shows nothing yet starts on the first keyframe of
+		// any layer up to the target (and moves up at the target's own
+		// keyframe): a picture now beats waiting for the one layer whose
+		// encoder may be slow to answer, or was just suspended.
+		starting := d.current == noLayer && layer < d.target
+		if layer != d.target && !starting {
 			d.mu.Unlock()
 			return false
 		}
 		// Only a keyframe can start a decoder, and only once the transport
-		// is up can the keyframe reach it; until then keep asking for one.
+		// is up can the keyframe reach it; until then keep asking for one
+		// (of the target: lower layers are only taken when they come).
 		if !key || !d.peer.connected.Load() {
 			d.mu.Unlock()
-			d.recv.requestKeyframe(layer)
+			if !starting {
+				d.recv.requestKeyframe(layer)
+			}
 			return false
 		}
 		d.current = layer
@@ -398,6 +417,7 @@ func (d *DownTrack) readRTCP(s *webrtc.RTPSender) {
 			case *rtcp.TransportLayerCC:
 				if d.alloc != nil {
 					d.alloc.transportFeedback(int(p.PacketStatusCount), len(p.RecvDeltas))
+					d.alloc.delays.feedback(p, time.Now())
 				}
 			case *rtcp.ReceiverEstimatedMaximumBitrate:
 				if d.alloc != nil {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/confab-sfu/confab/sfu/queuing"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/webrtc/v4"
 )
@@ -22,14 +23,16 @@ const (
 // Engine builds Peers that share one pion API (codecs, interceptors, ICE
 // settings and the optional UDP and TCP ports).
 type Engine struct {
-	cfg     Config
-	api     *webrtc.API
-	closers []func() error
+	cfg       Config
+	api       *webrtc.API
+	checkAPIs map[string]*webrtc.API // by transport (check.go)
+	closers   []func() error
 
 	// newPC serializes PeerConnection creation so the estimator that pion
 	// builds inside NewPeerConnection can be handed to the right Peer.
-	newPC     sync.Mutex
-	estimator cc.BandwidthEstimator
+	newPC      sync.Mutex
+	estimator  cc.BandwidthEstimator
+	departures *queuing.Departures
 
 	// Negotiation timing of new Peers (tests shorten them).
 	negotiationDelay time.Duration
@@ -64,12 +67,17 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if tcpMux != nil {
 		e.closers = append(e.closers, tcpMux.Close)
 	}
-	api, err := newAPI(&e.cfg, udpMux, tcpMux, func(est cc.BandwidthEstimator) { e.estimator = est })
+	api, err := newAPI(&e.cfg, udpMux, tcpMux, func(est cc.BandwidthEstimator) { e.estimator = est },
+		func(d *queuing.Departures) { e.departures = d })
 	if err != nil {
 		_ = e.Close()
 		return nil, fmt.Errorf("build the webrtc api: %w", err)
 	}
 	e.api = api
+	if e.checkAPIs, err = newCheckAPIs(&e.cfg, udpMux, tcpMux); err != nil {
+		_ = e.Close()
+		return nil, fmt.Errorf("build the connection check apis: %w", err)
+	}
 	return e, nil
 }
 
@@ -112,7 +120,7 @@ func (e *Engine) Config() Config { return e.cfg }
 // p.Logger, which should already name the participant; without one, the
 // engine's logger with the peer's id.
 func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
-	pc, est, err := e.newPeerConnection()
+	pc, est, deps, err := e.newPeerConnection()
 	if err != nil {
 		return nil, fmt.Errorf("create peer connection: %w", err)
 	}
@@ -122,32 +130,35 @@ func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
 	}
 	peer := &Peer{
 		id: p.ID, engine: e, pc: pc, params: p, log: log,
-		closed:    make(chan struct{}),
-		sources:   map[string]Source{},
-		receivers: map[*webrtc.RTPReceiver]*Receiver{},
-		downs:     map[*DownTrack]*webrtc.RTPSender{},
+		closed:     make(chan struct{}),
+		iceStarted: make(chan struct{}),
+		sources:    map[string]Source{},
+		receivers:  map[*webrtc.RTPReceiver]*Receiver{},
+		downs:      map[*DownTrack]*webrtc.RTPSender{},
 	}
 	peer.alloc = newAllocator(est, peer.DownTracks)
+	peer.alloc.delays = &delays{deps: deps}
 	peer.wg.Add(1)
 	go peer.run()
 	metricPeers.Inc()
 	pc.OnICECandidate(peer.onLocalCandidate)
 	pc.OnTrack(peer.onTrack)
 	pc.OnConnectionStateChange(peer.onConnectionState)
+	pc.OnICEConnectionStateChange(peer.onICEState)
 	return peer, nil
 }
 
 // newPeerConnection creates a PeerConnection and returns the bandwidth
-// estimator pion built for it.
-func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
+// estimator and departure record the interceptors built for it.
+func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, *queuing.Departures, error) {
 	e.newPC.Lock()
 	defer e.newPC.Unlock()
-	e.estimator = nil
+	e.estimator, e.departures = nil, nil
 	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 	})
-	est := e.estimator
-	e.estimator = nil
-	return pc, est, err
+	est, deps := e.estimator, e.departures
+	e.estimator, e.departures = nil, nil
+	return pc, est, deps, err
 }

@@ -14,6 +14,7 @@ import (
 // outstanding it returns ErrGlare and changes nothing: the client is polite
 // and will take the server's offer.
 func (p *Peer) HandleOffer(offer string, sources map[string]Source, reply func(answer string)) error {
+	p.awaitICEStart()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.isClosed() {
@@ -44,6 +45,37 @@ func (p *Peer) HandleOffer(offer string, sources map[string]Source, reply func(a
 	p.applyHeldRemoteLocked()
 	p.scheduleLocked()
 	return nil
+}
+
+// iceStartWait bounds how long a client offer waits for ICE to start.
+const iceStartWait = 2 * time.Second
+
+// awaitICEStart holds a client offer back until ICE has started after the
+// first offer/answer exchange. pion starts ICE on its own goroutine once
+// that exchange completes, and takes a remote offer applied before ICE has
+// the remote credentials for an ICE restart: its answer then carries new
+// local credentials that nobody asked for. Firefox, whose web client offers
+// right after answering the server's first offer, refuses them and its
+// media never connects.
+func (p *Peer) awaitICEStart() {
+	if p.pc.CurrentRemoteDescription() == nil {
+		return // no exchange completed yet: nothing is starting
+	}
+	t := time.NewTimer(iceStartWait)
+	defer t.Stop()
+	select {
+	case <-p.iceStarted:
+	case <-p.closed:
+	case <-t.C:
+		p.log.Debug("client offer applied before ICE started", "waited", iceStartWait)
+	}
+}
+
+// onICEState notes that ICE started (it has the remote credentials).
+func (p *Peer) onICEState(s webrtc.ICEConnectionState) {
+	if s != webrtc.ICEConnectionStateNew {
+		p.iceStartOnce.Do(func() { close(p.iceStarted) })
+	}
 }
 
 // answerLocked applies a remote offer and sets the local answer.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/internal/wait"
+	"github.com/pion/webrtc/v4"
 )
 
 // publishN publishes n single-stream cameras from a new client and returns
@@ -239,5 +240,112 @@ func TestOffersCheckedAgainstPublishRights(t *testing.T) {
 	}
 	if limited.peer.pc.RemoteDescription() != nil {
 		t.Fatal("a refused offer was applied")
+	}
+}
+
+// iceUfrag is the first a=ice-ufrag of an SDP.
+func iceUfrag(sdp string) string {
+	_, rest, _ := strings.Cut(sdp, "a=ice-ufrag:")
+	u, _, _ := strings.Cut(rest, "\r\n")
+	return u
+}
+
+// A client that offers right after answering the server's first offer (as
+// the web client does when it publishes into a room with tracks) gets an
+// answer with the server's ICE credentials. pion starts ICE asynchronously
+// after the first exchange; an offer applied before that was taken for an
+// ICE restart, and its answer carried new credentials, which Firefox
+// refuses: its media never connected (the server logged "handshake error:
+// EOF" when the client gave up).
+func TestOfferRightAfterFirstAnswerKeepsICECredentials(t *testing.T) {
+	checkLeaks(t)
+	e := newTestEngine(t)
+	_, recvs := publishN(t, e, 1)
+	for i := range 16 {
+		sub := newClient(t, e, clientOpts{manual: true})
+		if err := sub.peer.Subscribe(recvs[0].ID()); err != nil {
+			t.Fatal(err)
+		}
+		o := wait.Recv(t, sub.offers, patience, "the server's first offer")
+		src := newSource(t, NewID("cam"), false)
+		var answer string
+		var err error
+		sub.do(func() {
+			if err = sub.answer(o); err != nil {
+				return
+			}
+			if _, err = sub.pc.AddTransceiverFromTrack(src.tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+				return
+			}
+			var off webrtc.SessionDescription
+			if off, err = sub.pc.CreateOffer(nil); err != nil {
+				return
+			}
+			err = sub.peer.HandleOffer(off.SDP, nil, func(a string) { answer = a })
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := iceUfrag(answer), iceUfrag(o.sdp); got != want {
+			t.Fatalf("client %d: the answer's ICE ufrag is %q, the server's offer had %q: an ICE restart nobody asked for", i, got, want)
+		}
+	}
+}
+
+// A subscriber that cannot decode a track's codec (an H.264-only browser
+// and a VP8 track) answers without it. The answer is accepted, the track
+// is bound and sends nothing, and the connection goes on: refusing the
+// answer would leave the offer outstanding until the peer is failed.
+func TestAnswerWithoutTheTracksCodecIsAccepted(t *testing.T) {
+	checkLeaks(t)
+	e := newTestEngine(t)
+	_, recvs := publishN(t, e, 1)
+	sub := newClient(t, e, clientOpts{manual: true})
+	if err := sub.peer.Subscribe(recvs[0].ID()); err != nil {
+		t.Fatal(err)
+	}
+	d := sub.peer.DownTrack(recvs[0].ID())
+	o := wait.Recv(t, sub.offers, patience, "the server's offer")
+	var err error
+	h264 := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, PayloadType: 102}
+	sub.do(func() {
+		if err = sub.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.sdp}); err != nil {
+			return
+		}
+		for _, tr := range sub.pc.GetTransceivers() {
+			if tr.Kind() == webrtc.RTPCodecTypeVideo {
+				if err = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{h264}); err != nil {
+					return
+				}
+			}
+		}
+		var ans webrtc.SessionDescription
+		if ans, err = sub.pc.CreateAnswer(nil); err != nil {
+			return
+		}
+		if strings.Contains(ans.SDP, "VP8") {
+			err = errors.New("the H.264-only answer lists VP8")
+			return
+		}
+		if err = sub.pc.SetLocalDescription(ans); err != nil {
+			return
+		}
+		err = sub.peer.HandleAnswer(ans.SDP)
+	})
+	if err != nil {
+		t.Fatalf("answer without VP8: %v", err)
+	}
+	wait.For(t, patience, "the subscriber connected", sub.peer.Connected)
+	// What must not happen, checked for a second.
+	for range 20 {
+		if d.Stats().Packets != 0 {
+			t.Fatalf("%d packets of a codec the subscriber cannot decode were sent", d.Stats().Packets)
+		}
+		select {
+		case err := <-sub.failed:
+			t.Fatalf("the subscriber's peer failed: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }

@@ -50,6 +50,9 @@ type Peer struct {
 
 	connected atomic.Bool
 	closed    chan struct{}
+	// iceStarted is closed once ICE has started (awaitICEStart).
+	iceStarted   chan struct{}
+	iceStartOnce sync.Once
 	// connectTimer fails a peer whose media never connects (under mu).
 	connectTimer *time.Timer
 	closeOnce    sync.Once

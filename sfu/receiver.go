@@ -39,9 +39,9 @@ type recvLayer struct {
 	ssrc       uint32
 	cache      *packetcache.Cache
 	lastKeyReq atomic.Int64 // unix nanos of the last PLI sent upstream
-	lastPacket atomic.Int64 // unix nanos of the last packet received
+	lastPacket atomic.Int64 // unix nanos of the last media packet received
 	packets    atomic.Uint64
-	bytes      atomic.Uint64
+	bytes      atomic.Uint64 // media only: the layer's cost, not the publisher's probes
 	width      atomic.Uint32 // from the last VP8 keyframe
 	height     atomic.Uint32
 	bitrate    atomic.Int64 // smoothed bit/s, updated by monitor
@@ -259,10 +259,17 @@ func (r *Receiver) readLoop(l *recvLayer) {
 // handlePacket caches one packet of a layer and forwards it to every
 // subscribed DownTrack. It allocates nothing.
 func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now int64) {
-	l.lastPacket.Store(now)
 	l.noteSeq(pkt.SequenceNumber)
+	// A layer is alive while it carries media. Padding alone does not
+	// count: browsers probe their uplink with padding on the top layer's
+	// SSRC (no RTX is negotiated), and Firefox keeps doing so after it
+	// stopped encoding that layer under CPU load; counted, the silent
+	// layer would stay a target whose keyframe never comes.
+	if len(pkt.Payload) > 0 {
+		l.lastPacket.Store(now)
+		l.bytes.Add(uint64(len(raw)))
+	}
 	l.packets.Add(1)
-	l.bytes.Add(uint64(len(raw)))
 	l.cache.Store(pkt.SequenceNumber, raw, now)
 
 	vd := &l.vd
@@ -539,17 +546,54 @@ func (r *Receiver) LayerStats() []LayerStats {
 
 // layerForSize returns the highest layer whose resolution fits within
 // maxW x maxH (0 means no limit), judged from the keyframes seen so far.
-// Layers of unknown size are assumed to fit; when none fits, the lowest.
+// A layer whose keyframe has not been seen yet is taken to be twice the
+// size of the known layer below it (half the one above: the 4/2/1 scaling
+// browsers use); with no size known at all, layers are assumed to fit.
+// When none fits, the lowest.
 func (r *Receiver) layerForSize(maxW, maxH int) int {
+	var sizes [maxLayers][2]int
+	for i := range r.layers {
+		if l := r.layers[i].Load(); l != nil {
+			sizes[i] = [2]int{int(l.width.Load()), int(l.height.Load())}
+		}
+	}
 	for i := maxLayers - 1; i >= 0; i-- {
-		l := r.layers[i].Load()
-		if l == nil {
+		if r.layers[i].Load() == nil {
 			continue
 		}
-		w, h := int(l.width.Load()), int(l.height.Load())
+		w, h := guessSize(sizes, i)
 		if (maxW == 0 || w <= maxW) && (maxH == 0 || h <= maxH) {
 			return i
 		}
 	}
 	return 0
+}
+
+// guessSize is layer i's size, or the nearest known layer's scaled by 2
+// per layer between them; 0x0 when none is known.
+func guessSize(sizes [maxLayers][2]int, i int) (w, h int) {
+	best := -1
+	for j := range sizes {
+		if sizes[j][0] != 0 && (best < 0 || abs(j-i) < abs(best-i)) {
+			best = j
+		}
+	}
+	if best < 0 {
+		return 0, 0
+	}
+	w, h = sizes[best][0], sizes[best][1]
+	for k := best; k < i; k++ {
+		w, h = w*2, h*2
+	}
+	for k := best; k > i; k-- {
+		w, h = w/2, h/2
+	}
+	return w, h
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

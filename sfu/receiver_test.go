@@ -53,6 +53,30 @@ func TestLayerForSize(t *testing.T) {
 	}
 }
 
+// Before a layer's first keyframe its size is guessed from the known
+// layers (4/2/1 scaling), so a subscriber asking for a medium-sized tile
+// early is not given the top layer because its size is still unknown.
+func TestLayerForSizeGuessesUnknownLayers(t *testing.T) {
+	r, _, _ := newTestReceiver(3, 0)
+	if got := r.layerForSize(700, 400); got != 2 {
+		t.Fatalf("nothing known: LayerForSize = %d, want 2 (assumed to fit)", got)
+	}
+	(&feeder{}).send(r, 0, true, time.Now().UnixNano()) // only the low layer: 320x180
+	for _, c := range []struct{ w, h, want int }{
+		{700, 400, 1}, {1280, 720, 2}, {400, 200, 0}, {0, 0, 2},
+	} {
+		if got := r.layerForSize(c.w, c.h); got != c.want {
+			t.Errorf("low layer known: LayerForSize(%d, %d) = %d, want %d", c.w, c.h, got, c.want)
+		}
+	}
+	r2, _, _ := newTestReceiver(3, 0)
+	f := &feeder{}
+	f.send(r2, 2, true, time.Now().UnixNano()) // only the top layer: 1280x720
+	if got := r2.layerForSize(700, 400); got != 1 {
+		t.Errorf("top layer known: LayerForSize(700, 400) = %d, want 1", got)
+	}
+}
+
 // A moderator's block stops a track for every subscriber; unblocked, each
 // restarts at a keyframe with its numbering continuing.
 func TestBlockedTrackStopsAndResumesAtAKeyframe(t *testing.T) {
@@ -112,5 +136,78 @@ func TestAudioLevels(t *testing.T) {
 	}
 	if r.TakeLoudness() != 0 {
 		t.Fatal("loudness not reset")
+	}
+}
+
+// Padding keeps no layer alive: Firefox pads its top layer's SSRC after it
+// stopped encoding it under CPU load, and a subscriber targeting that layer
+// would wait for a keyframe that never comes.
+func TestPaddingDoesNotKeepALayerAlive(t *testing.T) {
+	r, downs, _ := newTestReceiver(3, 1)
+	d := downs[0]
+	top := r.layers[2].Load()
+	top.lastPacket.Store(time.Now().Add(-2 * layerStale).UnixNano())
+	before := top.bytes.Load()
+	for i := range 20 {
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(i), SSRC: 3,
+			Padding: true, PaddingSize: 255}}
+		raw, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parsed rtp.Packet
+		if err := parsed.Unmarshal(raw); err != nil || len(parsed.Payload) != 0 {
+			t.Fatalf("padding packet parsed with %d payload bytes: %v", len(parsed.Payload), err)
+		}
+		r.handlePacket(top, raw, &parsed, time.Now().UnixNano())
+	}
+	if got := r.bestLayerAtMost(2); got != 1 {
+		t.Fatalf("with only padding on the top layer, the best layer is %d, want 1 (medium)", got)
+	}
+	if top.bytes.Load() != before {
+		t.Errorf("padding counted in the layer's rate: %d bytes", top.bytes.Load()-before)
+	}
+	r.retarget()
+	if d.target != 1 {
+		t.Fatalf("subscriber targets layer %d, want 1", d.target)
+	}
+	// Media on the top layer brings it back.
+	(&feeder{}).send(r, 2, false, time.Now().UnixNano())
+	if got := r.bestLayerAtMost(2); got != 2 {
+		t.Fatalf("after media on the top layer, the best layer is %d, want 2", got)
+	}
+}
+
+// A track that shows nothing yet starts on the first keyframe of any layer
+// up to its target, then moves up at the target's keyframe; a track already
+// showing a layer still switches only to the target.
+func TestStartsOnAnyLayerUpToTheTarget(t *testing.T) {
+	r, downs, ws := newTestReceiver(3, 1)
+	d, w := downs[0], ws[0]
+	d.SetMaxLayer(1)
+	f := &feeder{}
+	now := time.Now().UnixNano()
+	f.send(r, 2, true, now) // above the target: never taken
+	if w.packets != 0 || d.current != noLayer {
+		t.Fatalf("started on a layer above the target: layer %d, %d packets", d.current, w.packets)
+	}
+	f.send(r, 1, false, now)
+	f.send(r, 0, true, now)
+	if d.current != 0 || w.packets != 1 {
+		t.Fatalf("did not start on the low layer's keyframe: layer %d, %d packets", d.current, w.packets)
+	}
+	f.send(r, 0, false, now)
+	f.send(r, 1, false, now) // the target, but not a keyframe
+	if d.current != 0 || w.packets != 2 {
+		t.Fatalf("left the low layer before the target's keyframe: layer %d, %d packets", d.current, w.packets)
+	}
+	f.send(r, 1, true, now)
+	if d.current != 1 || w.packets != 3 {
+		t.Fatalf("not on the target after its keyframe: layer %d, %d packets", d.current, w.packets)
+	}
+	// Showing the medium layer, a low keyframe is no reason to go down.
+	f.send(r, 0, true, now)
+	if d.current != 1 || w.packets != 3 {
+		t.Fatalf("went down without a reason: layer %d, %d packets", d.current, w.packets)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"github.com/confab-sfu/confab/sfu/queuing"
 	"net"
 	"sync"
 	"testing"
@@ -208,7 +209,7 @@ func newTapEngine(t *testing.T) (*Engine, *tapNet) {
 	if err := registerCodecs(m); err != nil {
 		t.Fatal(err)
 	}
-	ir, err := newInterceptors(&e.cfg, func(est cc.BandwidthEstimator) { e.estimator = est })
+	ir, err := newInterceptors(&e.cfg, func(est cc.BandwidthEstimator) { e.estimator = est }, func(d *queuing.Departures) { e.departures = d })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,7 @@ const (
 	TypeAudience          = "audience"    // how many watch without being members (throttled)
 	TypeHand              = "hand"        // to moderators: a hand raised or lowered
 	TypePermissions       = "permissions" // your role and permissions changed
+	TypeRoomCodec         = "room_codec"  // the video codec publishers should send changed
 )
 
 // Error codes: stable strings clients may branch on.
@@ -90,6 +91,17 @@ const (
 	RoleModerator = "moderator"
 )
 
+// Video codecs a room can use, in the server's order of preference: VP8
+// first (the server rewrites its descriptor to splice simulcast layers),
+// then H.264 (what every browser decodes, some nothing else).
+const (
+	CodecVP8  = "video/VP8"
+	CodecH264 = "video/H264"
+)
+
+// VideoCodecs lists the room codecs in order of preference.
+var VideoCodecs = []string{CodecVP8, CodecH264}
+
 // Layer names used in subscribe preferences and layer reports, lowest first.
 // Publishers may use the RIDs q/h/f or l/m/h; the server maps both onto these.
 const (
@@ -113,6 +125,12 @@ type Message struct {
 	// Lecture asks for a lecture room (in join; honoured when the join
 	// creates the room) and says a room is one (in welcome).
 	Lecture bool `json:"lecture,omitempty"`
+	// VideoCodecs (join) are the video codecs (MIME types) the client can
+	// both send and decode; none means any.
+	VideoCodecs []string `json:"videoCodecs,omitempty"`
+	// VideoCodec (welcome, room_codec) is the codec every member can
+	// decode, which publishers should send.
+	VideoCodec string `json:"videoCodec,omitempty"`
 
 	// welcome
 	Participant *Participant  `json:"participant,omitempty"` // welcome: you; joined / left: them

@@ -1,6 +1,7 @@
 package signal
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -62,6 +63,14 @@ func (m *Message) Validate() *Error {
 		case "", RoleViewer, RoleSpeaker, RoleModerator:
 		default:
 			return Errorf(CodeInvalidField, "role %q: want viewer, speaker or moderator", m.Role)
+		}
+		if len(m.VideoCodecs) > len(VideoCodecs) {
+			return Errorf(CodeInvalidField, "videoCodecs lists %d codecs; there are %d", len(m.VideoCodecs), len(VideoCodecs))
+		}
+		for _, c := range m.VideoCodecs {
+			if !slices.Contains(VideoCodecs, c) {
+				return Errorf(CodeInvalidField, "videoCodecs: %q is not one of %v", c, VideoCodecs)
+			}
 		}
 	case TypeOffer, TypeAnswer:
 		if m.SDP == "" {

@@ -29,6 +29,28 @@ import (
 // here it has only loopback. TestMain re-runs the test binary there.
 const netnsEnv = "CONFAB_TEST_IN_NETNS"
 
+// netnsSetup brings lo up and, for Firefox, adds a second local address:
+// Firefox gathers no ICE candidate at all where lo is the only interface.
+// The address is on one end of a veth pair whose other end has none, and
+// the default route points there: packets between local addresses still go
+// over lo, and nothing can leave the namespace (it forwards nothing). When
+// it works, netnsAddrEnv names the address.
+const netnsSetup = `ip link set lo up && ` +
+	`if ip link add v0 type veth peer name v1 && ip link set v0 addrgenmode none && ip link set v1 addrgenmode none && ` +
+	`ip addr add ` + firefoxAddr + `/32 dev v0 && ip link set v0 up && ip link set v1 up && ip route add default dev v0; ` +
+	`then export ` + netnsAddrEnv + `=` + firefoxAddr + `; fi; `
+
+// firefoxAddr is the namespace's second local address; servers that
+// Firefox joins accept ICE candidates of firefoxNet.
+const (
+	firefoxAddr = "10.255.0.1"
+	firefoxNet  = "10.255.0.0/16"
+	// blockedAddr is a third local address: a server advertising it, where
+	// only a TCP forwarder listens, has its UDP blocked (browser_check_test).
+	blockedAddr  = "10.255.0.2"
+	netnsAddrEnv = "CONFAB_TEST_NETNS_ADDR"
+)
+
 // netnsErr says why the namespace could not be entered ("" when inside).
 var netnsErr string
 
@@ -60,7 +82,7 @@ func rerunInNetns() (int, error) {
 	if out, err := probe.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("cannot create a network namespace: %w: %s", err, out)
 	}
-	args := append(flags, "--", "sh", "-c", `ip link set lo up && exec "$0" "$@"`, os.Args[0])
+	args := append(flags, "--", "sh", "-c", netnsSetup+`exec "$0" "$@"`, os.Args[0])
 	cmd := exec.Command("unshare", append(args, os.Args[1:]...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), netnsEnv+"=1")
@@ -104,12 +126,18 @@ func startServer(t *testing.T, maxParticipants int) string {
 	return u
 }
 
-// browser is one headless Chromium; each participant is a tab of it.
+// browser is one headless Chromium; each participant is a tab of it. Its
+// pages watch the tabs (and any Firefox added to them).
 type browser struct {
-	t    *testing.T
+	*pages
 	ctx  context.Context
-	mu   sync.Mutex
-	tabs []*tab
+	root *testing.T // the test that owns the browser: its tabs close with it
+}
+
+// in is the same browser for a subtest: failures fail t, and tabs opened
+// there stay open for the next subtests.
+func (b *browser) in(t *testing.T) *browser {
+	return &browser{pages: b.pages.in(t), ctx: b.ctx, root: b.root}
 }
 
 // tab is one participant's page and its console log.
@@ -138,7 +166,7 @@ return ok;`
 
 // newBrowser starts Chromium with a fake camera and microphone that grants
 // media permission without asking, and loopback ICE candidates allowed.
-func newBrowser(t *testing.T, path string, base string) *browser {
+func newBrowser(t *testing.T, path string, base string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
@@ -160,6 +188,7 @@ func newBrowser(t *testing.T, path string, base string) *browser {
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
 		chromedp.WindowSize(1280, 800),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	if err := chromedp.Do(bctx); err != nil {
@@ -170,7 +199,7 @@ func newBrowser(t *testing.T, path string, base string) *browser {
 		cancelBrowser()
 		cancelAlloc()
 	})
-	b := &browser{t: t, ctx: bctx}
+	b := &browser{pages: newPages(t), ctx: bctx, root: t}
 	warm := b.tab("warm-up")
 	if err := chromedp.Do(warm.ctx, chromedp.Navigate(base+"/")); err != nil {
 		t.Fatalf("open the landing page: %v", err)
@@ -189,7 +218,7 @@ func newBrowser(t *testing.T, path string, base string) *browser {
 func (b *browser) tab(name string) *tab {
 	b.t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
-	b.t.Cleanup(cancel)
+	b.root.Cleanup(cancel)
 	tb := &tab{name: name, ctx: ctx}
 	chromedp.Listen(ctx, func(ev any) {
 		e, ok := ev.(*cdpruntime.EventConsoleAPICalled)
@@ -211,9 +240,7 @@ func (b *browser) tab(name string) *tab {
 	if err := chromedp.Do(ctx); err != nil {
 		b.t.Fatalf("open tab %s: %v", name, err)
 	}
-	b.mu.Lock()
-	b.tabs = append(b.tabs, tb)
-	b.mu.Unlock()
+	b.add(tb)
 	return tb
 }
 
@@ -250,141 +277,16 @@ func (tb *tab) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
-// snapshot is what a page shows and receives, from window.confab and
-// getStats.
-type snapshot struct {
-	Me      string           `json:"me"`
-	Status  map[string]any   `json:"status"`
-	Frames  map[string]int   `json:"frames"` // participant (or "<participant>/screen") -> video frames decoded
-	Audio   map[string]int   `json:"audio"`  // participant -> audio packets received
-	Layers  map[string]any   `json:"layers"` // participant (or "<participant>/screen") -> the server's layer decision
-	Sent    map[string]int   `json:"sent"`   // rid -> frames encoded by us
-	Tiles   []map[string]any `json:"tiles"`
-	Message string           `json:"message"`
+func (tb *tab) label() string { return tb.name }
+
+// console returns the tab's console log.
+func (tb *tab) console() string {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return tb.log.String()
 }
 
-const snapshotJS = `
-const c = window.confab;
-const out = {me: '', frames: {}, audio: {}, layers: {}, sent: {}, tiles: [],
-  message: (document.getElementById('prejoin-message').textContent + ' ' + document.getElementById('meeting-message').textContent).trim()};
-if (!c) return out;
-out.me = c.participantId; out.status = c.status(); out.tiles = c.tiles();
-const key = (t) => t.source === 'screen' ? t.participant + '/screen' : t.participant;
-for (const [id, d] of c.state.layers) { const t = c.state.tracks.get(id); if (t) out.layers[key(t)] = d; }
-if (!c.pc) return out;
-const r = await c.pc.getStats();
-r.forEach(s => {
-  if (s.type === 'outbound-rtp' && s.kind === 'video') out.sent[s.rid || '-'] = s.framesEncoded || 0;
-  if (s.type !== 'inbound-rtp') return;
-  const id = c.state.mids.get(s.mid); const info = id && c.state.tracks.get(id);
-  if (!info) return;
-  if (s.kind === 'video') out.frames[key(info)] = (out.frames[key(info)] || 0) + (s.framesDecoded || 0);
-  else out.audio[info.participant] = (out.audio[info.participant] || 0) + (s.packetsReceived || 0);
-});
-return out;`
-
-func (tb *tab) snapshot() (snapshot, error) {
-	var s snapshot
-	err := tb.eval(snapshotJS, &s)
-	return s, err
-}
-
-// tile returns the camera tile of a participant as the page lists it.
-func (s snapshot) tile(participant string) (map[string]any, bool) {
-	for _, tl := range s.Tiles {
-		if tl["participant"] == participant && tl["source"] == "camera" {
-			return tl, true
-		}
-	}
-	return nil, false
-}
-
-// waitFor polls cond until it holds; on timeout it prints every tab's
-// console log and state, and fails.
-func (b *browser) waitFor(what string, within time.Duration, cond func() (bool, string)) {
-	b.t.Helper()
-	deadline := time.Now().Add(within)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(250 * time.Millisecond)
-	}
-	b.report()
-	b.t.Fatalf("timed out after %v waiting for %s: %s", within, what, last)
-}
-
-// settles waits until value stays the same for samples consecutive
-// readings (250 ms apart) and returns it: a counter that stopped. It fails
-// if the value is still changing at the deadline.
-func (b *browser) settles(what string, within time.Duration, samples int, value func() (int, error)) int {
-	b.t.Helper()
-	last, same := -1, 0
-	b.waitFor(what, within, func() (bool, string) {
-		v, err := value()
-		if err != nil {
-			return false, err.Error()
-		}
-		if v == last {
-			same++
-		} else {
-			last, same = v, 1
-		}
-		return same >= samples, fmt.Sprintf("still changing: %d, unchanged for %d of %d readings", v, same, samples)
-	})
-	return last
-}
-
-// holds checks cond at every reading (250 ms apart) for the whole of
-// during, and fails at the first reading where it does not hold: for what
-// must not happen (a retry, a reconnect).
-func (b *browser) holds(what string, during time.Duration, cond func() (bool, string)) {
-	b.t.Helper()
-	end := time.Now().Add(during)
-	for {
-		if ok, msg := cond(); !ok {
-			b.report()
-			b.t.Fatalf("%s stopped holding: %s", what, msg)
-		}
-		if time.Now().After(end) {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-// waitSnapshot waits until cond holds for the tab's snapshot.
-func (b *browser) waitSnapshot(tb *tab, what string, within time.Duration, cond func(snapshot) (bool, string)) snapshot {
-	b.t.Helper()
-	var s snapshot
-	b.waitFor(tb.name+": "+what, within, func() (bool, string) {
-		var err error
-		if s, err = tb.snapshot(); err != nil {
-			return false, err.Error()
-		}
-		return cond(s)
-	})
-	return s
-}
-
-// report logs each tab's console and state, for failures.
-func (b *browser) report() {
-	b.mu.Lock()
-	tabs := append([]*tab(nil), b.tabs...)
-	b.mu.Unlock()
-	for _, tb := range tabs {
-		tb.mu.Lock()
-		b.t.Logf("console of %s:\n%s", tb.name, tb.log.String())
-		tb.mu.Unlock()
-		if s, err := tb.snapshot(); err == nil {
-			js, _ := json.MarshalIndent(s, "", "  ")
-			b.t.Logf("state of %s: %s", tb.name, js)
-		}
-	}
-}
+func (tb *tab) snapshot() (snapshot, error) { return snapshotOf(tb) }
 
 // frameVideoFrames counts the frames shown by the video of the first
 // iframe of a tab's page. The frame may be of another origin: it is read

@@ -14,29 +14,6 @@ import (
 	"github.com/confab-sfu/confab/signal/client/clip"
 )
 
-// joined waits until the page has a participant id and returns it.
-func (b *browser) joined(tb *tab) string {
-	b.t.Helper()
-	s := b.waitSnapshot(tb, "joined", 20*time.Second, func(s snapshot) (bool, string) {
-		return s.Me != "", fmt.Sprintf("not joined; status %v, message %q", s.Status, s.Message)
-	})
-	return s.Me
-}
-
-// receivesFrom waits until the tab decodes more than minFrames video frames
-// from each participant named (and, with audio, receives their sound).
-func (b *browser) receivesFrom(tb *tab, minFrames int, audio bool, from map[string]string) snapshot {
-	b.t.Helper()
-	return b.waitSnapshot(tb, fmt.Sprintf("decodes > %d frames from %v", minFrames, keys(from)), 40*time.Second, func(s snapshot) (bool, string) {
-		for name, id := range from {
-			if s.Frames[id] <= minFrames || (audio && s.Audio[id] <= 0) {
-				return false, fmt.Sprintf("from %s: %d frames, %d audio packets", name, s.Frames[id], s.Audio[id])
-			}
-		}
-		return true, ""
-	})
-}
-
 func TestThreeBrowsersMeet(t *testing.T) {
 	path := needBrowser(t)
 	base := startServer(t, 0)

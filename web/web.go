@@ -3,8 +3,8 @@
 // there is no build step.
 //
 // Routes: "/" the landing page, "/r/{room}" a meeting (the link is the
-// invitation), "/watch/{room}" a bare WHEP player for embedding,
-// "/static/..." the assets. docs/web-client.md describes the
+// invitation), "/watch/{room}" a bare WHEP player for embedding, "/check"
+// the connection check, "/static/..." the assets. docs/web-client.md describes the
 // client and its automation contract.
 package web
 
@@ -83,6 +83,7 @@ func Handler() http.Handler {
 		}
 		assets["watch.html"].ServeHTTP(w, r)
 	})
+	mux.Handle("GET /check", assets["check.html"])
 	mux.HandleFunc("GET /static/{file...}", func(w http.ResponseWriter, r *http.Request) {
 		a, ok := assets[r.PathValue("file")]
 		if !ok || strings.HasSuffix(a.name, ".html") {
@@ -123,7 +124,7 @@ func load(fsys fs.FS) (map[string]*asset, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, page := range []string{"index.html", "room.html", "watch.html"} {
+	for _, page := range []string{"index.html", "room.html", "watch.html", "check.html"} {
 		if assets[page] == nil {
 			return nil, fmt.Errorf("embedded page %s is missing", page)
 		}

@@ -50,6 +50,16 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		if err := runCheck(ctx, os.Args[2:], os.Stdout); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return
+			}
+			fmt.Fprintln(os.Stderr, "confab check:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, os.Args[1:], os.Stdout, nil); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
@@ -198,6 +208,8 @@ func publicMux(cfg *config, mgr *room.Manager, media *whip.Handler) *http.ServeM
 	mux.HandleFunc("/ws", mgr.ServeWS)
 	mux.HandleFunc("/whip/", media.ServeWHIP)
 	mux.HandleFunc("/whep/", media.ServeWHEP)
+	mux.HandleFunc("/check/config", mgr.ServeCheck)
+	mux.HandleFunc("/check/ice", mgr.ServeCheck)
 	addHealth(mux, mgr)
 	if cfg.metricsListen == "" {
 		addMetrics(mux, cfg.pprof)

@@ -57,6 +57,8 @@ func handler(mgr *room.Manager, cfg room.Config) http.Handler {
 	media := Media(mgr, cfg, 0)
 	mux.HandleFunc("/whip/", media.ServeWHIP)
 	mux.HandleFunc("/whep/", media.ServeWHEP)
+	mux.HandleFunc("/check/config", mgr.ServeCheck)
+	mux.HandleFunc("/check/ice", mgr.ServeCheck)
 	mux.Handle("/metrics", promhttp.Handler())
 	mux.Handle("/", web.Handler())
 	return mux

@@ -11,6 +11,12 @@
 // signal, and any loss while the floor holds the estimate above GCC drops the
 // floor: a wrong floor would otherwise keep the link overfull.
 //
+// Congestion is loss, or a delay signal: the queuing delay measured from
+// one-way delays when the caller has it (SetQueuing), else the estimate
+// itself falling. The estimate is a poor delay signal where arrival times
+// are noisy: GCC reads the scatter as congestion and halves itself
+// without any queue on the path.
+//
 // A Prober is pure state driven by the clock it is given, so its decisions
 // can be tested step by step.
 package probe
@@ -29,9 +35,12 @@ const (
 	probeMaxBackoff = 8 * time.Second
 	probeMaxLoss    = 0.03 // more loss than this fails a probe or drops the floor
 	congestionLoss  = 0.08 // loss that drops the floor at any time
-	// congestionDrop: an estimate falling below this share (percent) of
-	// the previous one is taken as congestion.
+	// congestionDrop: without a queuing delay, an estimate falling below
+	// this share (percent) of the previous one is taken as congestion.
 	congestionDrop = 85
+	// maxQueuing is the queuing delay taken as congestion. A probe 25 %
+	// above a path's capacity builds it within about 150 ms.
+	maxQueuing = 30 * time.Millisecond
 )
 
 // Prober is the probing state of one subscriber. It is not safe for
@@ -47,6 +56,9 @@ type Prober struct {
 	floor    int64
 	streak   int   // successful probes in a row
 	lastGCC  int64 // the estimate at the previous Update
+	queuing  time.Duration
+	measured bool // queuing is known: it is the delay signal
+	troubled bool // the last Update saw congestion or loss
 }
 
 // Padding reports whether padding should be sent now.
@@ -92,14 +104,28 @@ func (p *Prober) fail(now time.Time) {
 	p.next = now.Add(p.backoff)
 }
 
+// SetQueuing gives the path's queuing delay for the next Update; known is
+// false when it is not measured (then a falling estimate is the delay
+// signal).
+func (p *Prober) SetQueuing(d time.Duration, known bool) { p.queuing, p.measured = d, known }
+
+// Congested reports whether the last Update saw congestion (a queue, or a
+// falling estimate where none is measured) or loss.
+func (p *Prober) Congested() bool { return p.troubled }
+
 // Update folds one period's signals in: gcc is the estimator's rate (0 when
 // unknown), loss the share of packets lost since the previous call (valid
 // when haveLoss). It returns the estimate to allocate with: gcc, raised to
 // the floor a successful probe left.
 func (p *Prober) Update(now time.Time, gcc int64, loss float64, haveLoss bool) int64 {
-	congested := (haveLoss && loss > congestionLoss) || (p.lastGCC > 0 && gcc < p.lastGCC*congestionDrop/100)
+	delayed := p.lastGCC > 0 && gcc < p.lastGCC*congestionDrop/100
+	if p.measured {
+		delayed = p.queuing > maxQueuing
+	}
+	congested := (haveLoss && loss > congestionLoss) || delayed
 	lossy := haveLoss && loss > probeMaxLoss
 	p.lastGCC = gcc
+	p.troubled = congested || lossy
 	if congested || (lossy && p.floor > gcc) {
 		p.floor = 0
 	}

@@ -21,6 +21,8 @@ type step struct {
 	gcc      int64
 	loss     float64
 	haveLoss bool
+	queuing  time.Duration // with measured: the path's queuing delay
+	measured bool
 	wantEst  int64
 	wantPad  bool // Padding() after the update
 	wantBusy bool
@@ -75,6 +77,23 @@ func TestProber(t *testing.T) {
 			{at: 1000 * ms, gcc: 340_000, haveLoss: true, wantEst: 375_000},
 			{at: 1250 * ms, gcc: 400_000, loss: 0.05, haveLoss: true, wantEst: 400_000},
 		}, 375_000},
+		{"with a measured queuing delay, a falling estimate is no congestion", []step{
+			{at: 0, goal: 375_000, gcc: 300_000, haveLoss: true, measured: true, wantEst: 300_000, wantPad: true, wantBusy: true},
+			{at: 250 * ms, gcc: 150_000, haveLoss: true, queuing: 5 * ms, measured: true, wantEst: 150_000, wantPad: true, wantBusy: true},
+			{at: 500 * ms, gcc: 100_000, haveLoss: true, measured: true, wantEst: 100_000, wantBusy: true},
+			{at: 750 * ms, gcc: 100_000, haveLoss: true, measured: true, wantEst: 375_000},
+			{at: 1000 * ms, gcc: 60_000, haveLoss: true, queuing: 20 * ms, measured: true, wantEst: 375_000},
+		}, 375_000},
+		{"a standing queue stops a probe", []step{
+			{at: 0, goal: 375_000, gcc: 300_000, haveLoss: true, measured: true, wantEst: 300_000, wantPad: true, wantBusy: true},
+			{at: 250 * ms, gcc: 300_000, haveLoss: true, queuing: 40 * ms, measured: true, wantEst: 300_000},
+		}, 0},
+		{"a standing queue drops the floor", []step{
+			{at: 0, goal: 375_000, gcc: 300_000, haveLoss: true, measured: true, wantEst: 300_000, wantPad: true, wantBusy: true},
+			{at: 500 * ms, gcc: 300_000, haveLoss: true, measured: true, wantEst: 300_000, wantBusy: true},
+			{at: 750 * ms, gcc: 300_000, haveLoss: true, measured: true, wantEst: 375_000},
+			{at: 1000 * ms, gcc: 300_000, haveLoss: true, queuing: 45 * ms, measured: true, wantEst: 300_000},
+		}, 0},
 		{"no estimate at all caps nothing", []step{
 			{at: 0, gcc: 0, wantEst: 0},
 		}, 0},
@@ -86,6 +105,7 @@ func TestProber(t *testing.T) {
 				if s.goal > 0 {
 					p.Start(at(s.at), s.gcc, s.goal)
 				}
+				p.SetQueuing(s.queuing, s.measured)
 				est := p.Update(at(s.at), s.gcc, s.loss, s.haveLoss)
 				if est != s.wantEst || p.Padding() != s.wantPad || p.Busy() != s.wantBusy {
 					t.Fatalf("step %d: est %d padding %v busy %v, want %d %v %v",
@@ -173,5 +193,31 @@ func BenchmarkUpdate(b *testing.B) {
 			p.Start(now, 300_000, p.GoalFor(300_000, 2_000_000))
 		}
 		p.Update(now, 300_000, 0, true)
+	}
+}
+
+// Congested reports the last update's trouble: a queue, loss, or (without
+// a measured queue) a falling estimate.
+func TestCongested(t *testing.T) {
+	var p Prober
+	for i, s := range []struct {
+		gcc      int64
+		loss     float64
+		queuing  time.Duration
+		measured bool
+		want     bool
+	}{
+		{300_000, 0, 0, true, false},
+		{100_000, 0, 5 * time.Millisecond, true, false}, // a falling estimate, no queue
+		{100_000, 0, 40 * time.Millisecond, true, true},
+		{100_000, 0.05, 0, true, true},
+		{100_000, 0, 0, false, false},
+		{50_000, 0, 0, false, true}, // falling, nothing measured
+	} {
+		p.SetQueuing(s.queuing, s.measured)
+		p.Update(at(time.Duration(i)*250*time.Millisecond), s.gcc, s.loss, true)
+		if p.Congested() != s.want {
+			t.Fatalf("step %d: congested %v, want %v", i, p.Congested(), s.want)
+		}
 	}
 }

@@ -212,7 +212,10 @@ export class Controls {
     try {
       stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: false });
     } catch (e) {
-      if (e.name !== 'NotAllowedError' && e.name !== 'AbortError') this.showMessage('meeting-message', `Screen sharing failed: ${e.message}`);
+      // Refusing the picker is a choice, not a failure.
+      if (e.name === 'NotAllowedError' || e.name === 'AbortError') return;
+      const why = e.name === 'NotFoundError' ? 'this browser found no screen or window to share.' : e.message;
+      this.showMessage('meeting-message', `Screen sharing failed: ${why}`);
       return;
     }
     const track = stream.getVideoTracks()[0];

@@ -11,22 +11,47 @@ import { SignalError } from './signaling.js';
 // for it at most this long.
 const SERVER_OFFER_WAIT_MS = 3000;
 
-// The server rewrites VP8 headers when it switches layers, so video is VP8
-// only; audio is Opus. Nothing else is offered.
-const WANTED = { video: ['video/vp8'], audio: ['audio/opus'] };
+// Video is published with the room's codec (docs/protocol.md, room_codec):
+// VP8 unless a member decodes only H.264. Audio is Opus.
+export const VIDEO_CODECS = ['video/VP8', 'video/H264'];
+const AUDIO = ['audio/opus'];
+
+// videoCodecs are the room codecs this browser can both send and decode,
+// as join announces them.
+export function videoCodecs() {
+  const has = (source, mime) => {
+    const caps = source && source.getCapabilities && source.getCapabilities('video');
+    return !!caps && caps.codecs.some((c) => c.mimeType.toLowerCase() === mime.toLowerCase());
+  };
+  return VIDEO_CODECS.filter((m) => has(globalThis.RTCRtpSender, m) && has(globalThis.RTCRtpReceiver, m));
+}
+
+// wanted picks, from a capability list, the codecs a transceiver may use:
+// Opus for audio; for video the room's codec (H.264 in packetization mode
+// 1, which the server forwards), or the first room codec the browser has.
+function wanted(codecs, kind, videoCodec) {
+  if (kind === 'audio') return codecs.filter((c) => AUDIO.includes(c.mimeType.toLowerCase()));
+  const of = (mime) => codecs.filter((c) => c.mimeType.toLowerCase() === mime.toLowerCase()
+    && (mime !== 'video/H264' || /packetization-mode=1/.test(c.sdpFmtpLine || '')));
+  for (const mime of [videoCodec, ...VIDEO_CODECS]) {
+    const found = mime ? of(mime) : [];
+    if (found.length) return found;
+  }
+  return [];
+}
 
 // Sections are added in this order on every new connection.
 const SOURCE_ORDER = { microphone: 0, camera: 1, screen: 2 };
 
-// preferCodecs limits a transceiver to the codecs the server forwards.
-// Browsers without setCodecPreferences still list VP8 and Opus, which the
-// server picks on its own.
-export function preferCodecs(transceiver, kind) {
+// preferCodecs limits a transceiver to the codec it should send: Opus, or
+// the room's video codec. Browsers without setCodecPreferences list VP8
+// first, which the server picks in a VP8 room.
+export function preferCodecs(transceiver, kind, videoCodec) {
   if (typeof transceiver.setCodecPreferences !== 'function') return;
   for (const source of [globalThis.RTCRtpReceiver, globalThis.RTCRtpSender]) {
     const caps = source && source.getCapabilities && source.getCapabilities(kind);
     if (!caps) continue;
-    const codecs = caps.codecs.filter((c) => WANTED[kind].includes(c.mimeType.toLowerCase()));
+    const codecs = wanted(caps.codecs, kind, videoCodec);
     if (!codecs.length) continue;
     try {
       transceiver.setCodecPreferences(codecs);
@@ -43,8 +68,9 @@ export class Negotiation {
   // offers until the server's offer is answered. Callbacks: onTrack(event,
   // trackId) for a received track, onState(connectionState), onAccepted()
   // after each answer to our offer.
-  constructor({ sig, iceServers, publications, expectOffer, debug, onTrack, onState, onAccepted }) {
+  constructor({ sig, iceServers, publications, expectOffer, videoCodec, debug, onTrack, onState, onAccepted }) {
     this.sig = sig;
+    this.videoCodec = videoCodec;
     this.publications = publications;
     this.debug = debug;
     this.onTrack = onTrack;
@@ -185,8 +211,21 @@ export class Negotiation {
     const init = { direction: 'sendonly' };
     if (pub.encodings) init.sendEncodings = pub.encodings.map((e) => ({ ...e }));
     const t = this.pc.addTransceiver(track, init);
-    preferCodecs(t, track.kind);
+    preferCodecs(t, track.kind, this.videoCodec);
     this.senders.set(track, t.sender);
+  }
+
+  // setVideoCodec publishes video with another codec (the room's changed):
+  // each video track moves to a new section, which the server takes for a
+  // new track, as a codec cannot change under its subscribers.
+  setVideoCodec(codec) {
+    if (codec === this.videoCodec || this.closed) return;
+    this.videoCodec = codec;
+    for (const [track, pub] of this.publications) {
+      if (track.kind !== 'video' || !this.senders.has(track)) continue;
+      this.removeSender(track);
+      this.addSender(track, pub);
+    }
   }
 
   // removeSender stops sending a track; the next offer makes its section

@@ -17,6 +17,7 @@ import { People } from './people.js';
 import { Controls } from './controls.js';
 import { Permissions } from './permissions.js';
 import { explain, explainJoin, setStatus, showMessage, showReconnecting, status } from './notices.js';
+import * as checks from './checks.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -144,7 +145,9 @@ function showTrack({ info, track, stream }) {
 }
 
 function showMuted(info) {
-  if (info.participant !== session.me) tiles.showMuted(info);
+  if (info.participant === session.me) return;
+  tiles.showMuted(info);
+  tiles.showUndecodable(info, !session.decodable(info));
 }
 
 // roomChanged follows members and tracks coming and going; known is the
@@ -273,6 +276,7 @@ async function join() {
     const refused = AUTH_CODES.includes(e.code) || e.code === 'forbidden';
     if (refused) controls.releaseDevices();
     $('join').disabled = refused;
+    if (e.code === 'unreachable') showCheck('The server cannot be reached from here.');
   }
 }
 
@@ -359,6 +363,24 @@ function wireControls() {
   setInterval(() => refreshStats().catch((e) => console.warn('stats', String(e))), 1000);
 }
 
+// showCheck puts a line under the pre-join form, with a link to /check.
+function showCheck(text) {
+  $('prejoin-check').querySelector('span').textContent = text;
+  $('prejoin-check').hidden = false;
+}
+
+// precheck tests media over UDP while the pre-join screen waits for the
+// user (not with autojoin): a network that blocks it is the usual reason
+// for "I can't see the others", and the check page says what to do.
+async function precheck() {
+  const udp = await checks.udp();
+  if (udp.state === 'ok' || !$('meeting').hidden) return;
+  const tcp = await checks.tcp(await checks.config().catch(() => ({ tcp: false })));
+  showCheck(tcp.state === 'ok'
+    ? 'This network blocks UDP to the server: the meeting will use TCP, with more delay.'
+    : 'This network blocks media to the server: you may neither see nor hear the others.');
+}
+
 // fillName: a name in the invitation is the one the server uses; else the
 // URL's, else the one remembered.
 function fillName() {
@@ -389,6 +411,8 @@ window.confab = {
     get local() { return controls.local; },
     get muted() { return { ...controls.muted }; },
     get chat() { return people.chat; },
+    get videoCodec() { return session.videoCodec; },
+    get videoCodecs() { return session.videoCodecs; },
   },
   get pc() { return session.pc; },
   get participantId() { return session.me; },
@@ -402,6 +426,7 @@ window.confab = {
     mutedVideo: t.dataset.mutedVideo === 'true',
     mutedAudio: t.dataset.mutedAudio === 'true',
     speaking: t.dataset.speaking === 'true',
+    undecodable: t.dataset.undecodable === 'true',
     width: t.clientWidth,
     height: t.clientHeight,
   })),
@@ -428,6 +453,7 @@ permissions.render();
 wireControls();
 if (params.get('autojoin') === '1' && $('display-name').value.trim()) {
   join();
-} else if (permissions.perms.publish) {
-  controls.startPreview().catch((e) => showMessage('prejoin-message', explain(e)));
+} else {
+  if (permissions.perms.publish) controls.startPreview().catch((e) => showMessage('prejoin-message', explain(e)));
+  precheck().catch((e) => console.warn('connection check', String(e)));
 }

@@ -16,7 +16,7 @@
 //   bye (m)              the server is closing this session
 // "why" of a reconnect: lost, restarting, media_failed, unreachable.
 import { Signaling, SignalError } from './signaling.js';
-import { Negotiation } from './negotiation.js';
+import { Negotiation, videoCodecs } from './negotiation.js';
 import { AUTH_CODES } from './auth.js';
 
 export const BACKOFF_MIN_MS = 1000;
@@ -53,6 +53,8 @@ export class Session {
     this.members = new Map();          // participant id -> {id, name, role}
     this.tracks = new Map();           // server track id -> info (+ subscribed once received)
     this.publications = new Map();     // our MediaStreamTrack -> {source, encodings, muted}
+    this.videoCodecs = videoCodecs();  // what this browser sends and decodes, told in join
+    this.videoCodec = '';              // the room's, from welcome and room_codec
     this.handlers = new Map();
   }
 
@@ -108,7 +110,7 @@ export class Session {
   }
 
   joinMessage() {
-    const join = { type: 'join', room: this.room, name: this.name, version: 1 };
+    const join = { type: 'join', room: this.room, name: this.name, version: 1, videoCodecs: this.videoCodecs };
     if (this.token) join.token = this.token;
     if (this.lecture) join.lecture = true;
     if (this.role) join.role = this.role;
@@ -124,7 +126,9 @@ export class Session {
     for (const p of welcome.members || []) this.members.set(p.id, p);
     this.tracks.clear();
     for (const t of welcome.tracks || []) this.tracks.set(t.id, { ...t, muted: !!t.muted });
+    this.videoCodec = welcome.videoCodec || 'video/VP8';
     this.neg = new Negotiation({
+      videoCodec: this.videoCodec,
       sig,
       iceServers: welcome.iceServers || [],
       publications: this.publications,
@@ -178,6 +182,11 @@ export class Session {
         this.tracks.delete(m.track.id);
         return info;
       }
+      case 'room_codec':
+        // Publishers send what every member decodes: our video moves.
+        this.videoCodec = m.videoCodec;
+        if (this.neg) this.neg.setVideoCodec(m.videoCodec);
+        return undefined;
       default:
         return undefined;
     }
@@ -276,6 +285,12 @@ export class Session {
     this.timer = null;
     if (this.sig && leave) this.sig.send({ type: 'leave' });
     this.drop();
+  }
+
+  // decodable says whether this browser can show a track (its codec).
+  decodable(info) {
+    return !info || info.kind !== 'video' || !info.codec || this.videoCodecs.length === 0
+      || this.videoCodecs.some((c) => c.toLowerCase() === info.codec.toLowerCase());
   }
 
   // request sends a request of the joined session.

@@ -202,6 +202,17 @@ export class Tiles {
     else if (info.source !== 'screen') tile.dataset.mutedVideo = String(!!info.muted);
   }
 
+  // showUndecodable says on a tile that this browser cannot show its
+  // video (the publisher's codec is not one it decodes), or clears it.
+  showUndecodable(info, undecodable) {
+    const tile = this.map.get(tileKey(info));
+    if (!tile || info.kind !== 'video') return;
+    tile.dataset.undecodable = String(undecodable);
+    const note = tile.querySelector('.tile-note');
+    note.hidden = !undecodable;
+    note.textContent = undecodable ? `This browser cannot play this video (${info.codec.replace('video/', '')}).` : '';
+  }
+
   setSpeaker(participant) {
     this.speaker = participant;
     for (const tile of this.map.values()) {
