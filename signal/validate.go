@@ -50,28 +50,7 @@ func HiddenRune(r rune) bool {
 func (m *Message) Validate() *Error {
 	switch m.Type {
 	case TypeJoin:
-		if m.Version != Version {
-			return Errorf(CodeUnsupportedVersion, "protocol version %d is not supported; this server speaks %d", m.Version, Version)
-		}
-		if m.Room == "" {
-			return Errorf(CodeInvalidField, "join needs a room")
-		}
-		if _, err := CheckName(m.Name); err != nil {
-			return err
-		}
-		switch m.Role {
-		case "", RoleViewer, RoleSpeaker, RoleModerator:
-		default:
-			return Errorf(CodeInvalidField, "role %q: want viewer, speaker or moderator", m.Role)
-		}
-		if len(m.VideoCodecs) > len(VideoCodecs) {
-			return Errorf(CodeInvalidField, "videoCodecs lists %d codecs; there are %d", len(m.VideoCodecs), len(VideoCodecs))
-		}
-		for _, c := range m.VideoCodecs {
-			if !slices.Contains(VideoCodecs, c) {
-				return Errorf(CodeInvalidField, "videoCodecs: %q is not one of %v", c, VideoCodecs)
-			}
-		}
+		return m.validateJoin()
 	case TypeOffer, TypeAnswer:
 		if m.SDP == "" {
 			return Errorf(CodeInvalidField, "%s needs sdp", m.Type)
@@ -84,22 +63,7 @@ func (m *Message) Validate() *Error {
 			return Errorf(CodeInvalidField, "candidate needs a candidate object")
 		}
 	case TypeSubscribe:
-		if len(m.Subscriptions) == 0 {
-			return Errorf(CodeInvalidField, "subscribe needs at least one subscription")
-		}
-		for _, s := range m.Subscriptions {
-			if s.TrackID == "" {
-				return Errorf(CodeInvalidField, "subscription without trackId")
-			}
-			switch s.MaxLayer {
-			case "", LayerLow, LayerMedium, LayerHigh:
-			default:
-				return Errorf(CodeInvalidField, "maxLayer %q: want low, medium or high", s.MaxLayer)
-			}
-			if s.MaxWidth < 0 || s.MaxHeight < 0 {
-				return Errorf(CodeInvalidField, "maxWidth and maxHeight must not be negative")
-			}
-		}
+		return m.validateSubscribe()
 	case TypeChat:
 		if n := utf8.RuneCountInString(m.Text); n == 0 || n > MaxChatRunes {
 			return Errorf(CodeInvalidField, "chat text must be 1-%d characters", MaxChatRunes)
@@ -129,6 +93,55 @@ func (m *Message) Validate() *Error {
 		return Errorf(CodeInvalidField, "message without type")
 	default:
 		return Errorf(CodeUnknownType, "unknown message type %q", m.Type)
+	}
+	return nil
+}
+
+// validateJoin checks a join: version, room, name, the role asked for and
+// the video codecs listed.
+func (m *Message) validateJoin() *Error {
+	if m.Version != Version {
+		return Errorf(CodeUnsupportedVersion, "protocol version %d is not supported; this server speaks %d", m.Version, Version)
+	}
+	if m.Room == "" {
+		return Errorf(CodeInvalidField, "join needs a room")
+	}
+	if _, err := CheckName(m.Name); err != nil {
+		return err
+	}
+	switch m.Role {
+	case "", RoleViewer, RoleSpeaker, RoleModerator:
+	default:
+		return Errorf(CodeInvalidField, "role %q: want viewer, speaker or moderator", m.Role)
+	}
+	if len(m.VideoCodecs) > len(VideoCodecs) {
+		return Errorf(CodeInvalidField, "videoCodecs lists %d codecs; there are %d", len(m.VideoCodecs), len(VideoCodecs))
+	}
+	for _, c := range m.VideoCodecs {
+		if !slices.Contains(VideoCodecs, c) {
+			return Errorf(CodeInvalidField, "videoCodecs: %q is not one of %v", c, VideoCodecs)
+		}
+	}
+	return nil
+}
+
+// validateSubscribe checks each subscription's track, layer and size caps.
+func (m *Message) validateSubscribe() *Error {
+	if len(m.Subscriptions) == 0 {
+		return Errorf(CodeInvalidField, "subscribe needs at least one subscription")
+	}
+	for _, s := range m.Subscriptions {
+		if s.TrackID == "" {
+			return Errorf(CodeInvalidField, "subscription without trackId")
+		}
+		switch s.MaxLayer {
+		case "", LayerLow, LayerMedium, LayerHigh:
+		default:
+			return Errorf(CodeInvalidField, "maxLayer %q: want low, medium or high", s.MaxLayer)
+		}
+		if s.MaxWidth < 0 || s.MaxHeight < 0 {
+			return Errorf(CodeInvalidField, "maxWidth and maxHeight must not be negative")
+		}
 	}
 	return nil
 }
