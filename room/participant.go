@@ -23,6 +23,10 @@ type participant struct {
 	id       ParticipantID
 	name     string
 	identity string       // the token's subject; "" in open rooms
+	// node is the cluster node a member of another node is connected to;
+	// "" for this node's own participants (only they have a connection,
+	// a peer and a log here).
+	node string
 	log      *slog.Logger // carries room and participant: everything about it logs here
 	out      sender       // nil for a WHIP publisher
 	peer     Peer
