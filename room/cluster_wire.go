@@ -41,7 +41,7 @@ type nodeState struct {
 	Hosted bool `json:"hosted"`
 	// Epoch (the node's start, ns) and Version order a node's states: an
 	// older one arriving late is ignored.
-	Epoch   int64 `json:"epoch"`
+	Epoch   int64  `json:"epoch"`
 	Version uint64 `json:"version"`
 	// Members are the announced members (a lecture's audience is only
 	// counted), in join order.
