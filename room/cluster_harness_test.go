@@ -177,3 +177,22 @@ func noLeaks(t *testing.T, ignore goleak.Option) {
 		return true, ""
 	})
 }
+
+// gotIntact reports whether a WHEP viewer received at least n packets of
+// each source, every one as it was sent.
+func (v *whepViewer) gotIntact(sources []*source, n int) (bool, string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, s := range sources {
+		got := v.payloads[s.kind]
+		if len(got) < n {
+			return false, fmt.Sprintf("%d %s packets, want %d", len(got), s.kind, n)
+		}
+		for i, p := range got {
+			if !s.wasSent(p) {
+				return false, fmt.Sprintf("%s packet %d differs from anything sent", s.kind, i)
+			}
+		}
+	}
+	return true, ""
+}
