@@ -30,10 +30,15 @@ const pullTimeout = 3 * time.Second
 // tracks it watches to be relayed from their node.
 const relayWaitForViewer = 5 * time.Second
 
+// pullBackoff is how long a room waits after a failed request before it
+// asks the same node again (it may be gone: its part expires soon).
+const pullBackoff = time.Second
+
 // pull is what this node asked of a remote track's node.
 type pull struct {
 	layers []int // nil: nothing
 	at     time.Time
+	failed bool // the last request failed (at says when)
 }
 
 // pullChange is one request to make.
@@ -41,6 +46,7 @@ type pullChange struct {
 	node   string
 	track  sfu.TrackID
 	layers []int
+	prev   pull
 }
 
 // evaluatePulls asks remote tracks' nodes for what this node's members
@@ -84,10 +90,13 @@ func (r *Room) evaluatePulls() {
 			layers = wantedLayers(c.kind, c.recv)
 		}
 		stale := c.wanted && c.recv == nil && now.Sub(c.prev.at) > pullRetry
-		if slices.Equal(layers, c.prev.layers) && !stale {
+		switch {
+		case c.prev.failed && now.Sub(c.prev.at) < pullBackoff:
+			continue
+		case slices.Equal(layers, c.prev.layers) && !stale && !c.prev.failed:
 			continue
 		}
-		changes = append(changes, pullChange{node: c.node, track: c.id, layers: layers})
+		changes = append(changes, pullChange{node: c.node, track: c.id, layers: layers, prev: c.prev})
 	}
 	for _, ch := range changes {
 		r.askRelay(ch, now)
@@ -143,13 +152,16 @@ func (r *Room) askRelay(ch pullChange, now time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), pullTimeout)
 	defer cancel()
 	err := r.cl.c.node.Request(ctx, ch.node, reqWant, wantRequest{Room: r.name, Track: ch.track, Layers: ch.layers}, nil)
-	if err != nil {
-		r.log.Debug("cluster: relay request", "node", ch.node, "track", string(ch.track), "layers", ch.layers, "err", err)
-		return
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.tracks[ch.track]; !ok {
+		return
+	}
+	if err != nil {
+		r.log.Debug("cluster: relay request", "node", ch.node, "track", string(ch.track), "layers", ch.layers, "err", err)
+		failed := ch.prev
+		failed.at, failed.failed = now, true
+		r.cl.pulls[ch.track] = &failed
 		return
 	}
 	if ch.layers == nil {
