@@ -75,7 +75,9 @@ func TestClusterModerationAcrossNodes(t *testing.T) {
 	if err := request(mod, &signal.Message{Type: signal.TypeMute, TrackID: video.ID, Muted: &muted}); err != nil {
 		t.Fatalf("the moderator mutes eve's video on another node: %v", err)
 	}
-	mutedBy := func(m *signal.Message) bool { return m.Track.ID == video.ID && m.Track.Muted && m.Track.MutedBy == mod.ID() }
+	mutedBy := func(m *signal.Message) bool {
+		return m.Track.ID == video.ID && m.Track.Muted && m.Track.MutedBy == mod.ID()
+	}
 	wait.Until(t, 5*time.Second, "everyone, eve too, is told", func() (bool, string) {
 		for _, p := range []*testPeer{mod, eve, obs} {
 			if !p.saw(signal.TypeTrackUpdated, mutedBy) {
