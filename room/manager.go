@@ -5,7 +5,9 @@
 // media plane through the small interfaces of media.go (package sfu
 // implements them); access tokens (room/access), TURN (room/turn),
 // per-address budgets (room/addrlimit) and the HTTP side of WHIP and WHEP
-// (room/whip) are packages of their own, which cmd/confab wires.
+// (room/whip) are packages of their own, which cmd/confab wires. With
+// Config.Cluster the server is one node of a cluster and a room spans the
+// nodes its members connect to (cluster_*.go, over room/cluster).
 package room
 
 import (
