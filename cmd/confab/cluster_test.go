@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -308,4 +309,34 @@ func TestClusterThreeConfabProcesses(t *testing.T) {
 		})
 	}
 	t.Logf("three processes: everyone received everyone %v after publishing", time.Since(start).Round(time.Millisecond))
+	// Each node's /metrics tells of the cluster and its relays.
+	for i, u := range urls {
+		body := scrape(t, u+"metrics")
+		for _, want := range []string{
+			"confab_cluster_nodes 3",
+			"confab_cluster_connected 1",
+			fmt.Sprintf(`confab_relay_tracks{direction="out",node="proc%d"} 2`, (i+1)%3+1),
+			fmt.Sprintf(`confab_relay_tracks{direction="in",node="proc%d"} 2`, (i+1)%3+1),
+			`confab_relay_bytes_total{direction="out"`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("proc%d's /metrics lacks %q", i+1, want)
+			}
+		}
+	}
+}
+
+// scrape reads a /metrics page.
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
