@@ -1,11 +1,13 @@
 package room_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -191,6 +193,60 @@ func (v *whepViewer) gotIntact(sources []*source, n int) (bool, string) {
 		for i, p := range got {
 			if !s.wasSent(p) {
 				return false, fmt.Sprintf("%s packet %d differs from anything sent", s.kind, i)
+			}
+		}
+	}
+	return true, ""
+}
+
+// intact reports whether a received payload is one s sent, byte for byte
+// but for a VP8 picture id: a subscriber's down-track renumbers those
+// after a pause (its bandwidth held the video back) so that the picture
+// ids it forwards stay continuous. Relays never do: they forward every
+// packet as it came.
+func (s *source) intact(p []byte) bool {
+	if s.wasSent(p) {
+		return true
+	}
+	if s.kind != "video" || len(p) < 4 || p[0] != 0x90 || p[1] != 0x80 || p[2]&0x80 == 0 {
+		return false
+	}
+	tag := []byte(s.name + "/" + s.kind + "/")
+	at := bytes.Index(p, tag)
+	if at < 0 || len(p) < at+len(tag)+6 {
+		return false
+	}
+	i, err := strconv.Atoi(string(p[at+len(tag) : at+len(tag)+6]))
+	if err != nil {
+		return false
+	}
+	want := s.payload(i)
+	return s.wasSent(want) && len(want) == len(p) && bytes.Equal(want[:2], p[:2]) && bytes.Equal(want[4:], p[4:])
+}
+
+// checkIntact is checkTracks with intact: every packet from each source,
+// and at least min of each, is one it sent (picture ids aside).
+func checkIntact(p *testPeer, min int, from map[string][]*source) (bool, string) {
+	snap := p.rec.snapshot()
+	for pubID, sources := range from {
+		for _, s := range sources {
+			found := false
+			for _, rc := range snap {
+				if rc.publisher != pubID || rc.kind != s.kind {
+					continue
+				}
+				found = true
+				if len(rc.payloads) < min {
+					return false, fmt.Sprintf("%s: %d %s packets from %s, want %d", p.ID(), len(rc.payloads), s.kind, s.name, min)
+				}
+				for i, pl := range rc.payloads {
+					if !s.intact(pl) {
+						return false, fmt.Sprintf("%s: %s packet %d from %s differs from anything sent: %q", p.ID(), s.kind, i, s.name, pl[:min2(len(pl), 40)])
+					}
+				}
+			}
+			if !found {
+				return false, fmt.Sprintf("%s: no %s track from %s (has %d tracks)", p.ID(), s.kind, s.name, len(snap))
 			}
 		}
 	}
