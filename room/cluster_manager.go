@@ -55,12 +55,7 @@ func startCluster(m *Manager, cfg cluster.Config) (*clusterNode, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = m.log
 	}
-	up, down := cfg.OnNodeUp, cfg.OnNodeDown
-	cfg.OnNodeUp = func(info cluster.NodeInfo) {
-		if up != nil {
-			up(info)
-		}
-	}
+	down := cfg.OnNodeDown
 	cfg.OnNodeDown = func(info cluster.NodeInfo, why cluster.DownReason) {
 		c.nodeDown(info.ID)
 		if down != nil {

@@ -59,8 +59,8 @@ type Config struct {
 	// Cluster, when set, makes this server one node of a cluster over
 	// NATS (room/cluster): a room spans every node its members connect
 	// to, and media crosses between nodes on relay links. NewManager
-	// joins the cluster (its OnNodeUp, OnNodeDown and Load are wrapped or
-	// filled in). nil: a single server, and nothing of the cluster runs.
+	// joins the cluster (its OnNodeDown is wrapped, its Load filled in
+	// when nil). nil: a single server, and nothing of the cluster runs.
 	Cluster *cluster.Config
 	Logger  *slog.Logger
 }
