@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/internal/needtool"
+
 	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/signal"
 	"github.com/confab-sfu/confab/signal/client"
@@ -114,17 +116,7 @@ func TestClusterWrongNATSPasswordFailsToStart(t *testing.T) {
 
 // natsServerBinary finds the nats-server program (CI installs Debian's).
 func natsServerBinary(t *testing.T) string {
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/nats-server"); err == nil {
-		return "/usr/sbin/nats-server"
-	}
-	if os.Getenv("CONFAB_E2E") != "" {
-		t.Fatal("nats-server is not installed, and CONFAB_E2E=1 makes the tests on real components mandatory (apt-get install nats-server)")
-	}
-	t.Skip("nats-server is not installed")
-	return ""
+	return needtool.Path(t, "nats-server", "nats-server", "/usr/sbin/nats-server")
 }
 
 func freeLoopbackPort(t *testing.T) int {
