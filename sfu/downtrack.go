@@ -198,8 +198,9 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8.Descri
 		// A track that shows nothing yet starts on the first keyframe of
 		// any layer up to the target (and moves up at the target's own
 		// keyframe): a picture now beats waiting for the one layer whose
-		// encoder may be slow to answer, or was just suspended.
-		starting := d.current == noLayer && layer < d.target
+		// encoder may be slow to answer, or was just suspended. A pinned
+		// track (a relay section) carries its one layer only.
+		starting := d.current == noLayer && layer < d.target && !d.pinned
 		if layer != d.target && !starting {
 			d.mu.Unlock()
 			return false
