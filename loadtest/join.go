@@ -35,6 +35,12 @@ func (r *run) joinWS(setup context.Context, pl plan, rec *receiveLog) (*client.P
 			if v := video.Load(); v != nil {
 				v.RequestKeyframe()
 			}
+		},
+		// Dynacast: the publisher sends only the layers someone needs.
+		OnPublishLayers: func(_ string, rids []string) {
+			if v := video.Load(); v != nil {
+				v.SetActiveRIDs(rids)
+			}
 		}})
 	if err != nil {
 		return nil, err

@@ -198,6 +198,19 @@ func (v *videoLog) media() int {
 	return n
 }
 
+// keyWidthsSince lists the resolutions of the keyframes received after t.
+func (v *videoLog) keyWidthsSince(t time.Time) []uint16 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []uint16
+	for _, k := range v.keys {
+		if !k.at.Before(t) {
+			out = append(out, k.width)
+		}
+	}
+	return out
+}
+
 // lastWidth is the resolution of the latest keyframe received.
 func (v *videoLog) lastWidth() uint16 {
 	v.mu.Lock()

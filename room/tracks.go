@@ -152,19 +152,22 @@ func (r *Room) setMuted(p *participant, trackID string, muted bool) *signal.Erro
 	return nil
 }
 
-// detectSpeakers announces the dominant speaker until the room closes.
+// detectSpeakers announces the dominant speaker, and tells publishers
+// which simulcast layers are needed (dynacast.go), until the room closes.
 func (r *Room) detectSpeakers() {
 	defer close(r.done)
 	t := time.NewTicker(speakerInterval)
 	defer t.Stop()
 	var det speakerDetector
+	dc := dynacast{}
 	for {
 		select {
 		case <-r.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			r.observeSpeakers(&det)
+			r.observeLayerDemand(dc, now)
 		}
-		r.observeSpeakers(&det)
 	}
 }
 

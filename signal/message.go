@@ -45,6 +45,9 @@ const (
 	TypeHand              = "hand"        // to moderators: a hand raised or lowered
 	TypePermissions       = "permissions" // your role and permissions changed
 	TypeRoomCodec         = "room_codec"  // the video codec publishers should send changed
+	// TypePublishLayers tells a publisher which simulcast encodings of one
+	// of its tracks anyone needs (dynacast): send those, pause the others.
+	TypePublishLayers = "publish_layers"
 )
 
 // Error codes: stable strings clients may branch on.
@@ -217,7 +220,10 @@ type Track struct {
 	Source      string   `json:"source,omitempty"`
 	Codec       string   `json:"codec,omitempty"`  // mime type, e.g. "video/VP8"
 	Layers      []string `json:"layers,omitempty"` // simulcast layers the publisher sends
-	Muted       bool     `json:"muted,omitempty"`
+	// RIDs (publish_layers) are the publisher's own RIDs of the encodings
+	// to keep sending; the others are paused until named again.
+	RIDs  []string `json:"rids,omitempty"`
+	Muted bool     `json:"muted,omitempty"`
 	// MutedBy is the moderator who muted the track; forwarding is stopped
 	// until the owner unmutes it.
 	MutedBy string `json:"mutedBy,omitempty"`

@@ -77,6 +77,10 @@ func (p *Peer) handle(s *session, m *signal.Message) {
 		p.mu.Lock()
 		delete(p.tracks, m.Track.ID)
 		p.mu.Unlock()
+	case signal.TypePublishLayers:
+		if m.Track != nil && p.params.OnPublishLayers != nil {
+			p.params.OnPublishLayers(m.Track.ID, m.Track.RIDs)
+		}
 	}
 	p.pushEvent(m)
 }

@@ -33,6 +33,11 @@ type Params struct {
 	// OnKeyframeRequest is called when the server asks for a keyframe of
 	// one of the peer's published tracks (by the local track id).
 	OnKeyframeRequest func(trackID string)
+	// OnPublishLayers is called when the server says which simulcast
+	// encodings of a published track anyone needs (by the local track id
+	// and the RIDs to keep sending): a source should stop writing the
+	// others until they are named again (clip.VideoSource.SetActiveRIDs).
+	OnPublishLayers func(trackID string, rids []string)
 	// RelayOnly makes the peer use only TURN relay candidates (from the
 	// ICE servers in welcome), as a client behind a strict firewall would.
 	RelayOnly bool

@@ -250,3 +250,60 @@ func TestAudioLoopIsContinuous(t *testing.T) {
 		}
 	}
 }
+
+// Dynacast: a paused layer sends nothing while the others go on; when it
+// comes back it starts on a keyframe, its timestamp as far on as the time
+// it was paused.
+func TestVideoPausedLayerResumesOnAKeyframe(t *testing.T) {
+	v, err := NewVideoSource("cam", "s", true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.pace = time.Millisecond
+	caps := make([]*capture, len(v.tracks))
+	for i, tr := range v.tracks {
+		caps[i] = newCapture(vp8Params, webrtc.SSRC(100+i))
+		if _, err := tr.Bind(caps[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); v.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor := func(c *capture, n int) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for c.count() < n {
+			select {
+			case <-c.wrote:
+			case <-deadline:
+				t.Fatalf("only %d of %d packets sent in 20 s", c.count(), n)
+			}
+		}
+	}
+	waitFor(caps[2], 30)
+	v.SetActiveRIDs([]string{"l"})
+	// A frame may have been under way: the pause holds from the next.
+	waitFor(caps[0], caps[0].count()+20)
+	high, med, sentHigh := caps[2].count(), caps[1].count(), v.LayerPacketsSent("h")
+	lowBefore := len(frames(t, caps[0].packets()))
+	waitFor(caps[0], caps[0].count()+200)
+	if caps[2].count() != high || caps[1].count() != med || v.LayerPacketsSent("h") != sentHigh {
+		t.Fatalf("paused layers went on sending: high %d -> %d, medium %d -> %d", high, caps[2].count(), med, caps[1].count())
+	}
+	lowFrames := len(frames(t, caps[0].packets())) - lowBefore
+	v.SetActiveRIDs([]string{"l", "h"})
+	waitFor(caps[2], high+30)
+	pkts := caps[2].packets()
+	before, after := pkts[high-1], pkts[high]
+	if !frames(t, pkts[high:])[0].key() {
+		t.Fatal("the resumed layer starts without a keyframe")
+	}
+	if skipped := after.Timestamp - before.Timestamp; skipped < uint32(lowFrames)*3000 {
+		t.Fatalf("resumed %d timestamp units on, want at least the %d frames sent meanwhile (%d)", skipped, lowFrames, lowFrames*3000)
+	}
+	if caps[1].count() != med {
+		t.Fatal("the medium layer, still paused, sent packets")
+	}
+}

@@ -3,6 +3,7 @@ package clip
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -21,8 +22,11 @@ type VideoSource struct {
 	stamper atomic.Pointer[Stamper]
 	keyReq  atomic.Bool
 	sent    atomic.Uint64 // packets
-	bytes   atomic.Uint64 // RTP header and payload
-	pace    time.Duration // between frames; tests shorten it
+	// paused has bit l set while layer l is not to be sent (dynacast).
+	paused    atomic.Uint32
+	layerSent [3]atomic.Uint64 // packets per layer
+	bytes     atomic.Uint64    // RTP header and payload
+	pace      time.Duration    // between frames; tests shorten it
 }
 
 // NewVideoSource makes a camera track with id and stream id; simulcast
@@ -80,6 +84,30 @@ func (v *VideoSource) SetStamper(s Stamper) { v.stamper.Store(&s) }
 // RequestKeyframe makes the next frame sent a keyframe (PLI handling).
 func (v *VideoSource) RequestKeyframe() { v.keyReq.Store(true) }
 
+// SetActiveRIDs sends only the layers whose RIDs are given (the server's
+// publish_layers); a layer that comes back starts on a keyframe. A source
+// without simulcast always sends its one layer.
+func (v *VideoSource) SetActiveRIDs(rids []string) {
+	var paused uint32
+	for l, rid := range v.rids {
+		if rid != "" && !slices.Contains(rids, rid) {
+			paused |= 1 << l
+		}
+	}
+	if old := v.paused.Swap(paused); old&^paused != 0 {
+		v.keyReq.Store(true)
+	}
+}
+
+// LayerPacketsSent counts the RTP packets written of the layer with rid
+// ("" for a source without simulcast).
+func (v *VideoSource) LayerPacketsSent(rid string) uint64 {
+	if i := slices.Index(v.rids, rid); i >= 0 {
+		return v.layerSent[i].Load()
+	}
+	return 0
+}
+
 // PacketsSent counts RTP packets written.
 func (v *VideoSource) PacketsSent() uint64 { return v.sent.Load() }
 
@@ -110,7 +138,14 @@ func (v *VideoSource) Run(ctx context.Context) {
 			}
 		}
 		st := v.stamper.Load()
+		paused := v.paused.Load()
 		for l, t := range v.tracks {
+			if paused&(1<<l) != 0 {
+				// Time goes on for a paused layer: it resumes at the
+				// timestamp of now, as an encoder's would.
+				packetizers[l].SkipSamples(3000)
+				continue
+			}
 			f := v.frames[l][idx%len(v.frames[l])]
 			for _, p := range packetizers[l].Packetize(f.data, 3000) {
 				if st != nil && v.rids[l] != "" {
@@ -118,6 +153,7 @@ func (v *VideoSource) Run(ctx context.Context) {
 				}
 				if err := t.WriteRTP(p); err == nil {
 					v.sent.Add(1)
+					v.layerSent[l].Add(1)
 					v.bytes.Add(uint64(p.MarshalSize()))
 				}
 			}

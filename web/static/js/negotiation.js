@@ -228,6 +228,26 @@ export class Negotiation {
     }
   }
 
+  // setActiveLayers sends only the simulcast encodings the server names
+  // (publish_layers): nobody needs the others now. A resumed encoding
+  // starts with a keyframe.
+  async setActiveLayers(trackId, rids) {
+    for (const [track, sender] of this.senders) {
+      if (track.id !== trackId) continue;
+      const params = sender.getParameters();
+      if (!params.encodings || params.encodings.length < 2) return;
+      let changed = false;
+      for (const e of params.encodings) {
+        const on = rids.includes(e.rid);
+        if (e.active !== on) {
+          e.active = on;
+          changed = true;
+        }
+      }
+      if (changed) await sender.setParameters(params).catch((e) => console.warn('publish layers', String(e)));
+    }
+  }
+
   // removeSender stops sending a track; the next offer makes its section
   // inactive.
   removeSender(track) {

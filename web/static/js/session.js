@@ -182,6 +182,10 @@ export class Session {
         this.tracks.delete(m.track.id);
         return info;
       }
+      case 'publish_layers':
+        // Dynacast: nobody needs the other encodings of this track now.
+        if (this.neg && m.track) this.neg.setActiveLayers(m.track.id, m.track.rids || []);
+        return undefined;
       case 'room_codec':
         // Publishers send what every member decodes: our video moves.
         this.videoCodec = m.videoCodec;

@@ -1,0 +1,58 @@
+package sfu
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestPublishedRIDsFollowTheRIDScheme(t *testing.T) {
+	for _, c := range []struct {
+		rids   []string
+		layers []int
+		want   []string
+	}{
+		{[]string{"l", "m", "h"}, []int{0}, []string{"l"}},
+		{[]string{"l", "m", "h"}, []int{0, 2}, []string{"l", "h"}},
+		{[]string{"q", "h", "f"}, []int{0, 1}, []string{"q", "h"}},
+		{[]string{"f", "h", "q"}, []int{2}, []string{"f"}},
+		{[]string{"a", "b"}, []int{1}, []string{"b"}},
+	} {
+		r := &Receiver{rids: c.rids, simulcast: true}
+		if got := r.PublishedRIDs(c.layers); !slices.Equal(got, c.want) {
+			t.Errorf("rids %v, layers %v: got %v, want %v", c.rids, c.layers, got, c.want)
+		}
+		if got := r.DeclaredLayers(); len(got) != len(c.rids) {
+			t.Errorf("rids %v: declared layers %v", c.rids, got)
+		}
+	}
+	single := &Receiver{}
+	if single.PublishedRIDs([]int{0}) != nil || single.DeclaredLayers() != nil {
+		t.Error("a track without simulcast has no RIDs to pause")
+	}
+}
+
+// What a lecture's viewers ask for is what the publisher must send: all
+// on the low layer want only it; one asking for the top wants it too.
+func TestWantedLayersFollowSubscribers(t *testing.T) {
+	r, downs, _ := newTestReceiver(3, 3)
+	for _, d := range downs {
+		d.mu.Lock()
+		d.maxLayer = 0
+		d.mu.Unlock()
+	}
+	if got := r.WantedLayers(); !slices.Equal(got, []int{0}) {
+		t.Fatalf("everyone on the low layer: wanted %v", got)
+	}
+	downs[1].mu.Lock()
+	downs[1].maxLayer = 2
+	downs[1].mu.Unlock()
+	if got := r.WantedLayers(); !slices.Equal(got, []int{0, 2}) {
+		t.Fatalf("one asks for the top: wanted %v", got)
+	}
+	downs[1].mu.Lock()
+	downs[1].paused = true
+	downs[1].mu.Unlock()
+	if got := r.WantedLayers(); !slices.Equal(got, []int{0}) {
+		t.Fatalf("the one asking for the top paused it: wanted %v", got)
+	}
+}
