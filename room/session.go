@@ -132,6 +132,10 @@ func (s *session) negotiate(m *signal.Message) {
 	p := s.p
 	switch m.Type {
 	case signal.TypeOffer:
+		if busy := s.mgr.admitPublish(p, len(m.Tracks)); busy != nil {
+			s.fail(m.ID, busy)
+			return
+		}
 		sources := map[string]sfu.Source{}
 		for _, t := range m.Tracks {
 			if t.ID != "" && t.Source != "" {

@@ -71,6 +71,8 @@ const (
 	CodeTokenExpired       = "token_expired"       // token past its expiry
 	CodeWrongRoom          = "wrong_room"          // token is for another room
 	CodeShuttingDown       = "shutting_down"       // the server is draining
+	CodeServerBusy         = "server_busy"         // the server is at its load limits: retryAfter seconds
+	CodeRedirect           = "redirect"            // join refused here: join again at url (another node)
 	CodeRemoved            = "removed"             // bye: a moderator removed this participant
 	CodeInternal           = "internal"            // the server failed; not the client's fault
 )
@@ -188,6 +190,10 @@ type Message struct {
 	// error / bye
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
+	// error server_busy: seconds to wait before trying again
+	RetryAfter int `json:"retryAfter,omitempty"`
+	// error redirect: the base URL of the node to join instead
+	URL string `json:"url,omitempty"`
 }
 
 // Participant describes a member of a room.
