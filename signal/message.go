@@ -254,6 +254,9 @@ type Subscription struct {
 	MaxHeight int `json:"maxHeight,omitempty"`
 	// Paused stops forwarding the track entirely (a hidden tile).
 	Paused bool `json:"paused,omitempty"`
+	// Background: the tile is in a hidden tab. The track is forwarded,
+	// but it is the first paused when the server sheds load.
+	Background bool `json:"background,omitempty"`
 }
 
 // LayerDecision reports how the server forwards one track to this subscriber.
