@@ -170,7 +170,7 @@ table{border-collapse:collapse;margin-top:1em} td,th{padding:.25em .8em;border-b
 .bad{color:#cf222e}
 </style></head><body>
 <h1>Confab load report</h1>
-<p class="sub">scenario <b>{{.R.Scenario}}</b>: {{.R.Joined}} of {{.R.Peers}} peers joined, media for {{printf "%.1f" .R.Duration}} s</p>
+<p class="sub">scenario <b>{{.R.Scenario}}</b>: {{.R.Joined}} of {{.R.Peers}} peers joined{{if .R.Refused}}, {{len .R.Refused}} refused by a busy server{{end}}, media for {{printf "%.1f" .R.Duration}} s</p>
 <div class="cards">
 <div class="card">join p50 / p95 / p99<b>{{printf "%.0f" .R.JoinMillis.P50}} / {{printf "%.0f" .R.JoinMillis.P95}} / {{printf "%.0f" .R.JoinMillis.P99}} ms</b></div>
 <div class="card">loss after repair<b>{{printf "%.3f" .R.LossPercent}} %</b></div>

@@ -8,10 +8,13 @@ import (
 
 // Report is what a run measured.
 type Report struct {
-	Scenario    string            `json:"scenario"`
-	Peers       int               `json:"peers"`
-	Joined      int               `json:"joined"`
-	Failures    []string          `json:"failures,omitempty"`
+	Scenario string   `json:"scenario"`
+	Peers    int      `json:"peers"`
+	Joined   int      `json:"joined"`
+	Failures []string `json:"failures,omitempty"`
+	// Refused are the joins a server at its load limits refused at once
+	// (server_busy, or 503 over WHIP/WHEP): not failures.
+	Refused     []string          `json:"refused,omitempty"`
 	JoinMillis  Percentiles       `json:"joinMillis"` // WebSocket open to first RTP of every track known at join
 	Duration    float64           `json:"durationSeconds"`
 	Subscribers []SubscriberStats `json:"subscribers"`

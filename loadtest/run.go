@@ -107,11 +107,16 @@ func (r *run) everyPeer() map[*client.Peer]*receiveLog {
 	return out
 }
 
-// fail records a participant that failed; the run goes on without it.
+// fail records a participant that failed, or that a busy server refused
+// (counted apart); the run goes on without it.
 func (r *run) fail(name string, err error) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if refusedByLoad(err) {
+		r.rep.Refused = append(r.rep.Refused, fmt.Sprintf("%s: %v", name, err))
+		return
+	}
 	r.rep.Failures = append(r.rep.Failures, fmt.Sprintf("%s: %v", name, err))
-	r.mu.Unlock()
 }
 
 // joinAll brings everyone in at the configured ramp and waits for their

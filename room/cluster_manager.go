@@ -119,7 +119,7 @@ func (c *clusterNode) nodeDown(id string) {
 func (c *clusterNode) load() cluster.Load {
 	_, participants := c.m.Counts()
 	return cluster.Load{Participants: participants, Streams: c.m.forwardedStreams() + c.links.layersOut(),
-		CPU: c.cpu.Fraction()}
+		CPU: c.cpu.Fraction(), Busy: c.m.Busy()}
 }
 
 // maintain keeps relay links in line with what was asked of them.

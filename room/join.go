@@ -34,6 +34,14 @@ func (s *session) handleJoin(m *signal.Message) bool {
 		// Validate refused unknown roles already.
 		p.perms, p.role, _ = access.Ask(p.perms, access.Role(m.Role))
 	}
+	// What the join adds is reserved until its subscriptions exist.
+	release, busy := s.mgr.admitJoin(m.Room)
+	if busy != nil {
+		metricJoins.WithLabelValues(busy.Code).Inc()
+		s.fail(m.ID, busy)
+		return false
+	}
+	defer release()
 	p.log = s.mgr.log.With("room", m.Room, "participant", string(p.id))
 	p.kick = func(reason, code string) { s.closeWith(websocket.StatusPolicyViolation, reason, code) }
 	// The Peer exists before the participant enters the room: from then on

@@ -21,6 +21,7 @@ import (
 
 	"github.com/confab-sfu/confab/room/addrlimit"
 	"github.com/confab-sfu/confab/room/cluster"
+	"github.com/confab-sfu/confab/room/load"
 	"github.com/confab-sfu/confab/room/turn"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
@@ -62,7 +63,13 @@ type Config struct {
 	// joins the cluster (its OnNodeDown is wrapped, its Load filled in
 	// when nil). nil: a single server, and nothing of the cluster runs.
 	Cluster *cluster.Config
-	Logger  *slog.Logger
+	// Load limits what this node takes on (room/load): over them it
+	// refuses joins, publications and WHIP/WHEP sessions (server_busy,
+	// 503) or, in a cluster, hands joins to a node with room; nearing
+	// them it sheds (admission.go). Its Streams, Out and OnLevel are the
+	// Manager's. Zero Limits: no limit.
+	Load   load.Config
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -106,7 +113,8 @@ type Manager struct {
 	engine  *sfu.Engine
 	ownsEng bool
 	log     *slog.Logger
-	cl      *clusterNode // nil on a single server
+	cl      *clusterNode  // nil on a single server
+	mon     *load.Monitor // the node's load and limits (admission.go)
 
 	mu       sync.Mutex
 	rooms    map[string]*Room
@@ -151,6 +159,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		m.engine = e
 		m.ownsEng = true
 	}
+	m.mon = m.newLoadMonitor()
 	if cfg.Cluster != nil {
 		cl, err := startCluster(m, *cfg.Cluster)
 		if err != nil {
@@ -161,6 +170,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		}
 		m.cl = cl
 	}
+	m.mon.Start()
 	return m, nil
 }
 
@@ -354,6 +364,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	for _, r := range left {
 		r.close()
 	}
+	m.mon.Stop()
 	if m.cl != nil {
 		if cerr := m.cl.close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("leave the cluster: %w", cerr))

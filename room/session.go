@@ -132,6 +132,10 @@ func (s *session) negotiate(m *signal.Message) {
 	p := s.p
 	switch m.Type {
 	case signal.TypeOffer:
+		if busy := s.mgr.admitPublish(p, len(m.Tracks)); busy != nil {
+			s.fail(m.ID, busy)
+			return
+		}
 		sources := map[string]sfu.Source{}
 		for _, t := range m.Tracks {
 			if t.ID != "" && t.Source != "" {
@@ -168,7 +172,7 @@ func (s *session) limit(subs []signal.Subscription) *signal.Error {
 	for i, sub := range subs {
 		layer, _ := signal.LayerIndex(sub.MaxLayer) // Validate checked the name
 		limits[i] = sfu.Limit{Track: sfu.TrackID(sub.TrackID), MaxLayer: layer,
-			MaxWidth: sub.MaxWidth, MaxHeight: sub.MaxHeight, Paused: sub.Paused}
+			MaxWidth: sub.MaxWidth, MaxHeight: sub.MaxHeight, Paused: sub.Paused, Background: sub.Background}
 	}
 	if err := s.p.peer.SetLimits(limits); err != nil {
 		if errors.Is(err, sfu.ErrUnknownTrack) {

@@ -19,6 +19,11 @@ var _ whip.Conference = (*Manager)(nil)
 
 // NewPublisher admits a WHIP publisher into its room.
 func (m *Manager) NewPublisher(req whip.Request) (whip.Session, error) {
+	release, err := m.admitHTTP(whip.WHIP, req.Room)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	id := newParticipantID()
 	s := m.newHTTPSession(whip.WHIP, string(id), req)
 	p := &participant{id: id, name: req.Name, identity: req.Identity, role: req.Role, log: s.log,
@@ -57,6 +62,11 @@ func (m *Manager) NewViewer(req whip.Request) (whip.Session, error) {
 	if r == nil && m.cl == nil {
 		return nil, fmt.Errorf("%w: nothing is being published in room %s", whip.ErrNotFound, req.Room)
 	}
+	release, err := m.admitHTTP(whip.WHEP, req.Room)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	s := m.newHTTPSession(whip.WHEP, sfu.NewID("V"), req)
 	peer, err := m.newHTTPPeer(s, nil)
 	if err != nil {

@@ -97,6 +97,8 @@ type DownTrack struct {
 
 	lost atomic.Uint32 // cumulative loss the subscriber's receiver reports give
 
+	background atomic.Bool // the subscriber's tab is hidden (shed.go)
+
 	// What logChanges reported last (owned by the peer's run goroutine).
 	loggedSwitches uint64
 	loggedErr      bool
@@ -460,7 +462,7 @@ func (d *DownTrack) computeTargetLocked() int8 {
 	if d.bwLayer < want {
 		want = d.bwLayer
 	}
-	return d.recv.bestLayerAtMost(want)
+	return d.shedTarget(want) // the node's load shedding (shed.go)
 }
 
 // updateTarget re-evaluates the target after an input changed and asks for a

@@ -44,6 +44,7 @@ type Engine struct {
 	tracks   map[TrackID]*Receiver
 
 	relays relayBook // this engine's relay links and their counters
+	shed   shedState // what load shedding holds back (shed.go)
 }
 
 // NewEngine prepares the media plane: it opens the shared ports the

@@ -16,6 +16,9 @@ type Limit struct {
 	MaxWidth, MaxHeight int
 	// Paused stops forwarding the track entirely (a hidden tile).
 	Paused bool
+	// Background: the subscriber shows the track in a hidden tab. It is
+	// forwarded, but paused first when the node sheds load (shed.go).
+	Background bool
 }
 
 // SetLimits applies a subscriber's wishes, all or none: when one names a
@@ -38,6 +41,7 @@ func (p *Peer) SetLimits(limits []Limit) error {
 			"paused", l.Paused, "layer", layer)
 		d.SetMaxLayer(layer)
 		d.SetPaused(l.Paused)
+		d.SetBackground(l.Background)
 	}
 	return nil
 }

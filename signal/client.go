@@ -280,7 +280,7 @@ func response(req, resp *Message, ok bool) (*Message, error) {
 		return nil, fmt.Errorf("%w: waiting for response to %s", ErrClosed, req.Type)
 	}
 	if resp.Type == TypeError {
-		return resp, &Error{Code: resp.Code, Message: resp.Message}
+		return resp, &Error{Code: resp.Code, Message: resp.Message, RetryAfter: resp.RetryAfter, URL: resp.URL}
 	}
 	return resp, nil
 }

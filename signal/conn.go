@@ -197,7 +197,7 @@ func (c *Conn) Send(m *Message) error {
 
 // SendError queues an error message; id is the request it answers, or "".
 func (c *Conn) SendError(id string, e *Error) error {
-	return c.Send(&Message{Type: TypeError, ID: id, Code: e.Code, Message: e.Message})
+	return c.Send(&Message{Type: TypeError, ID: id, Code: e.Code, Message: e.Message, RetryAfter: e.RetryAfter, URL: e.URL})
 }
 
 // Close sends what is queued (within WriteTimeout) and closes with code and

@@ -18,6 +18,10 @@ var (
 type Error struct {
 	Code    string
 	Message string
+	// RetryAfter (server_busy) is how many seconds to wait before
+	// trying again; URL (redirect) is the server to join instead.
+	RetryAfter int
+	URL        string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

@@ -74,6 +74,8 @@ const (
 	CodeTokenExpired       = "token_expired"       // token past its expiry
 	CodeWrongRoom          = "wrong_room"          // token is for another room
 	CodeShuttingDown       = "shutting_down"       // the server is draining
+	CodeServerBusy         = "server_busy"         // the server is at its load limits: retryAfter seconds
+	CodeRedirect           = "redirect"            // join refused here: join again at url (another node)
 	CodeRemoved            = "removed"             // bye: a moderator removed this participant
 	CodeInternal           = "internal"            // the server failed; not the client's fault
 )
@@ -191,6 +193,10 @@ type Message struct {
 	// error / bye
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
+	// error server_busy: seconds to wait before trying again
+	RetryAfter int `json:"retryAfter,omitempty"`
+	// error redirect: the base URL of the node to join instead
+	URL string `json:"url,omitempty"`
 }
 
 // Participant describes a member of a room.
@@ -254,6 +260,9 @@ type Subscription struct {
 	MaxHeight int `json:"maxHeight,omitempty"`
 	// Paused stops forwarding the track entirely (a hidden tile).
 	Paused bool `json:"paused,omitempty"`
+	// Background: the tile is in a hidden tab. The track is forwarded,
+	// but it is the first paused when the server sheds load.
+	Background bool `json:"background,omitempty"`
 }
 
 // LayerDecision reports how the server forwards one track to this subscriber.

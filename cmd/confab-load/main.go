@@ -135,6 +135,9 @@ func loopbackICE(urls, mode string) (bool, error) {
 
 func printReport(w io.Writer, r *loadtest.Report) {
 	fmt.Fprintf(w, "scenario %s: %d/%d peers joined, media for %.1f s\n", r.Scenario, r.Joined, r.Peers, r.Duration)
+	if len(r.Refused) > 0 {
+		fmt.Fprintf(w, "refused (server busy, not failures): %d joins\n", len(r.Refused))
+	}
 	fmt.Fprintf(w, "join time (WebSocket open to first RTP of every track): p50 %.0f ms, p95 %.0f ms, p99 %.0f ms, max %.0f ms\n",
 		r.JoinMillis.P50, r.JoinMillis.P95, r.JoinMillis.P99, r.JoinMillis.Max)
 	fmt.Fprintf(w, "sent %.0f kbit/s (all publishers); received %d packets, loss after repair %.3f %%, freezes (>500 ms) %d\n",

@@ -71,6 +71,7 @@ type config struct {
 	trustedProxies  string
 	metricsListen   string
 	cluster         clusterFlags
+	load            loadFlags
 
 	allowed []netip.Prefix
 	trusted []netip.Prefix
@@ -126,6 +127,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated networks of reverse proxies whose X-Forwarded-For / Forwarded headers name the client (for per-address limits and logs); from anyone else the headers are ignored")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve /metrics (and /debug/pprof with -pprof) on this separate address only, e.g. 127.0.0.1:9090")
 	addClusterFlags(fs, &c.cluster)
+	addLoadFlags(fs, &c.load)
 	fs.StringVar(&c.configFile, "config", "", "YAML file of settings named like the flags (flags and environment win)")
 	return fs
 }
@@ -224,6 +226,9 @@ func (c *config) check() error {
 		return fmt.Errorf("-signal-rate and -signal-burst must be positive, -max-conns-per-ip not negative")
 	}
 	if err := c.checkHTTP(); err != nil {
+		return err
+	}
+	if err := c.load.check(); err != nil {
 		return err
 	}
 	if err := c.cluster.check(); err != nil {
@@ -342,6 +347,7 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 			ReadLimit: int64(c.signalMaxBytes), QueueSize: c.signalQueue},
 	}
 	rc.Cluster = c.cluster.config(logger)
+	rc.Load = c.load.config(logger)
 	rc.ICE.TURN = turn.Credentials{URLs: splitList(c.turnURLs), Secret: c.turnSecret, TTL: c.turnTTL}
 	if c.authSecret != "" {
 		rc.AuthSecret = []byte(c.authSecret)

@@ -242,15 +242,8 @@ func addHealth(mux *http.ServeMux, mgr *room.Manager) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !mgr.Ready() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "shutting down\n")
-			return
-		}
-		_, _ = io.WriteString(w, "ready\n")
-	})
+	// 503 while shutting down or over the load limits.
+	mux.HandleFunc("/readyz", mgr.ServeReady)
 }
 
 func addMetrics(mux *http.ServeMux, withPprof bool) {

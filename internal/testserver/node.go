@@ -23,11 +23,18 @@ type Node struct {
 }
 
 // StartNode serves cfg like Start; the node is killed when the test ends
-// if the test did not kill it.
+// if the test did not kill it. A cluster node without an AdvertiseURL
+// advertises its own URL (a busy node hands joins to it).
 func StartNode(t testing.TB, cfg room.Config) *Node {
 	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	if cfg.Cluster != nil && cfg.Cluster.AdvertiseURL == "" {
+		cc := *cfg.Cluster
+		cc.AdvertiseURL = "http://" + srv.Listener.Addr().String()
+		cfg.Cluster = &cc
+	}
 	mgr := newManager(t, cfg)
-	srv := httptest.NewUnstartedServer(handler(mgr, cfg))
+	srv.Config.Handler = handler(mgr, cfg)
 	n := &Node{Manager: mgr, srv: srv, conns: &trackingListener{Listener: srv.Listener}, t: t}
 	srv.Listener = n.conns
 	srv.Start()

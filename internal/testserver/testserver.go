@@ -59,6 +59,7 @@ func handler(mgr *room.Manager, cfg room.Config) http.Handler {
 	mux.HandleFunc("/whep/", media.ServeWHEP)
 	mux.HandleFunc("/check/config", mgr.ServeCheck)
 	mux.HandleFunc("/check/ice", mgr.ServeCheck)
+	mux.HandleFunc("/readyz", mgr.ServeReady)
 	mux.Handle("/metrics", promhttp.Handler())
 	mux.Handle("/", web.Handler())
 	return mux

@@ -97,6 +97,9 @@ type Load struct {
 	Streams int `json:"streams"`
 	// CPU is the process's share of the machine's CPUs, 0..1.
 	CPU float64 `json:"cpu"`
+	// Busy: the node is over its load limits and refuses new joins;
+	// a busy node hands its joins to one that is not.
+	Busy bool `json:"busy,omitempty"`
 }
 
 const (

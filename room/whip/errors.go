@@ -2,7 +2,10 @@ package whip
 
 import (
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // httpError is a refusal with its HTTP status.
@@ -11,6 +14,8 @@ type httpError struct {
 	msg    string
 	// challenge, with a 401, is the WWW-Authenticate header (RFC 6750).
 	challenge string
+	// retryAfter, with a 503, is the Retry-After header.
+	retryAfter time.Duration
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -18,6 +23,9 @@ func (e *httpError) Error() string { return e.msg }
 func (e *httpError) write(w http.ResponseWriter) {
 	if e.challenge != "" {
 		w.Header().Set("WWW-Authenticate", e.challenge)
+	}
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.retryAfter.Seconds()))))
 	}
 	http.Error(w, e.msg, e.status)
 }
@@ -35,7 +43,13 @@ func refusal(err error) *httpError {
 	case errors.Is(err, ErrUnavailable):
 		status = http.StatusServiceUnavailable
 	}
-	return &httpError{status: status, msg: err.Error()}
+	herr := &httpError{status: status, msg: err.Error()}
+	// A Conference at its load limits says when to come back.
+	var busy interface{ RetryAfter() time.Duration }
+	if status == http.StatusServiceUnavailable && errors.As(err, &busy) {
+		herr.retryAfter = busy.RetryAfter()
+	}
+	return herr
 }
 
 // challenges of a 401: without a token, and with a bad one.

@@ -74,7 +74,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, kind Kind) {
 	hd.Set("Access-Control-Allow-Origin", "*")
 	hd.Set("Access-Control-Allow-Methods", "POST, DELETE, PATCH, OPTIONS")
 	hd.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
-	hd.Set("Access-Control-Expose-Headers", "Location, Link, ETag")
+	hd.Set("Access-Control-Expose-Headers", "Location, Link, ETag, Retry-After")
 	rest := strings.TrimPrefix(r.URL.Path, "/"+string(kind)+"/")
 	room, secret, hasSession := strings.Cut(rest, "/")
 	if r.ContentLength != 0 && (hasSession || r.Method != http.MethodPost) {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -40,15 +41,9 @@ type session struct {
 // PeerConnection. ctx bounds dialing and joining.
 func (p *Peer) connect(ctx context.Context, url string, index int) (*session, error) {
 	prm := p.params
-	sig, err := signal.Dial(ctx, url, signal.WithLogger(prm.Logger))
+	sig, welcome, url, err := p.dialJoin(ctx, url)
 	if err != nil {
 		return nil, err
-	}
-	welcome, err := sig.Request(ctx, &signal.Message{Type: signal.TypeJoin, Room: prm.Room, Name: strings.TrimSpace(prm.Name),
-		Version: signal.Version, Token: prm.Token, Lecture: prm.Lecture, Role: prm.Role})
-	if err != nil {
-		_ = sig.Close()
-		return nil, fmt.Errorf("join %s: %w", prm.Room, err)
 	}
 	pcCfg := webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle, ICEServers: iceServers(welcome.ICEServers)}
 	if prm.RelayOnly {
@@ -76,6 +71,32 @@ func (p *Peer) connect(ctx context.Context, url string, index int) (*session, er
 		}
 	})
 	return s, nil
+}
+
+// dialJoin dials url and joins the room. A busy server of a cluster may
+// hand the join to another node (a redirect refusal with its URL): that
+// is followed once. It returns the URL joined through.
+func (p *Peer) dialJoin(ctx context.Context, url string) (*signal.Client, *signal.Message, string, error) {
+	prm := p.params
+	for redirected := false; ; redirected = true {
+		sig, err := signal.Dial(ctx, url, signal.WithLogger(prm.Logger))
+		if err != nil {
+			return nil, nil, url, err
+		}
+		welcome, err := sig.Request(ctx, &signal.Message{Type: signal.TypeJoin, Room: prm.Room, Name: strings.TrimSpace(prm.Name),
+			Version: signal.Version, Token: prm.Token, Lecture: prm.Lecture, Role: prm.Role})
+		if err == nil {
+			return sig, welcome, url, nil
+		}
+		_ = sig.Close()
+		var se *signal.Error
+		if !redirected && errors.As(err, &se) && se.Code == signal.CodeRedirect && se.URL != "" {
+			prm.Logger.Info("join handed to another server", "from", url, "to", se.URL)
+			url = se.URL
+			continue
+		}
+		return nil, nil, url, fmt.Errorf("join %s: %w", prm.Room, err)
+	}
 }
 
 // install makes s the peer's session: the room as its welcome describes

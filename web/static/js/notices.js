@@ -27,6 +27,10 @@ const RECONNECT_REASONS = {
 };
 
 export function explain(err) {
+  if (err.code === 'server_busy') {
+    const wait = err.retryAfter ? `in ${err.retryAfter} s` : 'in a moment';
+    return `The server is full right now; try again ${wait}.`;
+  }
   return CODES[err.code] || err.message || String(err);
 }
 

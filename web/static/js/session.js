@@ -31,6 +31,13 @@ export const FINAL_CODES = ['room_full', 'invalid_room', 'unsupported_version', 
 const MUTE_RETRY_MS = 500;
 const MUTE_ATTEMPTS = 20;
 
+// signalingURL is the WebSocket of a server's base URL (a redirect's).
+export function signalingURL(base) {
+  const u = new URL('ws', base);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  return u.href;
+}
+
 export class Session {
   // url is the signaling WebSocket; room, name, token, lecture and role go
   // into every join (docs/protocol.md).
@@ -84,8 +91,10 @@ export class Session {
   }
 
   // connect joins (again) and resolves with the welcome; a refusal rejects
-  // with the server's SignalError.
-  async connect() {
+  // with the server's SignalError. A busy node of a cluster may hand the
+  // join to another (redirect): followed once, and that node is where
+  // later rejoins go.
+  async connect(redirected = false) {
     const sig = new Signaling(this.url);
     this.sig = sig;
     this.bye = null;
@@ -98,6 +107,10 @@ export class Session {
     } catch (e) {
       sig.close();
       if (this.sig === sig) this.sig = null;
+      if (e instanceof SignalError && e.code === 'redirect' && e.url && !redirected) {
+        this.url = signalingURL(e.url);
+        return this.connect(true);
+      }
       throw e;
     }
     this.adopt(sig, welcome);

@@ -2,9 +2,13 @@
 // and resolve with the matching response; everything else goes to onmessage.
 
 export class SignalError extends Error {
-  constructor(code, message) {
+  // extra: the error message's retryAfter (server_busy, seconds) and url
+  // (redirect: the server to join instead).
+  constructor(code, message, extra = {}) {
     super(message || code);
     this.code = code;
+    this.retryAfter = extra.retryAfter || 0;
+    this.url = extra.url || '';
   }
 }
 
@@ -43,7 +47,7 @@ export class Signaling {
     if (m.id && this.pending.has(m.id) && ['welcome', 'answer', 'ok', 'error'].includes(m.type)) {
       const { resolve, reject } = this.pending.get(m.id);
       this.pending.delete(m.id);
-      if (m.type === 'error') reject(new SignalError(m.code, m.message));
+      if (m.type === 'error') reject(new SignalError(m.code, m.message, m));
       else resolve(m);
       return;
     }

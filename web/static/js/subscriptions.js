@@ -103,6 +103,9 @@ export class Subscriptions {
       subs.push({
         trackId: id,
         paused: !onScreen(tile) || (camera && !!info.muted),
+        // Shown in a hidden tab: the first video paused when the server
+        // sheds load.
+        background: document.hidden,
         // With a screen share on the stage, camera tiles are thumbnails.
         maxLayer: camera && thumbnails ? 'low' : 'high',
         maxWidth: Math.round(tile.clientWidth * dpr * SIZE_ALLOWANCE) || 0,

@@ -262,9 +262,18 @@ async function refusal(gen, resp) {
       refused = true;
       setState('error', TEXT.auth);
       return;
-    case 503:
-      fail('error', TEXT.full);
+    case 503: {
+      // A server over its load limits says when to come back.
+      const wait = Number(resp.headers.get('Retry-After')) || 0;
+      if (wait <= 0) {
+        fail('error', TEXT.full);
+        return;
+      }
+      teardown();
+      setState('error', `The server is full right now; trying again in ${wait} s…`);
+      retry(wait * 1000);
       return;
+    }
     default:
       fail('error', TEXT.failed);
   }
