@@ -56,3 +56,25 @@ func TestWantedLayersFollowSubscribers(t *testing.T) {
 		t.Fatalf("the one asking for the top paused it: wanted %v", got)
 	}
 }
+
+// Load shedding lowers what subscribers want, so the publisher can stop
+// the layers shedding holds back.
+func TestWantedLayersFollowShedding(t *testing.T) {
+	r, downs, _ := newTestReceiver(3, 2)
+	e := &Engine{}
+	for _, d := range downs {
+		d.peer.engine = e
+	}
+	if got := r.WantedLayers(); !slices.Equal(got, []int{2}) {
+		t.Fatalf("no shedding: wanted %v", got)
+	}
+	e.shed.Store(&Shed{MaxLayer: 1})
+	if got := r.WantedLayers(); !slices.Equal(got, []int{1}) {
+		t.Fatalf("shedding caps at medium: wanted %v", got)
+	}
+	e.shed.Store(&Shed{MaxLayer: 2, PauseBackground: true})
+	downs[0].background.Store(true)
+	if got := r.WantedLayers(); !slices.Equal(got, []int{2}) || downs[0].wantedLayer() != noLayer {
+		t.Fatalf("background video paused: wanted %v (background one %d)", got, downs[0].wantedLayer())
+	}
+}

@@ -12,7 +12,8 @@ import "github.com/pion/webrtc/v4"
 // upgrades to when the link allows. Asking for that one layer more, and
 // not for everything it asked for, keeps the choice stable: dropping the
 // layers it cannot take does not make it look unconstrained again.
-// Subscribers who paused want nothing; audio is layer 0.
+// Subscribers who paused want nothing; audio is layer 0. Load shedding
+// (shed.go) lowers what is wanted as it lowers what is forwarded.
 func (r *Receiver) WantedLayers() []int {
 	var want [maxLayers]bool
 	for _, d := range r.DownTracks() {
@@ -42,9 +43,16 @@ func (d *DownTrack) wantedLayer() int8 {
 	case d.pinned:
 		return d.maxLayer
 	}
-	estimated := d.alloc != nil && d.alloc.lastEstimate() > 0
-	if !estimated || d.bwLayer >= d.recv.bestLayerAtMost(d.maxLayer) {
-		return d.maxLayer
+	// What the node's load shedding holds back is not wanted either: so
+	// shedding also stops the publisher sending it (dynacast).
+	limit, off := d.shedCap()
+	if off {
+		return noLayer
 	}
-	return min(d.maxLayer, d.bwLayer+1)
+	asked := min(d.maxLayer, limit)
+	estimated := d.alloc != nil && d.alloc.lastEstimate() > 0
+	if !estimated || d.bwLayer >= d.recv.bestLayerAtMost(asked) {
+		return asked
+	}
+	return min(asked, d.bwLayer+1)
 }

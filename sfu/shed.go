@@ -52,19 +52,26 @@ func (e *Engine) Shed() Shed {
 	return NoShed
 }
 
+// shedCap is the layer the engine's shedding lets this video subscriber
+// have at most; off when it pauses the track (background video).
+func (d *DownTrack) shedCap() (limit int8, off bool) {
+	if d.peer != nil && d.peer.engine != nil {
+		if s := d.peer.engine.shed.Load(); s != nil {
+			return int8(s.MaxLayer), s.PauseBackground && d.background.Load()
+		}
+	}
+	return maxLayers - 1, false
+}
+
 // shedTarget lowers the layer a video subscriber would get (want: its
 // own cap and its bandwidth's) to what the engine's shedding allows, and
 // picks the best layer the publisher sends at most that.
 func (d *DownTrack) shedTarget(want int8) int8 {
-	if d.peer != nil && d.peer.engine != nil {
-		if s := d.peer.engine.shed.Load(); s != nil {
-			if s.PauseBackground && d.background.Load() {
-				return noLayer
-			}
-			want = min(want, int8(s.MaxLayer))
-		}
+	limit, off := d.shedCap()
+	if off {
+		return noLayer
 	}
-	return d.recv.bestLayerAtMost(want)
+	return d.recv.bestLayerAtMost(min(want, limit))
 }
 
 // SetBackground says whether the subscriber receives the track in the
