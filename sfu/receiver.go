@@ -81,6 +81,7 @@ type Receiver struct {
 	rids    []string
 	dtMu    sync.Mutex                   // serializes changes to downTracks
 	downs   atomic.Pointer[[]*DownTrack] // copy-on-write: the reader takes no lock
+	sinks   atomic.Pointer[[]*Sink]      // likewise (sink.go)
 	closed  atomic.Bool
 	blocked atomic.Bool // a moderator stopped this track for everyone
 	wg      sync.WaitGroup
@@ -309,6 +310,10 @@ func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now i
 			}
 		}
 	}
+	if !r.blocked.Load() {
+		// After the subscribers: a sink never delays them.
+		r.writeSinks(l.idx, pkt, key)
+	}
 	metricPacketsIn.Inc()
 	metricBytesIn.Add(float64(len(raw)))
 	if forwarded > 0 {
@@ -330,6 +335,7 @@ func (r *Receiver) SetBlocked(b bool) {
 			d.resync()
 		}
 	}
+	r.eachSink((*Sink).resync)
 }
 
 // Blocked reports whether a moderator stopped this track.
@@ -444,6 +450,7 @@ func (r *Receiver) retarget() {
 	for _, d := range r.DownTracks() {
 		d.updateTarget()
 	}
+	r.eachSink((*Sink).updateTarget)
 }
 
 // requestKeyframe asks the publisher for a keyframe of one layer, at most
