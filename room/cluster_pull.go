@@ -234,7 +234,7 @@ func (r *Room) detachRelayed(recv *sfu.Receiver) {
 	if t != nil {
 		if up, ok := t.up.(*remoteUp); ok && up.detach(recv) {
 			ended = r.subscriptionsLocked(id)
-			r.recordTrackLocked(t, 0)
+			r.recordTrackLocked(t, sourceSettle)
 			delete(r.cl.pulls, id)
 			r.cl.poke()
 		}

@@ -37,9 +37,9 @@ var recordMetrics = record.NewMetrics()
 
 func init() { prometheus.MustRegister(recordMetrics) }
 
-// sourceSettle is how long a new track waits for its sibling (a camera for
-// its microphone) before its file starts: publishers add both in one
-// offer, and a file's tracks are fixed when it starts.
+// sourceSettle is how long a change of a source's tracks waits for its
+// sibling's (a camera's for its microphone's) before the file follows: a
+// file's tracks are fixed when it starts.
 const sourceSettle = 300 * time.Millisecond
 
 // fileKey names one recorded source of one participant.
@@ -248,7 +248,8 @@ func (r *Room) recordingChangedLocked(failure error) {
 }
 
 // recordTrackLocked schedules a source for recording again when one of its
-// tracks came (after settle: its sibling may follow) or went (at once).
+// tracks came or went, after settle: its sibling may follow (a publisher
+// adds both in one offer, and a leaving one ends both).
 func (r *Room) recordTrackLocked(t *publishedTrack, settle time.Duration) {
 	if r.rec != nil {
 		r.rec.later(keyOf(t), settle)

@@ -81,7 +81,7 @@ func (r *Room) unpublish(id sfu.TrackID) {
 	}
 	delete(r.tracks, id)
 	r.markDirtyLocked()
-	r.recordTrackLocked(t, 0)
+	r.recordTrackLocked(t, sourceSettle)
 	wire := t.wire()
 	downs := make([]Down, 0, len(r.participants))
 	for _, o := range r.participants {
