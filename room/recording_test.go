@@ -15,6 +15,7 @@ import (
 	"github.com/confab-sfu/confab/room/access"
 	"github.com/confab-sfu/confab/room/record"
 	"github.com/confab-sfu/confab/signal"
+	"go.uber.org/goleak"
 )
 
 // checkRecordedFile probes one recorded camera file: one Opus and one VP8
@@ -45,6 +46,10 @@ func checkRecordedFile(t *testing.T, path string, want float64) {
 // the audio for the time recorded, decodable from end to end.
 func TestRecordLossyPublisher(t *testing.T) {
 	mediaprobe.Need(t)
+	// Registered first, so it runs last: after everyone left and the
+	// server closed, goroutines (the files' writers too) are back.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	dir := t.TempDir()
@@ -99,6 +104,10 @@ func TestRecordLossyPublisher(t *testing.T) {
 // second file; both are whole.
 func TestRecordLeaveAndRejoin(t *testing.T) {
 	mediaprobe.Need(t)
+	// Registered first, so it runs last: after everyone left and the
+	// server closed, goroutines (the files' writers too) are back.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	dir := t.TempDir()
@@ -231,6 +240,10 @@ func (f *fullDisk) Write(b []byte) (int, error) {
 // room's media never stops.
 func TestRecordDiskFull(t *testing.T) {
 	mediaprobe.Need(t)
+	// Registered first, so it runs last: after everyone left and the
+	// server closed, goroutines (the files' writers too) are back.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dir := t.TempDir()
