@@ -310,10 +310,7 @@ func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now i
 			}
 		}
 	}
-	if !r.blocked.Load() {
-		// After the subscribers: a sink never delays them.
-		r.writeSinks(l.idx, pkt, key)
-	}
+	r.writeSinks(l.idx, pkt, key) // after the subscribers: a sink never delays them
 	metricPacketsIn.Inc()
 	metricBytesIn.Add(float64(len(raw)))
 	if forwarded > 0 {
@@ -574,33 +571,4 @@ func (r *Receiver) layerForSize(maxW, maxH int) int {
 		}
 	}
 	return 0
-}
-
-// guessSize is layer i's size, or the nearest known layer's scaled by 2
-// per layer between them; 0x0 when none is known.
-func guessSize(sizes [maxLayers][2]int, i int) (w, h int) {
-	best := -1
-	for j := range sizes {
-		if sizes[j][0] != 0 && (best < 0 || abs(j-i) < abs(best-i)) {
-			best = j
-		}
-	}
-	if best < 0 {
-		return 0, 0
-	}
-	w, h = sizes[best][0], sizes[best][1]
-	for k := best; k < i; k++ {
-		w, h = w*2, h*2
-	}
-	for k := best; k > i; k-- {
-		w, h = w/2, h/2
-	}
-	return w, h
-}
-
-func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
 }

@@ -158,9 +158,10 @@ func (s *Sink) resync() {
 	s.RequestKeyframe()
 }
 
-// writeSinks hands a packet to every sink of the track.
+// writeSinks hands a packet to every sink of the track, unless a
+// moderator stopped it.
 func (r *Receiver) writeSinks(layer int8, p *rtp.Packet, key bool) {
-	if sinks := r.sinks.Load(); sinks != nil {
+	if sinks := r.sinks.Load(); sinks != nil && !r.blocked.Load() {
 		for _, s := range *sinks {
 			s.write(layer, p, key)
 		}
