@@ -76,6 +76,7 @@ func startCluster(m *Manager, cfg cluster.Config) (*clusterNode, error) {
 	handleAs(c, reqOffer, c.links.serveOffer)
 	handleAs(c, reqWant, c.links.serveWant)
 	handleAs(c, reqMute, c.serveMute)
+	handleAs(c, reqRecordStop, c.serveRecordStop)
 	handleAs(c, reqRemove, c.serveRemove)
 	handleAs(c, reqPromote, c.servePromote)
 	c.wg.Add(1)

@@ -214,6 +214,7 @@ func (r *Room) attachRelayed(node string, recv *sfu.Receiver) bool {
 		return false
 	}
 	recv.OnClose(func() { r.detachRelayed(recv) })
+	r.recordTrackLocked(t, sourceSettle)
 	for _, p := range r.participants {
 		p.subscribe(recv.ID())
 	}
@@ -233,6 +234,7 @@ func (r *Room) detachRelayed(recv *sfu.Receiver) {
 	if t != nil {
 		if up, ok := t.up.(*remoteUp); ok && up.detach(recv) {
 			ended = r.subscriptionsLocked(id)
+			r.recordTrackLocked(t, sourceSettle)
 			delete(r.cl.pulls, id)
 			r.cl.poke()
 		}

@@ -28,6 +28,8 @@ type remoteNode struct {
 	// audience counts the node's lecture audience and WHEP viewers.
 	audience int
 	hands    []signal.Participant
+	// recording: the node records the room.
+	recording bool
 }
 
 // takeState applies a node's state and lets go of what it ended.
@@ -68,6 +70,8 @@ func (r *Room) applyStateLocked(node string, st *nodeState) []unsubscription {
 		r.audienceChangedLocked()
 	}
 	r.applyHandsLocked(rn, st.Hands)
+	rn.recording = st.Recording
+	r.recordingChangedLocked(nil)
 	return ended
 }
 
@@ -264,6 +268,7 @@ func (r *Room) dropRemoteLocked(rn *remoteNode) []unsubscription {
 	}
 	r.applyHandsLocked(rn, nil)
 	delete(r.cl.remotes, rn.id)
+	r.recordingChangedLocked(nil)
 	return ended
 }
 

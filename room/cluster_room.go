@@ -218,7 +218,7 @@ func (r *Room) localState(hosted bool) nodeState {
 
 func (r *Room) localStateLocked() nodeState {
 	st := nodeState{Hosted: true, Epoch: r.cl.c.epoch, Version: r.cl.c.nextVersion(),
-		Lecture: r.lecture, AudienceChatOff: r.audienceChatOff, AudienceChatAt: r.cl.chatAt}
+		Lecture: r.lecture, AudienceChatOff: r.audienceChatOff, AudienceChatAt: r.cl.chatAt, Recording: r.rec != nil}
 	for _, id := range r.order {
 		if p, ok := r.participants[id]; ok && !r.audienceLocked(p) {
 			st.Members = append(st.Members, p.public())

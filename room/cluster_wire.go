@@ -29,6 +29,9 @@ const (
 	reqMute     = "mod.mute"      // modRequest -> struct{}
 	reqRemove   = "mod.remove"    // modRequest -> struct{}
 	reqPromote  = "mod.promote"   // modRequest -> struct{}
+	// reqRecordStop: modRequest -> struct{}; a moderator elsewhere stops
+	// the recording this node runs.
+	reqRecordStop = "mod.record_stop"
 )
 
 // nodeState is one node's local part of a room: what its members are,
@@ -55,9 +58,11 @@ type nodeState struct {
 	AudienceChatOff bool `json:"audienceChatOff,omitempty"`
 	// AudienceChatAt is when a moderator last set AudienceChatOff (ns,
 	// 0: never): the latest setting wins on every node.
-	AudienceChatAt int64                `json:"audienceChatAt,omitempty"`
-	Removed        []string             `json:"removed,omitempty"`
-	Roles          map[string]roleGrant `json:"roles,omitempty"` // by identity
+	AudienceChatAt int64 `json:"audienceChatAt,omitempty"`
+	// Recording says the node records the room (recording.go).
+	Recording bool                 `json:"recording,omitempty"`
+	Removed   []string             `json:"removed,omitempty"`
+	Roles     map[string]roleGrant `json:"roles,omitempty"` // by identity
 }
 
 // roleGrant is a role a moderator gave an identity, and when (ns): the

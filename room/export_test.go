@@ -1,6 +1,9 @@
 package room
 
-import "github.com/confab-sfu/confab/sfu"
+import (
+	"github.com/confab-sfu/confab/room/record"
+	"github.com/confab-sfu/confab/sfu"
+)
 
 // Tracks lists the room's tracks (this node's and other nodes'), for the
 // external tests.
@@ -12,4 +15,10 @@ func (r *Room) Tracks() map[sfu.TrackID]string {
 		out[id] = t.owner.node
 	}
 	return out
+}
+
+// SetRecordFiles makes the manager's recordings create their media files
+// with create (a test's failing disk).
+func (m *Manager) SetRecordFiles(create func(path string) (record.File, error)) {
+	m.recordFile = create
 }

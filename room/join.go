@@ -123,6 +123,7 @@ func (s *session) applyToken(p *participant, m *signal.Message) bool {
 	}
 	p.identity, p.role, p.perms = c.Subject, c.Role, c.Perms
 	p.wantsLecture = p.wantsLecture || c.Lecture
+	p.wantsRecord = c.Record
 	if c.Name != "" {
 		p.name = c.Name
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/confab-sfu/confab/room/addrlimit"
 	"github.com/confab-sfu/confab/room/cluster"
 	"github.com/confab-sfu/confab/room/load"
+	"github.com/confab-sfu/confab/room/record"
 	"github.com/confab-sfu/confab/room/turn"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
@@ -68,8 +69,14 @@ type Config struct {
 	// 503) or, in a cluster, hands joins to a node with room; nearing
 	// them it sheds (admission.go). Its Streams, Out and OnLevel are the
 	// Manager's. Zero Limits: no limit.
-	Load   load.Config
-	Logger *slog.Logger
+	Load load.Config
+	// RecordDir is where recordings go (recording.go), each in
+	// RecordDir/<room>/<start time>/; "" turns recording off.
+	RecordDir string
+	// RecordLectures makes every lecture record from its start (with
+	// RecordDir).
+	RecordLectures bool
+	Logger         *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -126,6 +133,10 @@ type Manager struct {
 	httpSessions map[*httpSession]struct{} // WHIP publishers and WHEP viewers
 
 	checks checkLimits // connection checks (check.go)
+
+	// recordFile makes recording files (nil: room/record's default); tests
+	// give one that fails like a full disk.
+	recordFile func(path string) (record.File, error)
 }
 
 var (
@@ -222,7 +233,20 @@ func (m *Manager) Ready() bool {
 
 // join puts p into the named room, creating it if needed.
 func (m *Manager) join(name string, p *participant) (*Room, error) {
-	return m.enter(name, p.wantsLecture, true, func(r *Room) error { return r.add(p) })
+	created := false
+	r, err := m.enter(name, p.wantsLecture, true, func(r *Room) error {
+		r.mu.Lock()
+		created, r.fresh = r.fresh, false
+		r.mu.Unlock()
+		return r.add(p)
+	})
+	if err == nil && created && m.cfg.RecordDir != "" && (p.wantsRecord || (r.lecture && m.cfg.RecordLectures)) {
+		// Recorded from its start; a failure leaves the room as it is.
+		if e := r.startRecording(); e != nil {
+			p.log.Warn("the room could not record from its start", "err", e.Message)
+		}
+	}
+	return r, err
 }
 
 // enter admits someone into the named room: admit runs once the room is
@@ -246,7 +270,7 @@ func (m *Manager) enter(name string, lecture, create bool, admit func(*Room) err
 			return nil, ErrTooManyRooms
 		}
 		r = newRoom(m, name)
-		r.lecture = lecture
+		r.lecture, r.fresh = lecture, true
 		m.rooms[name] = r
 		metricRooms.Inc()
 	}

@@ -36,6 +36,9 @@ type participant struct {
 	publishOnly bool
 	// wantsLecture makes the room a lecture if this join creates it.
 	wantsLecture bool
+	// wantsRecord makes the room record from its start if this join
+	// creates it (a token's record claim).
+	wantsRecord bool
 	// videoCodecs are the video codecs the client can send and decode
 	// (none: any); they decide the room's codec (codec.go).
 	videoCodecs []string

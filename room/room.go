@@ -26,11 +26,18 @@ type Room struct {
 	roles           map[string]access.Role         // identity -> role a moderator gave, kept while the room lives
 	watchers        map[*httpSession][]sfu.TrackID // WHEP viewers and what they receive
 	lecture         bool                           // see lecture.go
+	fresh           bool                           // created for a join that has not entered yet
 	hands           map[ParticipantID]bool         // raised hands of the audience
 	audienceChatOff bool                           // a moderator turned the audience's chat off
 	audienceTimer   *time.Timer
 	lastAudience    time.Time
 	videoCodec      string // what publishers send; see codec.go
+	// rec is this node's recording of the room (recording.go), nil when
+	// it records none; recStarting while one is being set up; recOn is
+	// what the members were last told (here or on another node).
+	rec         *roomRecording
+	recStarting bool
+	recOn       bool
 
 	// cl is the room's part in a cluster; nil on a single server.
 	cl *roomCluster
@@ -59,6 +66,7 @@ func newRoom(m *Manager, name string) *Room {
 func (r *Room) close() {
 	r.stopOnce.Do(func() { close(r.stop) })
 	<-r.done
+	r.stopRecording(nil, nil)
 	if r.cl != nil {
 		r.cl.close()
 	}
@@ -171,6 +179,10 @@ func (r *Room) welcome(p *participant, requestID string, iceServers []signal.ICE
 		Lecture:     r.lecture,
 		Audience:    r.audienceCountLocked(),
 		VideoCodec:  r.codec(),
+	}
+	if r.recOn {
+		on := true
+		welcome.Recording = &on
 	}
 	if r.lecture {
 		chat := !r.audienceChatOff

@@ -112,6 +112,8 @@ func (s *session) handle(m *signal.Message) {
 		s.reply(m.ID, p.room.raiseHand(p, *m.Raised))
 	case signal.TypeLectureSettings:
 		s.reply(m.ID, p.room.setAudienceChat(p, *m.AudienceChat))
+	case signal.TypeRecord:
+		s.reply(m.ID, p.room.setRecording(p, *m.Recording))
 	case signal.TypePromote:
 		s.reply(m.ID, p.room.promote(p, ParticipantID(m.ParticipantID), access.Role(m.Role)))
 	case signal.TypeChat:

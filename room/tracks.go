@@ -59,6 +59,7 @@ func (r *Room) publish(p *participant, up UpTrack) {
 	t := &publishedTrack{up: up, info: info, owner: p}
 	r.tracks[info.ID] = t
 	r.markDirtyLocked()
+	r.recordTrackLocked(t, sourceSettle)
 	wire := t.wire()
 	r.broadcastLocked(&signal.Message{Type: signal.TypeTrackPublished, Track: &wire}, p.id)
 	for _, o := range r.participants {
@@ -80,6 +81,7 @@ func (r *Room) unpublish(id sfu.TrackID) {
 	}
 	delete(r.tracks, id)
 	r.markDirtyLocked()
+	r.recordTrackLocked(t, sourceSettle)
 	wire := t.wire()
 	downs := make([]Down, 0, len(r.participants))
 	for _, o := range r.participants {

@@ -27,7 +27,7 @@ func (m *Manager) NewPublisher(req whip.Request) (whip.Session, error) {
 	id := newParticipantID()
 	s := m.newHTTPSession(whip.WHIP, string(id), req)
 	p := &participant{id: id, name: req.Name, identity: req.Identity, role: req.Role, log: s.log,
-		perms: access.Permissions{Publish: true}, publishOnly: true}
+		perms: access.Permissions{Publish: true}, publishOnly: true, wantsRecord: req.Record}
 	p.kick = func(reason, _ string) { go s.End(reason) }
 	s.p = p
 	peer, err := m.newHTTPPeer(s, func(recv *sfu.Receiver) { p.room.publish(p, recv) })

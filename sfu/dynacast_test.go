@@ -78,3 +78,27 @@ func TestWantedLayersFollowShedding(t *testing.T) {
 		t.Fatalf("background video paused: wanted %v (background one %d)", got, downs[0].wantedLayer())
 	}
 }
+
+// A recording wants the top layer even when every subscriber watches the
+// low one: dynacast must not pause what is being recorded.
+func TestWantedLayersIncludeARecording(t *testing.T) {
+	r, downs, _ := newTestReceiver(3, 1)
+	r.rids = []string{"l", "m", "h"}
+	downs[0].mu.Lock()
+	downs[0].maxLayer = 0
+	downs[0].mu.Unlock()
+	if got := r.WantedLayers(); !slices.Equal(got, []int{0}) {
+		t.Fatalf("without a recording: wanted %v", got)
+	}
+	s, err := r.AddSink(&sinkLog{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.WantedLayers(); !slices.Equal(got, []int{0, 2}) {
+		t.Fatalf("while recording: wanted %v, want the top layer too", got)
+	}
+	s.Close()
+	if got := r.WantedLayers(); !slices.Equal(got, []int{0}) {
+		t.Fatalf("recording stopped: wanted %v", got)
+	}
+}

@@ -81,6 +81,7 @@ type Receiver struct {
 	rids    []string
 	dtMu    sync.Mutex                   // serializes changes to downTracks
 	downs   atomic.Pointer[[]*DownTrack] // copy-on-write: the reader takes no lock
+	sinks   atomic.Pointer[[]*Sink]      // likewise (sink.go)
 	closed  atomic.Bool
 	blocked atomic.Bool // a moderator stopped this track for everyone
 	wg      sync.WaitGroup
@@ -309,6 +310,7 @@ func (r *Receiver) handlePacket(l *recvLayer, raw []byte, pkt *rtp.Packet, now i
 			}
 		}
 	}
+	r.writeSinks(l.idx, pkt, key) // after the subscribers: a sink never delays them
 	metricPacketsIn.Inc()
 	metricBytesIn.Add(float64(len(raw)))
 	if forwarded > 0 {
@@ -330,6 +332,7 @@ func (r *Receiver) SetBlocked(b bool) {
 			d.resync()
 		}
 	}
+	r.eachSink((*Sink).resync)
 }
 
 // Blocked reports whether a moderator stopped this track.
@@ -444,6 +447,7 @@ func (r *Receiver) retarget() {
 	for _, d := range r.DownTracks() {
 		d.updateTarget()
 	}
+	r.eachSink((*Sink).updateTarget)
 }
 
 // requestKeyframe asks the publisher for a keyframe of one layer, at most
@@ -567,33 +571,4 @@ func (r *Receiver) layerForSize(maxW, maxH int) int {
 		}
 	}
 	return 0
-}
-
-// guessSize is layer i's size, or the nearest known layer's scaled by 2
-// per layer between them; 0x0 when none is known.
-func guessSize(sizes [maxLayers][2]int, i int) (w, h int) {
-	best := -1
-	for j := range sizes {
-		if sizes[j][0] != 0 && (best < 0 || abs(j-i) < abs(best-i)) {
-			best = j
-		}
-	}
-	if best < 0 {
-		return 0, 0
-	}
-	w, h = sizes[best][0], sizes[best][1]
-	for k := best; k < i; k++ {
-		w, h = w*2, h*2
-	}
-	for k := best; k > i; k-- {
-		w, h = w/2, h/2
-	}
-	return w, h
-}
-
-func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
 }

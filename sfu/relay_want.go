@@ -12,7 +12,8 @@ import "github.com/pion/webrtc/v4"
 // upgrades to when the link allows. Asking for that one layer more, and
 // not for everything it asked for, keeps the choice stable: dropping the
 // layers it cannot take does not make it look unconstrained again.
-// Subscribers who paused want nothing; audio is layer 0. Load shedding
+// Subscribers who paused want nothing; audio is layer 0; a recording
+// wants the top layer. Load shedding
 // (shed.go) lowers what is wanted as it lowers what is forwarded.
 func (r *Receiver) WantedLayers() []int {
 	var want [maxLayers]bool
@@ -20,6 +21,14 @@ func (r *Receiver) WantedLayers() []int {
 		if l := d.wantedLayer(); l >= 0 {
 			want[l] = true
 		}
+	}
+	// A sink (a recording) takes the best layer the publisher has.
+	if sinks := r.sinks.Load(); sinks != nil && len(*sinks) > 0 {
+		top := 0
+		if declared := r.DeclaredLayers(); len(declared) > 0 {
+			top = declared[len(declared)-1]
+		}
+		want[top] = true
 	}
 	var out []int
 	for l, ok := range want {

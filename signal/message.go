@@ -22,6 +22,7 @@ const (
 	TypeRaiseHand       = "raise_hand"       // request (lecture audience): raise or lower a hand
 	TypePromote         = "promote"          // request (moderator): give a participant another role
 	TypeLectureSettings = "lecture_settings" // request (moderator): e.g. the audience's chat on or off; also the event
+	TypeRecord          = "record"           // request (moderator): start or stop recording the room
 
 	// both directions
 	TypeOffer           = "offer"             // SDP offer (client offers carry an id)
@@ -45,6 +46,7 @@ const (
 	TypeHand              = "hand"        // to moderators: a hand raised or lowered
 	TypePermissions       = "permissions" // your role and permissions changed
 	TypeRoomCodec         = "room_codec"  // the video codec publishers should send changed
+	TypeRecording         = "recording"   // the room's recording started or stopped (to moderators: with the error that stopped it)
 	// TypePublishLayers tells a publisher which simulcast encodings of one
 	// of its tracks anyone needs (dynacast): send those, pause the others.
 	TypePublishLayers = "publish_layers"
@@ -52,32 +54,34 @@ const (
 
 // Error codes: stable strings clients may branch on.
 const (
-	CodeBadMessage         = "bad_message"         // not JSON, or fields of the wrong type
-	CodeUnknownType        = "unknown_type"        // "type" is not one this version knows
-	CodeInvalidField       = "invalid_field"       // a field is missing or out of range
-	CodeUnsupportedVersion = "unsupported_version" // join with a version the server does not speak
-	CodeNotJoined          = "not_joined"          // a room message before join
-	CodeAlreadyJoined      = "already_joined"      // a second join on one connection
-	CodeInvalidRoom        = "invalid_room"        // room name fails validation
-	CodeRoomFull           = "room_full"           // the room is at capacity
-	CodeTooManyRooms       = "too_many_rooms"      // the server is at its room limit
-	CodeInvalidState       = "invalid_state"       // e.g. an answer when no offer is outstanding
-	CodeInvalidSDP         = "invalid_sdp"         // SDP could not be parsed or applied
-	CodeInvalidCandidate   = "invalid_candidate"   // candidate could not be parsed
-	CodeGlare              = "glare"               // client offer ignored: the server's offer wins
-	CodeUnknownTrack       = "unknown_track"       // a track id that does not exist
-	CodeForbidden          = "forbidden"           // the participant lacks the permission
-	CodeRateLimited        = "rate_limited"        // too many messages
-	CodeTooManyTracks      = "too_many_tracks"     // publish limit reached
-	CodeUnauthorized       = "unauthorized"        // the server requires a token and none was given
-	CodeInvalidToken       = "invalid_token"       // token malformed, badly signed, or without identity
-	CodeTokenExpired       = "token_expired"       // token past its expiry
-	CodeWrongRoom          = "wrong_room"          // token is for another room
-	CodeShuttingDown       = "shutting_down"       // the server is draining
-	CodeServerBusy         = "server_busy"         // the server is at its load limits: retryAfter seconds
-	CodeRedirect           = "redirect"            // join refused here: join again at url (another node)
-	CodeRemoved            = "removed"             // bye: a moderator removed this participant
-	CodeInternal           = "internal"            // the server failed; not the client's fault
+	CodeBadMessage           = "bad_message"           // not JSON, or fields of the wrong type
+	CodeUnknownType          = "unknown_type"          // "type" is not one this version knows
+	CodeInvalidField         = "invalid_field"         // a field is missing or out of range
+	CodeUnsupportedVersion   = "unsupported_version"   // join with a version the server does not speak
+	CodeNotJoined            = "not_joined"            // a room message before join
+	CodeAlreadyJoined        = "already_joined"        // a second join on one connection
+	CodeInvalidRoom          = "invalid_room"          // room name fails validation
+	CodeRoomFull             = "room_full"             // the room is at capacity
+	CodeTooManyRooms         = "too_many_rooms"        // the server is at its room limit
+	CodeInvalidState         = "invalid_state"         // e.g. an answer when no offer is outstanding
+	CodeInvalidSDP           = "invalid_sdp"           // SDP could not be parsed or applied
+	CodeInvalidCandidate     = "invalid_candidate"     // candidate could not be parsed
+	CodeGlare                = "glare"                 // client offer ignored: the server's offer wins
+	CodeUnknownTrack         = "unknown_track"         // a track id that does not exist
+	CodeForbidden            = "forbidden"             // the participant lacks the permission
+	CodeRateLimited          = "rate_limited"          // too many messages
+	CodeTooManyTracks        = "too_many_tracks"       // publish limit reached
+	CodeUnauthorized         = "unauthorized"          // the server requires a token and none was given
+	CodeInvalidToken         = "invalid_token"         // token malformed, badly signed, or without identity
+	CodeTokenExpired         = "token_expired"         // token past its expiry
+	CodeWrongRoom            = "wrong_room"            // token is for another room
+	CodeShuttingDown         = "shutting_down"         // the server is draining
+	CodeServerBusy           = "server_busy"           // the server is at its load limits: retryAfter seconds
+	CodeRedirect             = "redirect"              // join refused here: join again at url (another node)
+	CodeRemoved              = "removed"               // bye: a moderator removed this participant
+	CodeRecordingUnavailable = "recording_unavailable" // this server does not record (no recording directory)
+	CodeRecordingFailed      = "recording_failed"      // the recording could not start, or a write error stopped it
+	CodeInternal             = "internal"              // the server failed; not the client's fault
 )
 
 // Track sources.
@@ -189,6 +193,10 @@ type Message struct {
 	Hands []Participant `json:"hands,omitempty"`
 	// lecture_settings (and welcome of a lecture): may the audience chat
 	AudienceChat *bool `json:"audienceChat,omitempty"`
+	// record: start (true) or stop (false) recording; recording: whether
+	// the room is being recorded now; welcome: true when it is (absent:
+	// it is not)
+	Recording *bool `json:"recording,omitempty"`
 
 	// error / bye
 	Code    string `json:"code,omitempty"`

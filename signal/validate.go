@@ -80,6 +80,10 @@ func (m *Message) Validate() *Error {
 		if m.AudienceChat == nil {
 			return Errorf(CodeInvalidField, "lecture_settings needs audienceChat")
 		}
+	case TypeRecord:
+		if m.Recording == nil {
+			return Errorf(CodeInvalidField, "record needs recording (true to start, false to stop)")
+		}
 	case TypeRaiseHand:
 		if m.Raised == nil {
 			return Errorf(CodeInvalidField, "raise_hand needs raised")

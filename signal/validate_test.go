@@ -51,6 +51,11 @@ func TestValidate(t *testing.T) {
 		{"join version missing", join("r", "Ada", 0), CodeUnsupportedVersion},
 		{"join with token", Message{Type: TypeJoin, Room: "r", Name: "a", Version: Version, Token: "x.y.z"}, ""},
 
+		// record
+		{"record start", Message{Type: TypeRecord, ID: "1", Recording: &yes}, ""},
+		{"record stop", Message{Type: TypeRecord, ID: "1", Recording: &no}, ""},
+		{"record without recording", Message{Type: TypeRecord, ID: "1"}, CodeInvalidField},
+
 		// offer / answer
 		{"offer ok", Message{Type: TypeOffer, ID: "2", SDP: "v=0\r\n"}, ""},
 		{"offer empty sdp", Message{Type: TypeOffer, ID: "2"}, CodeInvalidField},

@@ -72,6 +72,8 @@ type config struct {
 	metricsListen   string
 	cluster         clusterFlags
 	load            loadFlags
+	recordDir       string
+	recordLectures  bool
 
 	allowed []netip.Prefix
 	trusted []netip.Prefix
@@ -126,6 +128,8 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.DurationVar(&c.httpIdle, "http-idle-timeout", 60*time.Second, "close a keep-alive connection idle this long")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated networks of reverse proxies whose X-Forwarded-For / Forwarded headers name the client (for per-address limits and logs); from anyone else the headers are ignored")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve /metrics (and /debug/pprof with -pprof) on this separate address only, e.g. 127.0.0.1:9090")
+	fs.StringVar(&c.recordDir, "record-dir", "", "record rooms into this directory when a moderator asks (docs/recording.md); default: recording off")
+	fs.BoolVar(&c.recordLectures, "record-lectures", false, "with -record-dir, every lecture records from its start")
 	addClusterFlags(fs, &c.cluster)
 	addLoadFlags(fs, &c.load)
 	fs.StringVar(&c.configFile, "config", "", "YAML file of settings named like the flags (flags and environment win)")
@@ -234,11 +238,34 @@ func (c *config) check() error {
 	if err := c.cluster.check(); err != nil {
 		return err
 	}
+	if err := c.checkRecord(); err != nil {
+		return err
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return fmt.Errorf("-log-level %q: %w", c.logLevel, err)
 	}
 	return nil
+}
+
+// checkRecord makes sure the recording directory can be written, so that
+// a wrong path stops the server at start and not a moderator later.
+func (c *config) checkRecord() error {
+	if c.recordDir == "" {
+		if c.recordLectures {
+			return fmt.Errorf("-record-lectures needs -record-dir")
+		}
+		return nil
+	}
+	if err := os.MkdirAll(c.recordDir, 0o755); err != nil {
+		return fmt.Errorf("-record-dir: %w", err)
+	}
+	f, err := os.CreateTemp(c.recordDir, ".confab-write-check-*")
+	if err != nil {
+		return fmt.Errorf("-record-dir %s is not writable: %w", c.recordDir, err)
+	}
+	_ = f.Close()
+	return os.Remove(f.Name())
 }
 
 // checkHTTP checks the HTTP server's limits and parses -trusted-proxies.
@@ -340,6 +367,8 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 		MaxParticipants:         c.maxParticipants,
 		MaxRooms:                c.maxRooms,
 		MaxTracksPerParticipant: c.maxTracks,
+		RecordDir:               c.recordDir,
+		RecordLectures:          c.recordLectures,
 		Logger:                  logger,
 		Addrs:                   addrlimit.New(c.maxConnsPerIP),
 		Conn: signal.ConnOptions{OriginPatterns: splitList(c.allowedOrigins), Logger: logger,

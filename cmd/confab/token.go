@@ -24,12 +24,13 @@ func runToken(args []string, stdout io.Writer, getenv func(string) string, now t
 		role     = fs.String("role", string(access.Speaker), "viewer (receive only), speaker, or moderator (may mute and remove others)")
 		ttl      = fs.Duration("ttl", time.Hour, "how long the token is valid")
 		secret   = fs.String("secret", "", "signing secret; default CONFAB_AUTH_SECRET, the server's -auth-secret")
+		record   = fs.Bool("record", false, "the room records from its start when this token's join creates it (the server needs -record-dir)")
 		base     = fs.String("url", "", "server base URL; when given, print the invitation link instead of the bare token")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
-			fmt.Fprintln(stdout, "Usage: confab token -room R -identity I [-role viewer|speaker|moderator] [-ttl 1h] [-name N] [-url https://host]")
+			fmt.Fprintln(stdout, "Usage: confab token -room R -identity I [-role viewer|speaker|moderator] [-ttl 1h] [-name N] [-record] [-url https://host]")
 			fs.PrintDefaults()
 		}
 		return err
@@ -43,7 +44,7 @@ func runToken(args []string, stdout io.Writer, getenv func(string) string, now t
 	if *secret == "" {
 		return fmt.Errorf("no secret: pass -secret or set CONFAB_AUTH_SECRET to the server's -auth-secret")
 	}
-	tok, err := access.Mint([]byte(*secret), access.TokenParams{Room: *roomName, Identity: *identity, Name: *name, Role: access.Role(*role), TTL: *ttl}, now)
+	tok, err := access.Mint([]byte(*secret), access.TokenParams{Room: *roomName, Identity: *identity, Name: *name, Role: access.Role(*role), TTL: *ttl, Record: *record}, now)
 	if err != nil {
 		return err // it says what was wrong: "mint token: ..."
 	}

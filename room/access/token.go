@@ -16,10 +16,13 @@ import (
 type Claims struct {
 	Room string `json:"room"`
 	// Lecture makes the room a lecture when this token's join creates it.
-	Lecture bool        `json:"lecture,omitempty"`
-	Name    string      `json:"name,omitempty"`
-	Role    Role        `json:"role,omitempty"`
-	Perms   Permissions `json:"perms"`
+	Lecture bool `json:"lecture,omitempty"`
+	// Record makes the room record from its start when this token's join
+	// creates it (on a server with a recording directory).
+	Record bool        `json:"record,omitempty"`
+	Name   string      `json:"name,omitempty"`
+	Role   Role        `json:"role,omitempty"`
+	Perms  Permissions `json:"perms"`
 	jwt.RegisteredClaims
 }
 
@@ -31,6 +34,7 @@ type TokenParams struct {
 	Role     Role          // Viewer, Speaker (the default) or Moderator
 	TTL      time.Duration // validity from now
 	Lecture  bool          // the room is a lecture when this token's join creates it
+	Record   bool          // the room records from its start when this token's join creates it
 }
 
 // Token errors, each answered with its own protocol code (see Code).
@@ -69,7 +73,7 @@ func Mint(secret []byte, tp TokenParams, now time.Time) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("mint token: unknown role %q (viewer, speaker or moderator)", tp.Role)
 	}
-	c := Claims{Room: tp.Room, Name: tp.Name, Role: tp.Role, Perms: perms, Lecture: tp.Lecture,
+	c := Claims{Room: tp.Room, Name: tp.Name, Role: tp.Role, Perms: perms, Lecture: tp.Lecture, Record: tp.Record,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   tp.Identity,
 			IssuedAt:  jwt.NewNumericDate(now),

@@ -222,6 +222,11 @@ func (t *Track) drain(now int64, force bool) {
 }
 
 func (t *Track) handle(s *slot, now int64) {
+	if len(s.payload) == 0 {
+		// Padding: a sender probing its bandwidth on the media SSRC (no
+		// RTX is negotiated). In sequence, but no part of any frame.
+		return
+	}
 	if t.cur != nil && (s.ts != t.curTS || s.ssrc != t.curSSRC) {
 		t.lose(now) // the frame ended without its marker bit
 	}

@@ -2,7 +2,9 @@ package record
 
 import (
 	"testing"
+	"time"
 
+	"github.com/confab-sfu/confab/sfu/vp8"
 	"github.com/pion/rtp"
 )
 
@@ -140,5 +142,43 @@ func TestRecordH264Depacketizer(t *testing.T) {
 	}
 	if err := d.add(g, fuEnd); err == nil {
 		t.Error("a FU-A end without a start was taken")
+	}
+}
+
+// A padding-only packet (a browser probing its bandwidth on the video
+// SSRC, no RTX negotiated) is in sequence but carries no media: it is
+// neither a lost frame start nor a reason to ask for a keyframe.
+func TestRecordPaddingBetweenFrames(t *testing.T) {
+	rec, errs := newTestRecording(t, RecordingParams{})
+	r, err := rec.NewRecorder(RecorderParams{ParticipantID: "p", Source: SourceCamera, Video: vp8Codec, RequestKeyframe: func() {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := func(seq uint16, key bool) *rtp.Packet {
+		p := vp8.Packet{PictureID: seq, Start: true, Keyframe: key, Width: 320, Height: 180}.Append(nil)
+		p = append(p, make([]byte, 100)...)
+		return &rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: uint32(seq) * 90000, SSRC: 1, Marker: true}, Payload: p}
+	}
+	at := rec.Start()
+	for seq := uint16(0); seq < 20; seq++ {
+		p := frame(seq, seq == 0)
+		if seq%2 == 1 {
+			// A second apart: keyframe requests are not throttled away.
+			p = &rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: uint32(seq-1) * 90000, SSRC: 1, Padding: true, PaddingSize: 255}}
+		}
+		r.Video().WriteRTP(p, at)
+		at = at.Add(time.Second)
+	}
+	if n := r.Video().KeyframeRequests(); n != 1 {
+		t.Errorf("%d keyframe requests, want the one at the start", n)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(); err != nil || len(errs.list()) > 0 {
+		t.Fatal(err, errs.list())
+	}
+	if m := rec.Manifest(); m.Files[0].State != FileDone || m.Files[0].DurationMS < 17000 {
+		t.Fatalf("manifest %+v: want a done file of 18 s", m.Files[0])
 	}
 }

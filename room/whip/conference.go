@@ -41,6 +41,9 @@ type Request struct {
 	Identity string      // the token's subject; "" on an open server
 	Role     access.Role // the token's role; "" on an open server
 	Name     string      // WHIP: the publisher's display name
+	// Record (WHIP: the token's record claim) makes the room record from
+	// its start if this publisher's join creates it.
+	Record bool
 	// Participant (WHEP) names whose tracks to watch; "" is the first
 	// participant publishing video.
 	Participant string

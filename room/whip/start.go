@@ -104,7 +104,7 @@ func (h *Handler) check(r *http.Request, kind Kind, room string) (Request, strin
 			}
 			return Request{}, "", &httpError{status: http.StatusUnauthorized, msg: access.Code(err) + ": " + err.Error(), challenge: challenge}
 		}
-		perms, req.Identity, req.Role, req.Name = c.Perms, c.Subject, c.Role, c.Name
+		perms, req.Identity, req.Role, req.Name, req.Record = c.Perms, c.Subject, c.Role, c.Name, c.Record
 	}
 	if kind == WHEP {
 		if !perms.Subscribe {

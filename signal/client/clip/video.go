@@ -114,7 +114,9 @@ func (v *VideoSource) PacketsSent() uint64 { return v.sent.Load() }
 // BytesSent counts the RTP bytes written (headers and payloads).
 func (v *VideoSource) BytesSent() uint64 { return v.bytes.Load() }
 
-// Run sends 30 frames per second until ctx ends.
+// Run sends 30 frames per second until ctx ends. Like a camera's, its
+// clock does not slow down: frames a busy machine's lost ticks missed are
+// sent at the next one, so the video's media time keeps up with real time.
 func (v *VideoSource) Run(ctx context.Context) {
 	packetizers := make([]rtp.Packetizer, len(v.tracks))
 	for i := range v.tracks {
@@ -122,41 +124,51 @@ func (v *VideoSource) Run(ctx context.Context) {
 	}
 	tick := time.NewTicker(v.pace)
 	defer tick.Stop()
-	n := len(v.frames[0])
-	for i := 0; ; i++ {
+	start := time.Now()
+	for i, sent := 0, 0; ; {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		idx := i % n
-		if v.keyReq.Swap(false) && !v.frames[0][idx].key {
-			// Jump forward to the clip's next keyframe.
-			for !v.frames[0][idx].key {
-				i++
-				idx = i % n
-			}
+		for due := int(time.Since(start) / v.pace); sent < due; sent++ {
+			i = v.sendFrame(packetizers, i) + 1
 		}
-		st := v.stamper.Load()
-		paused := v.paused.Load()
-		for l, t := range v.tracks {
-			if paused&(1<<l) != 0 {
-				// Time goes on for a paused layer: it resumes at the
-				// timestamp of now, as an encoder's would.
-				packetizers[l].SkipSamples(3000)
-				continue
+	}
+}
+
+// sendFrame sends the clip's frame i (or, when a keyframe was asked for,
+// the next keyframe's) on every layer and returns the index it sent.
+func (v *VideoSource) sendFrame(packetizers []rtp.Packetizer, i int) int {
+	n := len(v.frames[0])
+	idx := i % n
+	if v.keyReq.Swap(false) && !v.frames[0][idx].key {
+		// Jump forward to the clip's next keyframe.
+		for !v.frames[0][idx].key {
+			i++
+			idx = i % n
+		}
+	}
+	st := v.stamper.Load()
+	paused := v.paused.Load()
+	for l, t := range v.tracks {
+		if paused&(1<<l) != 0 {
+			// Time goes on for a paused layer: it resumes at the
+			// timestamp of now, as an encoder's would.
+			packetizers[l].SkipSamples(3000)
+			continue
+		}
+		f := v.frames[l][idx%len(v.frames[l])]
+		for _, p := range packetizers[l].Packetize(f.data, 3000) {
+			if st != nil && v.rids[l] != "" {
+				(*st).Stamp(&p.Header, v.rids[l])
 			}
-			f := v.frames[l][idx%len(v.frames[l])]
-			for _, p := range packetizers[l].Packetize(f.data, 3000) {
-				if st != nil && v.rids[l] != "" {
-					(*st).Stamp(&p.Header, v.rids[l])
-				}
-				if err := t.WriteRTP(p); err == nil {
-					v.sent.Add(1)
-					v.layerSent[l].Add(1)
-					v.bytes.Add(uint64(p.MarshalSize()))
-				}
+			if err := t.WriteRTP(p); err == nil {
+				v.sent.Add(1)
+				v.layerSent[l].Add(1)
+				v.bytes.Add(uint64(p.MarshalSize()))
 			}
 		}
 	}
+	return i
 }

@@ -12,6 +12,7 @@ import { collect } from './stats.js';
 import { Tiles, tileKey, hasTile } from './tiles.js';
 import { AUTH_CODES, AUTH_MESSAGES, OPEN_PERMISSIONS, tokenClaims } from './auth.js';
 import { Lecture } from './lecture.js';
+import { Recording } from './recording.js';
 import { Subscriptions } from './subscriptions.js';
 import { People } from './people.js';
 import { Controls } from './controls.js';
@@ -41,6 +42,11 @@ const session = new Session({
 const lecture = new Lecture({
   request: (m) => session.request(m),
   onError: (what, err) => showMessage('meeting-message', `${what}: ${explain(err)}`),
+});
+const recording = new Recording({
+  request: (m) => session.request(m),
+  showMessage: (text) => showMessage('meeting-message', text),
+  system: (text) => people.system(text),
 });
 const permissions = new Permissions({ claims, wantRole, lecture });
 lecture.onChatPolicy = () => permissions.render();
@@ -72,7 +78,9 @@ const people = new People({ session, tiles, permissions, isLecture: () => lectur
 session.on('welcome', (welcome) => {
   tiles.setLecture(!!welcome.lecture);
   lecture.start(welcome);
+  recording.start(welcome);
   permissions.adopt(welcome.permissions || OPEN_PERMISSIONS, welcome.participant.role);
+  recording.setModerator(permissions.perms.moderate);
   if (permissions.perms.publish) {
     controls.showSelf();
   } else {
@@ -207,6 +215,9 @@ function otherEvent(m) {
       if (m.permissions) permissionsChanged(m.permissions, m.role);
       if (m.hands) for (const p of m.hands) lecture.hand(p, true);
       break;
+    case 'recording':
+      recording.event(m);
+      break;
     case 'lecture_settings':
       lecture.chatPolicy(m.audienceChat);
       people.system(m.audienceChat ? 'The audience may write in the chat again' : 'The moderators turned the audience\'s chat off');
@@ -227,6 +238,7 @@ function permissionsChanged(perms, role) {
   const could = permissions.perms.publish;
   if (could && !perms.publish) controls.retire();
   permissions.adopt(perms, role);
+  recording.setModerator(permissions.perms.moderate);
   const can = permissions.perms.publish;
   if (!can) controls.dropLocal();
   controls.updateButtons();
@@ -443,6 +455,8 @@ window.confab = {
   },
   raiseHand: (raised) => lecture.raiseHand(raised),
   promote: (id, role) => lecture.promote(id, role),
+  get recording() { return { on: recording.on, badge: !$('recording-badge').hidden, button: !$('record').hidden }; },
+  record: (on) => recording.set(on),
 };
 
 $('room-title').textContent = roomName;

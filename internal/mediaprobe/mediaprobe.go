@@ -1,0 +1,115 @@
+// Package mediaprobe asks ffprobe and ffmpeg about a recorded file, for
+// tests outside room/record (the room's and the browser's recordings):
+// its streams, how long each lasts, and whether it decodes without an
+// error. Without ffmpeg a test skips (fails under CONFAB_E2E, see
+// internal/needtool).
+package mediaprobe
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/confab-sfu/confab/internal/needtool"
+)
+
+// Need skips the test without ffprobe and ffmpeg.
+func Need(t testing.TB) {
+	t.Helper()
+	needtool.Path(t, "ffprobe", "ffmpeg")
+	needtool.Path(t, "ffmpeg", "ffmpeg")
+}
+
+// Stream is one stream of a file.
+type Stream struct {
+	Index     int    `json:"index"`
+	CodecName string `json:"codec_name"`
+	CodecType string `json:"codec_type"`
+	Width     int    `json:"width"`
+	Height    int    `json:"height"`
+	// Seconds is from its first packet's start to its last packet's end.
+	Seconds float64 `json:"-"`
+}
+
+// File is what ffprobe says of a file.
+type File struct {
+	Streams []Stream `json:"streams"`
+	Format  struct {
+		FormatName string `json:"format_name"`
+	} `json:"format"`
+}
+
+// Probe runs ffprobe on path.
+func Probe(t testing.TB, path string) *File {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var f File
+	if err := json.Unmarshal(out, &f); err != nil {
+		t.Fatalf("ffprobe output: %v", err)
+	}
+	out, err = exec.Command("ffprobe", "-v", "error", "-show_entries", "packet=stream_index,pts_time,duration_time", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe packets of %s: %v", path, err)
+	}
+	first, last := map[int]float64{}, map[int]float64{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fs := strings.Split(line, ",")
+		if len(fs) < 2 {
+			continue
+		}
+		idx, _ := strconv.Atoi(fs[0])
+		pts, err := strconv.ParseFloat(fs[1], 64)
+		if err != nil {
+			continue
+		}
+		end := pts
+		if len(fs) > 2 {
+			if d, err := strconv.ParseFloat(fs[2], 64); err == nil {
+				end += d
+			}
+		}
+		if _, ok := first[idx]; !ok {
+			first[idx] = pts
+		}
+		last[idx] = math.Max(last[idx], end)
+	}
+	for i := range f.Streams {
+		s := &f.Streams[i]
+		s.Seconds = last[s.Index] - first[s.Index]
+	}
+	return &f
+}
+
+// Only returns the one stream of a type ("audio", "video"), failing the
+// test unless there is exactly one.
+func (f *File) Only(t testing.TB, codecType string) Stream {
+	t.Helper()
+	var found []Stream
+	for _, s := range f.Streams {
+		if s.CodecType == codecType {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d %s streams, want 1: %+v", len(found), codecType, f.Streams)
+	}
+	return found[0]
+}
+
+// Decodes runs ffmpeg's decoders over the whole file: it must say nothing.
+func Decodes(t testing.TB, path string) {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-")
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+		t.Fatalf("ffmpeg decoding %s: %v\n%s", path, err, stderr.String())
+	}
+}
