@@ -4,15 +4,15 @@ import "math"
 
 // Rate control settings.
 const (
-	decreaseFactor   = 0.85 // of the acknowledged rate, on overuse
-	increasePerSec   = 1.08 // multiplicative growth far from the known capacity
-	minIncrease      = 1000 // bit/s per step, so that low rates still grow
-	headroomFactor   = 1.5  // the target never runs further ahead of what was acknowledged
-	headroomConstant = 10_000
-	responseTime     = 200_000_000 // ns: a round trip plus the detector's delay
-	minDecreaseGap   = 200_000_000 // ns between two decreases: the first must take effect
-	capacitySmoothing = 0.05       // weight of a new capacity sample
-	capacitySpread    = 3.0        // standard deviations that count as "near" the capacity
+	decreaseFactor    = 0.85 // of the acknowledged rate, on overuse
+	increasePerSec    = 1.08 // multiplicative growth far from the known capacity
+	minIncrease       = 1000 // bit/s per step, so that low rates still grow
+	headroomFactor    = 1.5  // the target never runs further ahead of what was acknowledged
+	headroomConstant  = 10_000
+	responseTime      = 200_000_000 // ns: a round trip plus the detector's delay
+	minDecreaseGap    = 200_000_000 // ns between two decreases: the first must take effect
+	capacitySmoothing = 0.05        // weight of a new capacity sample
+	capacitySpread    = 3.0         // standard deviations that count as "near" the capacity
 )
 
 // aimd is the additive-increase, multiplicative-decrease controller the

@@ -6,12 +6,12 @@ package bwe
 // not congestion's, and must not cut the rate); below 2 % the bound lifts
 // and the delay-based controller alone decides.
 const (
-	lossHigh      = 0.10
-	lossLow       = 0.02
-	lossMinCount  = 20            // packets a loss share is judged on
-	lossPeriod    = 1_000_000_000 // ns of feedback a loss share is judged on ...
-	lossQuick     = 200_000_000   // ... or this, when the loss is severe
-	lossSevere    = 0.25
+	lossHigh     = 0.10
+	lossLow      = 0.02
+	lossMinCount = 20            // packets a loss share is judged on
+	lossPeriod   = 1_000_000_000 // ns of feedback a loss share is judged on ...
+	lossQuick    = 200_000_000   // ... or this, when the loss is severe
+	lossSevere   = 0.25
 	// lossCutGap is the least time between two cuts: the loss reported
 	// right after a cut is of packets sent before it (a round trip plus a
 	// full queue ago).

@@ -84,7 +84,7 @@ type sim struct {
 	link    *link
 	prober  probe.Prober
 	queue   queuing.Monitor // the allocator's queue measure, for the prober
-	desired int64 // bit/s the sender would send if it could
+	desired int64           // bit/s the sender would send if it could
 	noProbe bool
 
 	start, now time.Time
