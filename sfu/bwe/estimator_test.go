@@ -1,6 +1,7 @@
 package bwe
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -152,4 +153,195 @@ func TestJitteryArrivalsAreNoCongestion(t *testing.T) {
 			t.Errorf("reordered %v: target fell to %d from jitter alone", reorder, lowest)
 		}
 	}
+}
+
+// TestReorderingAndAFeedbackGap is case (e): 3 % of packets held 50-150 ms
+// on the path (most are reported lost, then received late) and a receiver that sends no
+// feedback for 2 s, then reports it all at once. Neither is congestion.
+func TestReorderingAndAFeedbackGap(t *testing.T) {
+	l := &link{late: 0.03, delay: 20 * ms}
+	s := newSim(t, l, 1_500_000, 1_500_000)
+	s.gapFrom, s.gapTo = 10*time.Second, 12*time.Second
+	s.run(20 * time.Second)
+	pts := s.window(time.Second, 20*time.Second)
+	lowest := int64(1 << 62)
+	for _, p := range pts {
+		lowest = min(lowest, p.target)
+	}
+	late := s.late
+	worst := 0.0
+	for _, p := range pts {
+		worst = max(worst, p.loss)
+	}
+	t.Logf("reordered path, 2 s feedback gap: %d packets reported lost then received, overuse %v, lowest target %d bit/s, worst loss share %.3f",
+		late, overuseTime(pts), lowest, worst)
+	if late == 0 {
+		t.Fatal("the path reordered nothing: the test proves nothing")
+	}
+	if lowest < 1_500_000*8/10 {
+		t.Errorf("target fell to %d", lowest)
+	}
+	if overuseTime(pts) > time.Second {
+		t.Errorf("overuse for %v", overuseTime(pts))
+	}
+	if worst >= lossLow { // the share that would stop the target growing
+		t.Errorf("loss share up to %.3f on a path that lost nothing", worst)
+	}
+}
+
+// TestPathStallResetsTheDelayHistory: when arrivals stop for 3 s (the path
+// stalls, then delivers the backlog), the estimator starts its delay
+// history over instead of reading the stall as one huge delay step.
+func TestPathStallResetsTheDelayHistory(t *testing.T) {
+	e, err := New(Config{Initial: 1_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	var results []Packet
+	seq := int64(0)
+	send := func(n int, arrivalShift int64) {
+		results = results[:0]
+		for range n {
+			sent := seq * 8 * ms
+			results = append(results, Packet{Seq: seq, Sent: sent, Arrival: sent + 30*ms + arrivalShift, Size: 1000})
+			seq++
+		}
+	}
+	for range 30 { // 3 s of clean feedback, 12 packets per 100 ms
+		send(12, 0)
+		now = now.Add(100 * time.Millisecond)
+		e.Update(results, now)
+	}
+	before := e.Target()
+	send(12, 3000*ms) // these arrive 3 s late
+	now = now.Add(3 * time.Second)
+	e.Update(results, now)
+	for range 10 {
+		send(12, 3000*ms) // the delay stays where it is: no further growth
+		now = now.Add(100 * time.Millisecond)
+		e.Update(results, now)
+		if e.State() == Overuse {
+			t.Fatalf("a stall read as overuse")
+		}
+	}
+	if e.Target() < before*8/10 {
+		t.Fatalf("target fell from %d to %d after a stall", before, e.Target())
+	}
+}
+
+func TestTrendlineVerdicts(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		variation int64 // ns per 5 ms group
+		want      Usage
+	}{
+		{"steady delay", 0, Normal},
+		{"queue growing 1 ms per group", 1 * ms, Overuse},
+		{"queue draining 1 ms per group", -1 * ms, Underuse},
+	} {
+		tr := newTrendline()
+		got := Normal
+		for i := range 40 {
+			got = tr.add(sample{variation: tc.variation, arrival: int64(i) * 5 * ms, sendDelta: 5 * ms})
+		}
+		if got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestGroupsAreBurstsOf5ms(t *testing.T) {
+	var g grouper
+	var samples []sample
+	// Frames every 20 ms of 4 packets sent 1 ms apart; every frame arrives
+	// 2 ms later than the one before (a queue growing).
+	for f := range int64(5) {
+		for k := range int64(4) {
+			p := Packet{Sent: f*20*ms + k*ms, Arrival: f*22*ms + k*ms + 50*ms, Size: 1000}
+			if s, ok, _ := g.add(&p); ok {
+				samples = append(samples, s)
+			}
+		}
+	}
+	if len(samples) != 3 {
+		t.Fatalf("%d samples from 5 frames, want 3 (one per pair of complete frames)", len(samples))
+	}
+	for _, s := range samples {
+		if s.variation != 2*ms || s.sendDelta != 20*ms {
+			t.Errorf("sample %+v, want variation 2 ms over 20 ms", s)
+		}
+	}
+}
+
+func TestAcknowledgedRate(t *testing.T) {
+	var a ackedRate
+	for i := range int64(100) { // 1000 bytes every 10 ms: 800 kbit/s
+		a.add(1_000_000*ms+i*10*ms, 1000)
+	}
+	if r := a.rate(); r != 800_000 {
+		t.Fatalf("rate %d, want 800000", r)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for _, c := range []Config{{Min: -1}, {Min: 100, Max: 50}, {Initial: 10, Min: 100}, {Initial: 10_000, Max: 1000}} {
+		if _, err := New(c); !errors.Is(err, ErrConfig) {
+			t.Errorf("%+v: %v, want ErrConfig", c, err)
+		}
+	}
+	e, err := New(Config{})
+	if err != nil || e.Target() != DefaultInitial {
+		t.Fatalf("defaults: %v, target %d", err, e.Target())
+	}
+	e.Update(nil, time.Unix(1, 0))
+	if e.Target() != DefaultInitial || e.Acknowledged() != 0 {
+		t.Fatalf("an empty report changed the estimate to %d", e.Target())
+	}
+}
+
+// feedbackTrace is 100 reports of 50 packets from a clean 1.2 Mbit/s path.
+func feedbackTrace() [][]Packet {
+	reports := make([][]Packet, 100)
+	seq := int64(0)
+	for r := range reports {
+		for range 50 {
+			sent := seq * 8 * ms
+			reports[r] = append(reports[r], Packet{Seq: seq, Sent: sent, Arrival: sent + 20*ms + seq%3*ms, Size: 1200, Lost: seq%97 == 0})
+			seq++
+		}
+	}
+	return reports
+}
+
+func TestUpdateAllocatesNothing(t *testing.T) {
+	e, _ := New(Config{Initial: 1_000_000})
+	reports := feedbackTrace()
+	now, i := time.Unix(1000, 0), 0
+	n := testing.AllocsPerRun(500, func() {
+		now = now.Add(400 * time.Millisecond)
+		e.Update(reports[i%len(reports)], now)
+		i++
+	})
+	if n != 0 {
+		t.Fatalf("Update allocates %.1f times", n)
+	}
+}
+
+// BenchmarkUpdate is the estimator's cost per packet result.
+func BenchmarkUpdate(b *testing.B) {
+	reports := feedbackTrace()
+	b.ReportAllocs()
+	e, _ := New(Config{Initial: 1_000_000})
+	now, n := time.Unix(1000, 0), 0
+	for i := range b.N {
+		r := reports[i%len(reports)]
+		if i%len(reports) == 0 {
+			e, _ = New(Config{Initial: 1_000_000}) // the trace starts over: so does the estimator
+		}
+		now = now.Add(400 * time.Millisecond)
+		e.Update(r, now)
+		n += len(r)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/result")
 }

@@ -22,6 +22,7 @@ type link struct {
 	loss    float64
 	jitter  int64 // ns
 	reorder bool
+	late    float64 // share of packets held 50-150 ms on the path (reordered)
 	rng     *rand.Rand
 	free    int64 // when the bottleneck has sent everything queued
 	stamp   int64 // the last arrival stamp, for ordered jitter
@@ -46,6 +47,9 @@ func (l *link) carry(sent int64, size int) (int64, bool) {
 	if l.jitter > 0 {
 		at += l.rng.Int63n(l.jitter)
 	}
+	if l.late > 0 && l.rng.Float64() < l.late {
+		return at + 50_000_000 + l.rng.Int63n(100_000_000), true
+	}
 	if !l.reorder {
 		at = max(at, l.stamp)
 		l.stamp = at
@@ -67,6 +71,7 @@ type point struct {
 	usage   Usage
 	acked   int64
 	sending int64 // bit/s the sender chose
+	loss    float64
 }
 
 const (
@@ -97,6 +102,7 @@ type sim struct {
 	pad        int64 // bit/s of padding on top, while probing
 	sent, lost int   // packets sent, dropped by the link
 	drops      []time.Duration
+	late       int // packets reported lost, then received
 	trace      []point
 	gapFrom    time.Duration // the receiver sends no feedback in [gapFrom, gapTo)
 	gapTo      time.Duration
@@ -181,6 +187,9 @@ func (s *sim) feedback(now int64) {
 		case !f.dropped && f.p.Arrival <= now:
 			r := f.p
 			r.Late = f.reportedLost
+			if r.Late {
+				s.late++
+			}
 			results = append(results, r)
 		case !f.reportedLost:
 			r := f.p
@@ -224,7 +233,7 @@ func (s *sim) deliver(results []Packet) {
 	if s.prober.Padding() {
 		s.pad = max(s.prober.Goal()-s.media, 0)
 	}
-	s.trace = append(s.trace, point{at: s.now.Sub(s.start), target: target, usage: s.est.State(), acked: s.est.Acknowledged(), sending: s.media + s.pad})
+	s.trace = append(s.trace, point{at: s.now.Sub(s.start), target: target, usage: s.est.State(), acked: s.est.Acknowledged(), sending: s.media + s.pad, loss: s.est.Loss()})
 }
 
 // window returns the trace points in [from, to).
