@@ -57,9 +57,6 @@ func (a *ackedRate) rate() int64 {
 	return sum * 8 * 1_000_000_000 / (n * ackBin)
 }
 
-// reset forgets everything: the path was silent for long.
-func (a *ackedRate) reset() { *a = ackedRate{} }
-
 // floorDiv divides rounding toward minus infinity (arrival clocks may be
 // negative).
 func floorDiv(a, b int64) int64 {

@@ -15,7 +15,6 @@ const (
 type group struct {
 	firstSent, lastSent       int64
 	firstArrival, lastArrival int64
-	size                      int64
 	valid                     bool
 }
 
@@ -38,7 +37,7 @@ type sample struct {
 func (g *grouper) add(p *Packet) (s sample, ok, reset bool) {
 	c := &g.cur
 	if !c.valid {
-		*c = group{firstSent: p.Sent, lastSent: p.Sent, firstArrival: p.Arrival, lastArrival: p.Arrival, size: int64(p.Size), valid: true}
+		*c = group{firstSent: p.Sent, lastSent: p.Sent, firstArrival: p.Arrival, lastArrival: p.Arrival, valid: true}
 		return sample{}, false, false
 	}
 	if p.Sent < c.firstSent {
@@ -47,7 +46,6 @@ func (g *grouper) add(p *Packet) (s sample, ok, reset bool) {
 	if g.belongs(p) {
 		c.lastSent = max(c.lastSent, p.Sent)
 		c.lastArrival = max(c.lastArrival, p.Arrival)
-		c.size += int64(p.Size)
 		return sample{}, false, false
 	}
 	// p starts a new group: the current one is complete.
@@ -62,7 +60,7 @@ func (g *grouper) add(p *Packet) (s sample, ok, reset bool) {
 		}
 	}
 	g.prev = *c
-	*c = group{firstSent: p.Sent, lastSent: p.Sent, firstArrival: p.Arrival, lastArrival: p.Arrival, size: int64(p.Size), valid: true}
+	*c = group{firstSent: p.Sent, lastSent: p.Sent, firstArrival: p.Arrival, lastArrival: p.Arrival, valid: true}
 	return s, ok, reset
 }
 

@@ -111,8 +111,9 @@ func overTheWire(t *testing.T, p rtcp.Packet) *rtcp.TransportLayerCC {
 }
 
 // TestConcurrentStampAndFeedback runs the writer and the reader on two
-// goroutines (run it with -race): every result the reader gets must carry
-// the departure and size stamped for its number, never a torn mix of two.
+// goroutines (run it with -race) while the writer laps a small ring: every
+// result the reader gets must carry the departure and size stamped for its
+// own number, never those of a newer packet that took its slot.
 func TestConcurrentStampAndFeedback(t *testing.T) {
 	h := newHistory(t, 64) // small, so the writer laps the reader often
 	const reads = 5000
