@@ -24,15 +24,16 @@ import (
 // (a 10 Mbit/s downlink), in 32 KiB.
 const DefaultSize = 2048
 
-// Bounds on the ring size. 65536 is the sequence space itself: a larger
-// ring could not tell which lap a 16-bit number belongs to.
+// Bounds on the ring size. Feedback numbers are unwrapped as at most half
+// the 16-bit space behind the newest packet sent, so a larger ring would
+// hold packets no feedback can name.
 const (
 	MinSize = 16
-	MaxSize = 1 << 16
+	MaxSize = 1 << 15
 )
 
 // ErrSize refuses a ring size that is not a power of two in [MinSize, MaxSize].
-var ErrSize = errors.New("twcc: history size must be a power of two between 16 and 65536")
+var ErrSize = errors.New("twcc: history size must be a power of two between 16 and 32768")
 
 // ErrMalformed marks feedback whose status list and timestamps disagree.
 var ErrMalformed = errors.New("twcc: malformed feedback")
