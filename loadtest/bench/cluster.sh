@@ -52,6 +52,12 @@ if [ "$PIN" = 1 ]; then
 	load_cpu=(taskset -c 1)
 fi
 
+# The load tool's CPU seconds go to lecture-N-I.time where GNU time is.
+timed=()
+if [ -x /usr/bin/time ]; then
+	timed=(/usr/bin/time -f "%U %S" -o)
+fi
+
 pids=()
 stop_nodes() {
 	local pid
@@ -87,6 +93,10 @@ wait_for() {
 	echo "cluster.sh: $what did not happen in $secs s" >&2
 	return 1
 }
+
+# busy_ticks prints the machine's busy CPU time in clock ticks (every
+# process, other users' too): the benchmark shares the machine.
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 
 cluster_sees() { [ "$(metric "$1" confab_cluster_nodes)" = "$2" ]; }
 
@@ -143,9 +153,17 @@ one_run() {
 		metric "$url" go_goroutines >>"$OUT/goroutines"
 	done
 	echo "run $i, $n node(s): $urls" >&2
-	"${load_cpu[@]}" "$OUT/bin/confab-load" -url "$urls" -scenario lecture -viewers "$VIEWERS" \
+	local t0 b0 b1 t1 timer=()
+	if [ ${#timed[@]} -gt 0 ]; then
+		timer=("${timed[@]}" "$OUT/$name.time")
+	fi
+	t0=$(date +%s.%N) b0=$(busy_ticks)
+	"${timer[@]}" "${load_cpu[@]}" "$OUT/bin/confab-load" -url "$urls" -scenario lecture -viewers "$VIEWERS" \
 		-duration "$DURATION" -ramp "$RAMP" -layer "$LAYER" -json "$OUT/$name.json" >"$OUT/$name.txt" 2>&1 ||
 		echo "run $i on $n node(s) failed: $(tail -n 3 "$OUT/$name.txt")" >&2
+	b1=$(busy_ticks) t1=$(date +%s.%N)
+	awk -v b="$((b1 - b0))" -v hz="$(getconf CLK_TCK)" -v t="$t0" -v u="$t1" -v name="$name" -v tool="$(awk '{ s = $1 + $2 } END { print s }' "$OUT/$name.time" 2>/dev/null)" \
+		'BEGIN { printf "%s: %.0f s, the machine busy %.2f cores (every process on it), the load tool %s CPU-s\n", name, u - t, b / hz / (u - t), tool }' >>"$OUT/machine.txt"
 	# Everyone left: relays closed, PeerConnections and goroutines gone.
 	# shellcheck disable=SC2086
 	if ! wait_for 20 "$n node(s) settling after the run" settled ${urls//,/ }; then
@@ -163,4 +181,5 @@ for i in $(seq "$RUNS"); do
 done
 
 bash "$BENCH/cluster-table.sh" "$OUT"/lecture-*.json | tee "$OUT/table.md"
+cat "$OUT/machine.txt"
 echo "reports and logs: $OUT" >&2
