@@ -11,7 +11,8 @@
 #   RUNS=5 VIEWERS=200 loadtest/bench/cluster.sh
 #
 # Settings (environment): RUNS (3), VIEWERS (150), DURATION (15s),
-# RAMP (40 joins/s), LAYER (high), PIN (1: nodes on core 0, the load
+# RAMP (40 joins/s), LAYER (high), IDLE (10: seconds the nodes are
+# measured idle before each run), PIN (1: nodes on core 0, the load
 # tool on core 1, the same for both configurations; 0: unpinned),
 # PORT_BASE (18400: HTTP PORT_BASE+1..3, media UDP +11..13, NATS
 # clients +21..23, NATS routes +31..33), OUT (a new temporary directory).
@@ -23,6 +24,7 @@ RUNS=${RUNS:-3}
 VIEWERS=${VIEWERS:-150}
 DURATION=${DURATION:-15s}
 RAMP=${RAMP:-40}
+IDLE=${IDLE:-10}
 LAYER=${LAYER:-high}
 PIN=${PIN:-1}
 PORT_BASE=${PORT_BASE:-18400}
@@ -148,6 +150,17 @@ one_run() {
 	local n=$1 i=$2 urls url name="lecture-$1-$2"
 	start_nodes "$n"
 	urls=$URLS
+	# What the nodes cost idle (heartbeats, NATS, the runtime), over IDLE s.
+	local idle0=() idle=""
+	for url in ${urls//,/ }; do
+		idle0+=("$(metric "$url" process_cpu_seconds_total)")
+	done
+	sleep "$IDLE"
+	local i_node=0
+	for url in ${urls//,/ }; do
+		idle+=" $(awk -v a="${idle0[$i_node]}" -v b="$(metric "$url" process_cpu_seconds_total)" -v s="$IDLE" 'BEGIN { printf "%.1f", (b - a) / s * 1000 }')"
+		i_node=$((i_node + 1))
+	done
 	: >"$OUT/goroutines"
 	for url in ${urls//,/ }; do
 		metric "$url" go_goroutines >>"$OUT/goroutines"
@@ -162,8 +175,8 @@ one_run() {
 		-duration "$DURATION" -ramp "$RAMP" -layer "$LAYER" -json "$OUT/$name.json" >"$OUT/$name.txt" 2>&1 ||
 		echo "run $i on $n node(s) failed: $(tail -n 3 "$OUT/$name.txt")" >&2
 	b1=$(busy_ticks) t1=$(date +%s.%N)
-	awk -v b="$((b1 - b0))" -v hz="$(getconf CLK_TCK)" -v t="$t0" -v u="$t1" -v name="$name" -v tool="$(awk '{ s = $1 + $2 } END { print s }' "$OUT/$name.time" 2>/dev/null)" \
-		'BEGIN { printf "%s: %.0f s, the machine busy %.2f cores (every process on it), the load tool %s CPU-s\n", name, u - t, b / hz / (u - t), tool }' >>"$OUT/machine.txt"
+	awk -v b="$((b1 - b0))" -v hz="$(getconf CLK_TCK)" -v t="$t0" -v u="$t1" -v name="$name" -v idle="$idle" -v tool="$(awk '{ s = $1 + $2 } END { print s }' "$OUT/$name.time" 2>/dev/null)" \
+		'BEGIN { printf "%s: %.0f s, the machine busy %.2f cores (every process on it), the load tool %s CPU-s, idle nodes before the run%s CPU-ms/s\n", name, u - t, b / hz / (u - t), tool, idle }' >>"$OUT/machine.txt"
 	# Everyone left: relays closed, PeerConnections and goroutines gone.
 	# shellcheck disable=SC2086
 	if ! wait_for 20 "$n node(s) settling after the run" settled ${urls//,/ }; then
