@@ -175,8 +175,8 @@ one_run() {
 		-duration "$DURATION" -ramp "$RAMP" -layer "$LAYER" -json "$OUT/$name.json" >"$OUT/$name.txt" 2>&1 ||
 		echo "run $i on $n node(s) failed: $(tail -n 3 "$OUT/$name.txt")" >&2
 	b1=$(busy_ticks) t1=$(date +%s.%N)
-	awk -v b="$((b1 - b0))" -v hz="$(getconf CLK_TCK)" -v t="$t0" -v u="$t1" -v name="$name" -v idle="$idle" -v tool="$(awk '{ s = $1 + $2 } END { print s }' "$OUT/$name.time" 2>/dev/null)" \
-		'BEGIN { printf "%s: %.0f s, the machine busy %.2f cores (every process on it), the load tool %s CPU-s, idle nodes before the run%s CPU-ms/s\n", name, u - t, b / hz / (u - t), tool, idle }' >>"$OUT/machine.txt"
+	awk -v b="$((b1 - b0))" -v hz="$(getconf CLK_TCK)" -v t="$t0" -v u="$t1" -v name="$name" -v idle="$idle" -v load="$(cut -d' ' -f1 /proc/loadavg)" -v tool="$(awk '{ s = $1 + $2 } END { print s }' "$OUT/$name.time" 2>/dev/null)" \
+		'BEGIN { printf "%s: %.0f s, the machine busy %.2f cores (every process on it), the load tool %s CPU-s, idle nodes before the run%s CPU-ms/s, load average %s\n", name, u - t, b / hz / (u - t), tool, idle, load }' >>"$OUT/machine.txt"
 	# Everyone left: relays closed, PeerConnections and goroutines gone.
 	# shellcheck disable=SC2086
 	if ! wait_for 20 "$n node(s) settling after the run" settled ${urls//,/ }; then
