@@ -7,21 +7,22 @@
 # report (join times, loss, freezes, and each node's /metrics over the
 # run: CPU seconds, packets forwarded, relay packets and bytes).
 #
-#   loadtest/bench/cluster.sh                 # 3 runs of each, 150 viewers
+#   loadtest/bench/cluster.sh                 # 3 runs of each, 100 viewers
 #   RUNS=5 VIEWERS=200 loadtest/bench/cluster.sh
 #
-# Settings (environment): RUNS (3), VIEWERS (150), DURATION (15s),
+# Settings (environment): RUNS (3), VIEWERS (100), DURATION (15s),
 # RAMP (40 joins/s), LAYER (high), IDLE (10: seconds the nodes are
 # measured idle before each run), PIN (1: nodes on core 0, the load
 # tool on core 1, the same for both configurations; 0: unpinned),
 # PORT_BASE (18400: HTTP PORT_BASE+1..3, media UDP +11..13, NATS
 # clients +21..23, NATS routes +31..33), OUT (a new temporary directory).
 # Needs go, jq and, with PIN=1, taskset. Prints one row per run, then
-# the medians, as Markdown; OUT keeps every report and node log.
+# the medians, as Markdown, and how busy the machine was during each run
+# (other work on it skews every figure); OUT keeps the reports and logs.
 set -euo pipefail
 
 RUNS=${RUNS:-3}
-VIEWERS=${VIEWERS:-150}
+VIEWERS=${VIEWERS:-100}
 DURATION=${DURATION:-15s}
 RAMP=${RAMP:-40}
 IDLE=${IDLE:-10}
