@@ -92,6 +92,33 @@ func TestScrapeServer(t *testing.T) {
 	}
 }
 
+// The relay's series are summed over the other nodes, per direction.
+func TestParseRelayMetrics(t *testing.T) {
+	text := `confab_relay_packets_total{direction="out",node="n2"} 100
+confab_relay_packets_total{direction="out",node="n3"} 120
+confab_relay_packets_total{direction="in",node="n2"} 7
+confab_relay_bytes_total{direction="out",node="n2"} 1000
+confab_relay_bytes_total{direction="in",node="n3"} 70
+process_cpu_seconds_total 3
+`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(text)) }))
+	defer srv.Close()
+	s := scrapeServer(context.Background(), srv.URL)
+	want := RelayTraffic{PacketsOut: 220, PacketsIn: 7, BytesOut: 1000, BytesIn: 70}
+	if !s.Available || s.Relay != want {
+		t.Errorf("relay %+v, want %+v", s.Relay, want)
+	}
+	later := s
+	later.at = s.at.Add(10 * time.Second)
+	later.Relay = RelayTraffic{PacketsOut: 320, PacketsIn: 17, BytesOut: 2000, BytesIn: 170}
+	if d := later.since(s); d.Relay != (RelayTraffic{100, 10, 1000, 100}) || d.Seconds != 10 {
+		t.Errorf("relay over the run %+v in %.1f s", d.Relay, d.Seconds)
+	}
+	if sum := sumServers([]ServerStats{s, later, {}}).Relay; sum != (RelayTraffic{540, 24, 3000, 240}) {
+		t.Errorf("relay of two nodes and one that did not answer: %+v", sum)
+	}
+}
+
 func TestServerStatsSince(t *testing.T) {
 	before := ServerStats{Available: true, CPUSeconds: 10, PacketsOut: 1000, BytesOut: 1e6, RSSBytes: 100 << 20}
 	after := ServerStats{Available: true, CPUSeconds: 13, PacketsOut: 31000, BytesOut: 4e6, RSSBytes: 130 << 20, Goroutines: 77}

@@ -65,6 +65,8 @@ func sumServers(nodes []ServerStats) ServerStats {
 		sum.PacketsOut += s.PacketsOut
 		sum.PacketsIn += s.PacketsIn
 		sum.BytesOut += s.BytesOut
+		sum.Relay = sum.Relay.plus(s.Relay)
+		sum.Seconds = max(sum.Seconds, s.Seconds)
 		sum.RSSGrowth += s.RSSGrowth
 	}
 	if sum.PacketsOut > 0 {

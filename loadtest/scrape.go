@@ -22,12 +22,21 @@ type ServerStats struct {
 	PacketsIn  float64 `json:"packetsIn"`
 	BytesOut   float64 `json:"bytesOut"`
 	CPUPer1000 float64 `json:"cpuSecondsPer1000PacketsOut"`
+	// Relay counts what crossed between this node and the other nodes of
+	// a cluster (confab_relay_packets_total and _bytes_total by direction):
+	// relayed packets out are in PacketsOut too, relayed packets in in
+	// PacketsIn.
+	Relay RelayTraffic `json:"relay"`
 	// RSSGrowth is how much the resident memory grew over the run, and
 	// RSSPerPeer that growth shared by the peers that joined.
 	RSSGrowth  float64 `json:"residentGrowthBytes"`
 	RSSPerPeer float64 `json:"residentBytesPerPeer"`
-	Available  bool    `json:"available"`
-	samples    map[string]float64
+	// Seconds is the time between the two scrapes the counters come
+	// from (joins included), for rates.
+	Seconds   float64 `json:"seconds"`
+	Available bool    `json:"available"`
+	samples   map[string]float64
+	at        time.Time
 }
 
 // scrapeServer reads the server's /metrics; missing metrics stay 0, and a
@@ -53,14 +62,39 @@ func scrapeServer(ctx context.Context, base string) ServerStats {
 	if err != nil {
 		return ServerStats{}
 	}
-	return ServerStats{Available: true, samples: m, CPUSeconds: m["process_cpu_seconds_total"], RSSBytes: m["process_resident_memory_bytes"],
+	return ServerStats{Available: true, samples: m, at: time.Now(), CPUSeconds: m["process_cpu_seconds_total"], RSSBytes: m["process_resident_memory_bytes"],
 		Goroutines: m["go_goroutines"], PacketsOut: m["confab_packets_out_total"], PacketsIn: m["confab_packets_in_total"],
-		BytesOut: m["confab_bytes_out_total"]}
+		BytesOut: m["confab_bytes_out_total"], Relay: RelayTraffic{
+			PacketsOut: m[relayOut("confab_relay_packets_total")], PacketsIn: m[relayIn("confab_relay_packets_total")],
+			BytesOut: m[relayOut("confab_relay_bytes_total")], BytesIn: m[relayIn("confab_relay_bytes_total")]}}
 }
+
+// RelayTraffic is what one node relayed to and from the other nodes.
+type RelayTraffic struct {
+	PacketsOut float64 `json:"packetsOut"`
+	PacketsIn  float64 `json:"packetsIn"`
+	BytesOut   float64 `json:"bytesOut"`
+	BytesIn    float64 `json:"bytesIn"`
+}
+
+func (r RelayTraffic) minus(o RelayTraffic) RelayTraffic {
+	return RelayTraffic{r.PacketsOut - o.PacketsOut, r.PacketsIn - o.PacketsIn, r.BytesOut - o.BytesOut, r.BytesIn - o.BytesIn}
+}
+
+func (r RelayTraffic) plus(o RelayTraffic) RelayTraffic {
+	return RelayTraffic{r.PacketsOut + o.PacketsOut, r.PacketsIn + o.PacketsIn, r.BytesOut + o.BytesOut, r.BytesIn + o.BytesIn}
+}
+
+// relayOut and relayIn name a relay metric's sum over the nodes in one
+// direction, as parseMetrics keeps it.
+func relayOut(name string) string { return name + `{direction="out"}` }
+func relayIn(name string) string  { return name + `{direction="in"}` }
 
 // parseMetrics reads an exposition in format (the Prometheus text format
 // when unknown) into one value per counter, gauge or untyped metric,
-// summing the series of a metric that carries labels.
+// summing the series of a metric that carries labels; a metric with a
+// direction label (the relay's) is also summed per direction, under
+// name{direction="out"}.
 func parseMetrics(r io.Reader, format expfmt.Format) (map[string]float64, error) {
 	if format.FormatType() == expfmt.TypeUnknown {
 		format = expfmt.NewFormat(expfmt.TypeTextPlain)
@@ -77,13 +111,22 @@ func parseMetrics(r io.Reader, format expfmt.Format) (map[string]float64, error)
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 		for _, s := range fam.GetMetric() {
+			var v float64
 			switch {
 			case s.Counter != nil:
-				m[fam.GetName()] += s.GetCounter().GetValue()
+				v = s.GetCounter().GetValue()
 			case s.Gauge != nil:
-				m[fam.GetName()] += s.GetGauge().GetValue()
+				v = s.GetGauge().GetValue()
 			case s.Untyped != nil:
-				m[fam.GetName()] += s.GetUntyped().GetValue()
+				v = s.GetUntyped().GetValue()
+			default:
+				continue
+			}
+			m[fam.GetName()] += v
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "direction" {
+					m[fmt.Sprintf("%s{direction=%q}", fam.GetName(), l.GetValue())] += v
+				}
 			}
 		}
 	}
@@ -100,6 +143,10 @@ func (s ServerStats) since(before ServerStats) ServerStats {
 	out.PacketsOut = s.PacketsOut - before.PacketsOut
 	out.PacketsIn = s.PacketsIn - before.PacketsIn
 	out.BytesOut = s.BytesOut - before.BytesOut
+	out.Relay = s.Relay.minus(before.Relay)
+	if before.Available {
+		out.Seconds = s.at.Sub(before.at).Seconds()
+	}
 	if before.Available {
 		out.RSSGrowth = s.RSSBytes - before.RSSBytes
 	}

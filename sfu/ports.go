@@ -10,6 +10,14 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
+// udpMuxBufferBytes sizes the kernel buffers of the shared UDP port. It
+// carries every participant's media and feedback: with the default
+// (about 200 KiB) a node that waits a few milliseconds for a core drops
+// datagrams there, the publishers' media among them, and every viewer
+// sees the loss (docs/benchmarks.md, the cluster benchmark). The kernel
+// caps it at net.core.rmem_max and wmem_max.
+const udpMuxBufferBytes = 4 << 20
+
 // listenUDPMux opens the one UDP port all ICE traffic shares (ICE UDP mux),
 // when cfg.UDPPort asks for it; nil otherwise.
 func listenUDPMux(cfg *Config) (ice.UDPMux, error) {
@@ -18,6 +26,8 @@ func listenUDPMux(cfg *Config) (ice.UDPMux, error) {
 	}
 	opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithInterfaceFilter(cfg.AllowsInterface),
 		ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4),
+		ice.UDPMuxFromPortWithReadBufferSize(udpMuxBufferBytes),
+		ice.UDPMuxFromPortWithWriteBufferSize(udpMuxBufferBytes),
 		ice.UDPMuxFromPortWithLogger(pionlog.Factory(cfg.Logger).NewLogger("udp-mux"))}
 	if cfg.IncludeLoopback {
 		// Without it the mux skips loopback addresses, and a server

@@ -175,17 +175,24 @@ func printReport(w io.Writer, r *loadtest.Report) {
 	}
 }
 
-// printNodes shows what each node served.
+// printNodes shows what each node served, and what it relayed to and from
+// the other nodes of a cluster (rates over the time between the scrapes).
 func printNodes(w io.Writer, nodes []loadtest.NodeStats) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "node\tjoined\tjoin p50 ms\tjoin p95 ms\tpackets received\tlost\tkbit/s\trejoins from\trejoins to\tserver CPU-s\t")
+	fmt.Fprintln(tw, "node\tjoined\tjoin p50 ms\tjoin p95 ms\tpackets received\tlost\tkbit/s\trejoins from\trejoins to\t"+
+		"server CPU-s\tpackets out\tCPU µs per packet out\trelay out kbit/s\trelay in kbit/s\t")
 	for _, n := range nodes {
-		cpu := "-"
-		if n.Server.Available {
-			cpu = fmt.Sprintf("%.2f", n.Server.CPUSeconds)
+		cpu, out, perPacket, relayOut, relayIn := "-", "-", "-", "-", "-"
+		if s := n.Server; s.Available {
+			cpu, out = fmt.Sprintf("%.2f", s.CPUSeconds), fmt.Sprintf("%.0f", s.PacketsOut)
+			perPacket = fmt.Sprintf("%.1f", s.CPUPer1000*1000)
+			if s.Seconds > 0 {
+				relayOut = fmt.Sprintf("%.0f", s.Relay.BytesOut*8/1000/s.Seconds)
+				relayIn = fmt.Sprintf("%.0f", s.Relay.BytesIn*8/1000/s.Seconds)
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%d/%d\t%.0f\t%.0f\t%d\t%d\t%.0f\t%d\t%d\t%s\t\n", n.URL, n.Joined, n.Participants,
-			n.JoinMillis.P50, n.JoinMillis.P95, n.Packets, n.Lost, n.ReceivedKbps, n.RejoinsFrom, n.RejoinsTo, cpu)
+		fmt.Fprintf(tw, "%s\t%d/%d\t%.0f\t%.0f\t%d\t%d\t%.0f\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", n.URL, n.Joined, n.Participants,
+			n.JoinMillis.P50, n.JoinMillis.P95, n.Packets, n.Lost, n.ReceivedKbps, n.RejoinsFrom, n.RejoinsTo, cpu, out, perPacket, relayOut, relayIn)
 	}
 	_ = tw.Flush()
 }
