@@ -31,7 +31,6 @@ type clusterNode struct {
 	m     *Manager
 	node  *cluster.Node
 	links *relayLinks
-	cpu   *cluster.CPUSampler
 	// dead is how long a node's part of a room lives without a refresh;
 	// each room re-announces its own part every dead/3.
 	dead time.Duration
@@ -46,7 +45,7 @@ type clusterNode struct {
 // startCluster joins the cluster described by cfg; the Manager's rooms
 // are then shared with the other nodes.
 func startCluster(m *Manager, cfg cluster.Config) (*clusterNode, error) {
-	c := &clusterNode{m: m, cpu: cluster.NewCPUSampler(), dead: cfg.DeadAfter,
+	c := &clusterNode{m: m, dead: cfg.DeadAfter,
 		epoch: time.Now().UnixNano(), stop: make(chan struct{})}
 	if c.dead <= 0 {
 		c.dead = defaultDeadAfter
@@ -120,7 +119,7 @@ func (c *clusterNode) nodeDown(id string) {
 func (c *clusterNode) load() cluster.Load {
 	_, participants := c.m.Counts()
 	return cluster.Load{Participants: participants, Streams: c.m.forwardedStreams() + c.links.layersOut(),
-		CPU: c.cpu.Fraction(), Busy: c.m.Busy()}
+		CPU: c.m.mon.Reading().CPU, Busy: c.m.Busy()}
 }
 
 // maintain keeps relay links in line with what was asked of them.

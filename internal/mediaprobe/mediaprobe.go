@@ -1,5 +1,5 @@
 // Package mediaprobe asks ffprobe and ffmpeg about a recorded file, for
-// tests outside room/record (the room's and the browser's recordings):
+// the recording tests (room/record, the room's and the browser's recordings):
 // its streams, how long each lasts, and whether it decodes without an
 // error. Without ffmpeg a test skips (fails under CONFAB_E2E, see
 // internal/needtool).
@@ -31,7 +31,9 @@ type Stream struct {
 	CodecType string `json:"codec_type"`
 	Width     int    `json:"width"`
 	Height    int    `json:"height"`
-	// Seconds is from its first packet's start to its last packet's end.
+	// Start is its first packet's time; Seconds is from that packet's
+	// start to its last packet's end.
+	Start   float64 `json:"-"`
 	Seconds float64 `json:"-"`
 }
 
@@ -82,7 +84,7 @@ func Probe(t testing.TB, path string) *File {
 	}
 	for i := range f.Streams {
 		s := &f.Streams[i]
-		s.Seconds = last[s.Index] - first[s.Index]
+		s.Start, s.Seconds = first[s.Index], last[s.Index]-first[s.Index]
 	}
 	return &f
 }

@@ -2,7 +2,6 @@ package record
 
 import (
 	"bytes"
-	"encoding/json"
 	"math"
 	"os"
 	"os/exec"
@@ -11,106 +10,46 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/confab-sfu/confab/internal/needtool"
+	"github.com/confab-sfu/confab/internal/mediaprobe"
 
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // probed is what ffprobe says about a file.
-type probed struct {
-	Streams []struct {
-		Index     int    `json:"index"`
-		CodecName string `json:"codec_name"`
-		CodecType string `json:"codec_type"`
-		Width     int    `json:"width"`
-		Height    int    `json:"height"`
-	} `json:"streams"`
-	Format struct {
-		FormatName string `json:"format_name"`
-		Duration   string `json:"duration"`
-	} `json:"format"`
-	last  map[int]float64 // stream index: the last packet's end, in s
-	first map[int]float64
-}
+type probed struct{ *mediaprobe.File }
 
-func needFFmpeg(t testing.TB) {
-	t.Helper()
-	for _, tool := range []string{"ffprobe", "ffmpeg"} {
-		needtool.Path(t, tool, "ffmpeg")
-	}
-}
+func needFFmpeg(t testing.TB) { mediaprobe.Need(t) }
 
 // probe runs ffprobe on path: streams, format, and each stream's first and
 // last packet times.
-func probe(t testing.TB, path string) *probed {
-	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	var p probed
-	if err := json.Unmarshal(out, &p); err != nil {
-		t.Fatalf("ffprobe output: %v", err)
-	}
-	out, err = exec.Command("ffprobe", "-v", "error", "-show_entries", "packet=stream_index,pts_time,duration_time", "-of", "csv=p=0", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe packets %s: %v", path, err)
-	}
-	p.last, p.first = map[int]float64{}, map[int]float64{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Split(line, ",")
-		if len(f) < 2 {
-			continue
-		}
-		idx, _ := strconv.Atoi(f[0])
-		pts, err := strconv.ParseFloat(f[1], 64)
-		if err != nil {
-			continue
-		}
-		end := pts
-		if len(f) > 2 {
-			if d, err := strconv.ParseFloat(f[2], 64); err == nil {
-				end += d
-			}
-		}
-		if _, ok := p.first[idx]; !ok {
-			p.first[idx] = pts
-		}
-		p.last[idx] = math.Max(p.last[idx], end)
-	}
-	return &p
-}
+func probe(t testing.TB, path string) *probed { return &probed{mediaprobe.Probe(t, path)} }
 
 // stream returns the stream of a codec, failing when there is not exactly one.
 func (p *probed) stream(t testing.TB, codecType string) (idx int, codec string, w, h int) {
 	t.Helper()
-	n := 0
+	s := p.Only(t, codecType)
+	return s.Index, s.CodecName, s.Width, s.Height
+}
+
+// byIndex is the stream with ffprobe's index idx.
+func (p *probed) byIndex(idx int) mediaprobe.Stream {
 	for _, s := range p.Streams {
-		if s.CodecType == codecType {
-			n++
-			idx, codec, w, h = s.Index, s.CodecName, s.Width, s.Height
+		if s.Index == idx {
+			return s
 		}
 	}
-	if n != 1 {
-		t.Fatalf("%d %s streams, want 1: %+v", n, codecType, p.Streams)
-	}
-	return idx, codec, w, h
+	return mediaprobe.Stream{}
 }
 
 // duration is how long a stream lasts: its last packet's end less its first's start.
-func (p *probed) duration(idx int) float64 { return p.last[idx] - p.first[idx] }
+func (p *probed) duration(idx int) float64 { return p.byIndex(idx).Seconds }
+
+// start is a stream's first packet's time.
+func (p *probed) start(idx int) float64 { return p.byIndex(idx).Start }
 
 // decodes runs the decoder over the whole file: no error output allowed.
-func decodes(t testing.TB, path string) {
-	t.Helper()
-	var stderr bytes.Buffer
-	cmd := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-")
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
-		t.Fatalf("ffmpeg decoding %s: %v\n%s", path, err, stderr.String())
-	}
-}
+func decodes(t testing.TB, path string) { mediaprobe.Decodes(t, path) }
 
 // near fails unless got is within tol of want.
 func near(t testing.TB, what string, got, want, tol float64) {

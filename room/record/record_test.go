@@ -94,7 +94,7 @@ func checkFile(t *testing.T, path, videoCodec string, w, h int, want float64) *p
 		t.Errorf("video %dx%d, want %dx%d", gw, gh, w, h)
 	}
 	// Lip sync: the publisher starts both at once.
-	near(t, "audio start after video start", p.first[ai]-p.first[vi], 0, 0.06)
+	near(t, "audio start after video start", p.start(ai)-p.start(vi), 0, 0.06)
 	near(t, "video duration", p.duration(vi), want, 0.5)
 	near(t, "audio duration", p.duration(ai), want, 0.5)
 	decodes(t, path)
