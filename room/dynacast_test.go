@@ -10,43 +10,16 @@ import (
 	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/signal"
-	"github.com/confab-sfu/confab/signal/client"
 )
 
-// startObedientPublisher publishes the simulcast camera and does what a
-// browser does with publish_layers: stops the encodings not named, and
-// starts a resumed one on a keyframe.
-func startObedientPublisher(t *testing.T, ctx context.Context, url, roomName string) *simulcastCamera {
-	t.Helper()
-	cam := newSimulcastCamera(t, "presenter")
-	api, err := client.NewAPI(client.APIOptions{Loopback: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	obey := func(_ string, rids []string) {
-		for i, l := range cameraLayers {
-			stop := !slices.Contains(rids, l.rid)
-			if was := cam.stopped[i].Swap(stop); was && !stop {
-				cam.keyWanted[i].Store(true)
-			}
+// publishLayers is the camera's publish_layers handler (dynacast).
+func (c *simulcastCamera) publishLayers(_ string, rids []string) {
+	for i, l := range cameraLayers {
+		stop := !slices.Contains(rids, l.rid)
+		if was := c.stopped[i].Swap(stop); was && !stop {
+			c.keyWanted[i].Store(true)
 		}
 	}
-	p, err := client.Join(ctx, client.Params{URL: url, Room: roomName, Name: "presenter", API: api,
-		OnKeyframeRequest: cam.onKeyframeRequest, OnPublishLayers: obey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Leave() })
-	sender, err := p.Publish(ctx, signal.SourceCamera, cam.trackLocals()...)
-	if err != nil {
-		t.Fatalf("publish simulcast: %v", err)
-	}
-	if cam.stamp, err = p.NewStamper(sender); err != nil {
-		t.Fatal(err)
-	}
-	cam.run(ctx)
-	t.Cleanup(cam.halt)
-	return cam
 }
 
 // sending describes which layers the camera sends, for messages.
@@ -67,7 +40,7 @@ func TestDynacastPausesLayersNobodyWatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	_, url := startServer(t, room.Config{})
-	cam := startObedientPublisher(t, ctx, url, "dyn")
+	_, cam := publishSimulcastCamera(t, ctx, url, "dyn", true)
 	var viewers []*subscriber
 	for i := range 3 {
 		viewers = append(viewers, joinSubscriber(t, ctx, url, "dyn", fmt.Sprintf("v%d", i), nil))

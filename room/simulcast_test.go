@@ -15,12 +15,24 @@ import (
 // startLecture starts a server and a simulcast publisher and returns them.
 func startSimulcastPublisher(t *testing.T, ctx context.Context, url, roomName string) (*testPeer, *simulcastCamera) {
 	t.Helper()
+	return publishSimulcastCamera(t, ctx, url, roomName, false)
+}
+
+// publishSimulcastCamera joins as "presenter" and publishes the simulcast
+// camera. With obey it does what a browser does with publish_layers:
+// stops the encodings not named, and starts a resumed one on a keyframe.
+func publishSimulcastCamera(t *testing.T, ctx context.Context, url, roomName string, obey bool) (*testPeer, *simulcastCamera) {
+	t.Helper()
 	cam := newSimulcastCamera(t, "presenter")
 	api, err := client.NewAPI(client.APIOptions{Loopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := client.Join(ctx, client.Params{URL: url, Room: roomName, Name: "presenter", API: api, OnKeyframeRequest: cam.onKeyframeRequest})
+	params := client.Params{URL: url, Room: roomName, Name: "presenter", API: api, OnKeyframeRequest: cam.onKeyframeRequest}
+	if obey {
+		params.OnPublishLayers = cam.publishLayers
+	}
+	p, err := client.Join(ctx, params)
 	if err != nil {
 		t.Fatal(err)
 	}
