@@ -47,7 +47,7 @@ func TestClusterBadRoomInputDropped(t *testing.T) {
 	b := join(t, ctx, nodes[1].URL, "standup", "b")
 	srcs := publish(t, ctx, a, "a", "audio", "video")
 	wait.Until(t, 20*time.Second, "b receives a", func() (bool, string) {
-		return checkIntact(b, 20, map[string][]*source{a.ID(): srcs})
+		return checkTracks(b, 20, map[string][]*source{a.ID(): srcs})
 	})
 
 	nc, err := nats.Connect(nodes[0].cluster().ClientURL())

@@ -99,7 +99,7 @@ func TestClusterNodeKilledMembersResume(t *testing.T) {
 			if q == p {
 				continue
 			}
-			ok, why := checkIntact(p, 25, map[string][]*source{q.ID(): sources[names[j]]})
+			ok, why := checkTracks(p, 25, map[string][]*source{q.ID(): sources[names[j]]})
 			if !ok {
 				return false, why
 			}
@@ -149,7 +149,7 @@ func TestClusterNodeKilledMembersResume(t *testing.T) {
 			if ok, why := sameMembers(p, other.ID(), carol.ID()); !ok {
 				return false, why
 			}
-			return checkIntact(p, 25, map[string][]*source{carol.ID(): sources["carol"]})
+			return checkTracks(p, 25, map[string][]*source{carol.ID(): sources["carol"]})
 		})
 		t.Logf("%s (on %s) receives carol again %v after the kill", names[j], survivors[i].id, time.Since(killed).Round(time.Millisecond))
 	}

@@ -224,31 +224,3 @@ func (s *source) intact(p []byte) bool {
 	return s.wasSent(want) && len(want) == len(p) && bytes.Equal(want[:2], p[:2]) && bytes.Equal(want[4:], p[4:])
 }
 
-// checkIntact is checkTracks with intact: every packet from each source,
-// and at least min of each, is one it sent (picture ids aside).
-func checkIntact(p *testPeer, min int, from map[string][]*source) (bool, string) {
-	snap := p.rec.snapshot()
-	for pubID, sources := range from {
-		for _, s := range sources {
-			found := false
-			for _, rc := range snap {
-				if rc.publisher != pubID || rc.kind != s.kind {
-					continue
-				}
-				found = true
-				if len(rc.payloads) < min {
-					return false, fmt.Sprintf("%s: %d %s packets from %s, want %d", p.ID(), len(rc.payloads), s.kind, s.name, min)
-				}
-				for i, pl := range rc.payloads {
-					if !s.intact(pl) {
-						return false, fmt.Sprintf("%s: %s packet %d from %s differs from anything sent: %q", p.ID(), s.kind, i, s.name, pl[:min2(len(pl), 40)])
-					}
-				}
-			}
-			if !found {
-				return false, fmt.Sprintf("%s: no %s track from %s (has %d tracks)", p.ID(), s.kind, s.name, len(snap))
-			}
-		}
-	}
-	return true, ""
-}

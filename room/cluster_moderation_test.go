@@ -50,10 +50,10 @@ func TestClusterModerationAcrossNodes(t *testing.T) {
 	obs := joinWithToken(t, ctx, nodes[2].URL, "board", "obs", speakerToken(t, "board", "obs", access.Speaker))
 	srcs := publish(t, ctx, eve, "eve", "audio", "video")
 	wait.Until(t, 20*time.Second, "the others receive eve", func() (bool, string) {
-		if ok, why := checkIntact(mod, 20, map[string][]*source{eve.ID(): srcs}); !ok {
+		if ok, why := checkTracks(mod, 20, map[string][]*source{eve.ID(): srcs}); !ok {
 			return false, why
 		}
-		return checkIntact(obs, 20, map[string][]*source{eve.ID(): srcs})
+		return checkTracks(obs, 20, map[string][]*source{eve.ID(): srcs})
 	})
 	var video signal.Track
 	for _, tr := range mod.Tracks() {
@@ -180,7 +180,7 @@ func TestClusterHandsAndPromotionAcrossNodes(t *testing.T) {
 	srcs := publish(t, ctx, student, "student", "audio", "video")
 	for _, p := range []*testPeer{mod, other} {
 		wait.Until(t, 15*time.Second, "everyone receives the promoted student", func() (bool, string) {
-			return checkIntact(p, 20, map[string][]*source{student.ID(): srcs})
+			return checkTracks(p, 20, map[string][]*source{student.ID(): srcs})
 		})
 	}
 	if err := request(mod, &signal.Message{Type: signal.TypePromote, ParticipantID: student.ID(), Role: signal.RoleViewer}); err != nil {

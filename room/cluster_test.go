@@ -50,7 +50,7 @@ func TestClusterMeetingAcrossThreeNodes(t *testing.T) {
 			}
 		}
 		wait.Until(t, 30*time.Second, names[i]+" receives the others intact", func() (bool, string) {
-			return checkIntact(p, 25, others)
+			return checkTracks(p, 25, others)
 		})
 	}
 	t.Logf("everyone received everyone %v after publishing", time.Since(start).Round(time.Millisecond))
@@ -125,7 +125,7 @@ func TestClusterLectureAudienceOnThreeNodes(t *testing.T) {
 			t.Fatalf("viewer %d on %s: lecture %v, may publish %v", i, nodes[i%3].id, w.Lecture, w.Permissions.Publish)
 		}
 		wait.Until(t, 30*time.Second, fmt.Sprintf("viewer %d on %s receives the lecture", i, nodes[i%3].id), func() (bool, string) {
-			return checkIntact(v, 10, map[string][]*source{prof.ID(): srcs})
+			return checkTracks(v, 10, map[string][]*source{prof.ID(): srcs})
 		})
 	}
 	t.Logf("every viewer received the lecture %v after the first joined", time.Since(start).Round(time.Millisecond))

@@ -39,7 +39,7 @@ func TestClusterBusyNodeHandsJoinsToANodeWithRoom(t *testing.T) {
 		t.Fatalf("the spare node's room: %v", r)
 	}
 	wait.Until(t, 30*time.Second, "the handed-off join receives ada's media", func() (bool, string) {
-		return checkIntact(grace, 25, fromAda)
+		return checkTracks(grace, 25, fromAda)
 	})
 	if !metricsHave(t, busy.URL, `confab_admission_refused_total{kind="join",outcome="handoff"}`) {
 		t.Error("hand-offs are not counted")
