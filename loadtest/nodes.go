@@ -66,9 +66,14 @@ func sumServers(nodes []ServerStats) ServerStats {
 		sum.PacketsIn += s.PacketsIn
 		sum.BytesOut += s.BytesOut
 		sum.RSSGrowth += s.RSSGrowth
+		sum.PLIsSent += s.PLIsSent
+		sum.PLIsReceived += s.PLIsReceived
 	}
 	if sum.PacketsOut > 0 {
 		sum.CPUPer1000 = sum.CPUSeconds / sum.PacketsOut * 1000
+	}
+	if sum.CPUSeconds > 0 {
+		sum.PacketsPerCPUSecond = sum.PacketsOut / sum.CPUSeconds
 	}
 	return sum
 }

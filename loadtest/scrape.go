@@ -22,6 +22,12 @@ type ServerStats struct {
 	PacketsIn  float64 `json:"packetsIn"`
 	BytesOut   float64 `json:"bytesOut"`
 	CPUPer1000 float64 `json:"cpuSecondsPer1000PacketsOut"`
+	// PacketsPerCPUSecond is the media packets forwarded per CPU-second.
+	PacketsPerCPUSecond float64 `json:"packetsOutPerCpuSecond"`
+	// PLIsSent counts keyframe requests to publishers (after throttling),
+	// PLIsReceived those from subscribers.
+	PLIsSent     float64 `json:"plisSent"`
+	PLIsReceived float64 `json:"plisReceived"`
 	// RSSGrowth is how much the resident memory grew over the run, and
 	// RSSPerPeer that growth shared by the peers that joined.
 	RSSGrowth  float64 `json:"residentGrowthBytes"`
@@ -55,7 +61,7 @@ func scrapeServer(ctx context.Context, base string) ServerStats {
 	}
 	return ServerStats{Available: true, samples: m, CPUSeconds: m["process_cpu_seconds_total"], RSSBytes: m["process_resident_memory_bytes"],
 		Goroutines: m["go_goroutines"], PacketsOut: m["confab_packets_out_total"], PacketsIn: m["confab_packets_in_total"],
-		BytesOut: m["confab_bytes_out_total"]}
+		BytesOut: m["confab_bytes_out_total"], PLIsSent: m["confab_plis_sent_total"], PLIsReceived: m["confab_plis_received_total"]}
 }
 
 // parseMetrics reads an exposition in format (the Prometheus text format
@@ -100,11 +106,16 @@ func (s ServerStats) since(before ServerStats) ServerStats {
 	out.PacketsOut = s.PacketsOut - before.PacketsOut
 	out.PacketsIn = s.PacketsIn - before.PacketsIn
 	out.BytesOut = s.BytesOut - before.BytesOut
+	out.PLIsSent = s.PLIsSent - before.PLIsSent
+	out.PLIsReceived = s.PLIsReceived - before.PLIsReceived
 	if before.Available {
 		out.RSSGrowth = s.RSSBytes - before.RSSBytes
 	}
 	if out.PacketsOut > 0 {
 		out.CPUPer1000 = out.CPUSeconds / out.PacketsOut * 1000
+	}
+	if out.CPUSeconds > 0 {
+		out.PacketsPerCPUSecond = out.PacketsOut / out.CPUSeconds
 	}
 	return out
 }

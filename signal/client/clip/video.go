@@ -20,9 +20,10 @@ type VideoSource struct {
 	frames  [][]videoFrame
 	stamper atomic.Pointer[Stamper]
 	keyReq  atomic.Bool
-	sent    atomic.Uint64 // packets
-	bytes   atomic.Uint64 // RTP header and payload
-	pace    time.Duration // between frames; tests shorten it
+	sent    atomic.Uint64    // packets
+	bytes   atomic.Uint64    // RTP header and payload
+	payload [3]atomic.Uint64 // payload bytes per track of Tracks
+	pace    time.Duration    // between frames; tests shorten it
 }
 
 // NewVideoSource makes a camera track with id and stream id; simulcast
@@ -86,6 +87,16 @@ func (v *VideoSource) PacketsSent() uint64 { return v.sent.Load() }
 // BytesSent counts the RTP bytes written (headers and payloads).
 func (v *VideoSource) BytesSent() uint64 { return v.bytes.Load() }
 
+// PayloadBytes counts the payload bytes written on the i-th track of
+// Tracks (a simulcast layer, lowest first): what a subscriber of that layer
+// should receive, whatever headers the hops between rewrite.
+func (v *VideoSource) PayloadBytes(i int) uint64 {
+	if i < 0 || i >= len(v.tracks) {
+		return 0
+	}
+	return v.payload[i].Load()
+}
+
 // Run sends 30 frames per second until ctx ends.
 func (v *VideoSource) Run(ctx context.Context) {
 	packetizers := make([]rtp.Packetizer, len(v.tracks))
@@ -119,6 +130,7 @@ func (v *VideoSource) Run(ctx context.Context) {
 				if err := t.WriteRTP(p); err == nil {
 					v.sent.Add(1)
 					v.bytes.Add(uint64(p.MarshalSize()))
+					v.payload[l].Add(uint64(len(p.Payload)))
 				}
 			}
 		}
