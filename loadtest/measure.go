@@ -2,12 +2,13 @@ package loadtest
 
 import (
 	"context"
-	"github.com/confab-sfu/confab/sfu/vp8"
 	"math/bits"
 	"slices"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/confab-sfu/confab/sfu/vp8"
 
 	"github.com/confab-sfu/confab/signal"
 	"github.com/confab-sfu/confab/signal/client"

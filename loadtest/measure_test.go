@@ -3,12 +3,13 @@ package loadtest
 import (
 	"bytes"
 	"context"
-	"github.com/confab-sfu/confab/sfu/vp8"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/confab-sfu/confab/sfu/vp8"
 
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"

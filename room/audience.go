@@ -23,10 +23,10 @@ func (r *Room) addWatcher(s *httpSession, participantID string, source sfu.Sourc
 	if s.identity != "" && r.removed[s.identity] {
 		return fmt.Errorf("%w: %w", whip.ErrForbidden, ErrRemoved)
 	}
-	if len(r.participants) == 0 {
+	if len(r.participants)+r.remoteCountLocked() == 0 {
 		return fmt.Errorf("%w: nothing is being published in room %s", whip.ErrNotFound, r.name)
 	}
-	if len(r.participants)+len(r.watchers) >= r.mgr.cfg.MaxParticipants {
+	if len(r.participants)+len(r.watchers)+r.remoteCountLocked() >= r.mgr.cfg.MaxParticipants {
 		return fmt.Errorf("%w: %w", whip.ErrUnavailable, ErrRoomFull)
 	}
 	owner, tracks := r.watchTargetLocked(ParticipantID(participantID), source)
@@ -41,6 +41,7 @@ func (r *Room) addWatcher(s *httpSession, participantID string, source sfu.Sourc
 	}
 	r.watchers[s] = tracks
 	r.audienceChangedLocked()
+	r.markDirtyLocked()
 	return nil
 }
 
@@ -50,6 +51,9 @@ func (r *Room) addWatcher(s *httpSession, participantID string, source sfu.Sourc
 // default, the main content of a lecture).
 func (r *Room) watchTargetLocked(id ParticipantID, source sfu.Source) (*participant, []sfu.TrackID) {
 	owner := r.participants[id]
+	if owner == nil && id != "" {
+		owner = r.remoteMemberLocked(id)
+	}
 	if id == "" {
 		owner = r.firstVideoPublisherLocked()
 	}
@@ -58,7 +62,7 @@ func (r *Room) watchTargetLocked(id ParticipantID, source sfu.Source) (*particip
 	}
 	var audio, camera, screen *publishedTrack
 	for _, t := range r.tracks {
-		if t.owner != owner {
+		if t.owner.id != owner.id {
 			continue
 		}
 		switch {
@@ -86,10 +90,14 @@ func (r *Room) watchTargetLocked(id ParticipantID, source sfu.Source) (*particip
 	return owner, out
 }
 
-// firstVideoPublisherLocked is the first member, in join order, who
-// publishes video.
+// firstVideoPublisherLocked is the first member, in join order (this
+// node's members first), who publishes video.
 func (r *Room) firstVideoPublisherLocked() *participant {
-	for _, id := range r.order {
+	order := r.order
+	for _, rn := range r.remoteNodesLocked() {
+		order = append(order[:len(order):len(order)], rn.order...)
+	}
+	for _, id := range order {
 		for _, t := range r.tracks {
 			if t.owner.id == id && t.info.Kind == webrtc.RTPCodecTypeVideo {
 				return t.owner
@@ -125,6 +133,7 @@ func (r *Room) removeWatcher(s *httpSession) {
 		if len(r.participants) > 0 {
 			r.audienceChangedLocked()
 		}
+		r.markDirtyLocked()
 	}
 }
 

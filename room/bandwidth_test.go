@@ -23,8 +23,15 @@ func TestConstrainedSubscriberSettlesLowThenClimbs(t *testing.T) {
 	fast := joinSubscriber(t, ctx, url, "bw", "fast", nil)
 
 	// The constrained one settles on the lowest layer, and stays there
-	// for 150 frames (5 s of it) ...
-	waitWidth(t, slow, 320, 30*time.Second, "constrained subscriber on the low layer")
+	// for 150 frames (5 s of it) ... Settled means the server holds it on
+	// the low layer for bandwidth: a subscriber starts on whichever layer's
+	// keyframe comes first, so an early low-layer frame is not a decision.
+	wait.Until(t, 30*time.Second, "constrained subscriber held on the low layer", func() (bool, string) {
+		d := slow.decision(slow.videoTrackID())
+		w := slow.video.lastWidth()
+		return w == 320 && d.Current == "low" && d.Target == "low" && d.Reason == "bandwidth",
+			fmt.Sprintf("width %d, decision %+v", w, d)
+	})
 	settled, n := time.Now(), slow.video.media()
 	wait.Until(t, 30*time.Second, "150 frames on the low layer", func() (bool, string) {
 		if w := slow.video.lastWidth(); w != 320 {

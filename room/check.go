@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/confab-sfu/confab/room/addrlimit"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/confab-sfu/confab/room/addrlimit"
 
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"

@@ -2,11 +2,12 @@ package room_test
 
 import (
 	"encoding/json"
-	"github.com/confab-sfu/confab/room/turn"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/confab-sfu/confab/room/turn"
 
 	"github.com/confab-sfu/confab/room"
 	"github.com/pion/webrtc/v4"

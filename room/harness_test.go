@@ -111,6 +111,7 @@ type received struct {
 	payloads  [][]byte
 	seqs      []uint16
 	ended     bool
+	at        time.Time // when the track arrived
 }
 
 type recorder struct {
@@ -123,7 +124,8 @@ func newRecorder() *recorder { return &recorder{tracks: map[string]*received{}} 
 
 func (r *recorder) onTrack(rt *client.RemoteTrack) {
 	r.mu.Lock()
-	rc := &received{publisher: rt.Info.Participant, kind: rt.Info.Kind, source: rt.Info.Source, codec: rt.Track.Codec().MimeType}
+	rc := &received{publisher: rt.Info.Participant, kind: rt.Info.Kind, source: rt.Info.Source, codec: rt.Track.Codec().MimeType,
+		at: time.Now()}
 	r.tracks[rt.Info.ID] = rc
 	r.mu.Unlock()
 	r.wg.Add(1)

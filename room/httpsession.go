@@ -46,6 +46,10 @@ func (h *httpSession) Answer(ctx context.Context, offer string) (string, error) 
 	var send []sfu.TrackID
 	if h.kind == whip.WHEP {
 		send = h.room.watchTracks(h)
+		// What members of other nodes publish must be relayed here first.
+		wctx, cancel := context.WithTimeout(ctx, relayWaitForViewer)
+		h.room.awaitRelayed(wctx, send)
+		cancel()
 	}
 	answer, err := h.peer.AnswerWhole(ctx, offer, send)
 	if err != nil {

@@ -18,8 +18,18 @@ func (r *Room) audienceLocked(p *participant) bool {
 	return r.lecture && !p.permissions().Publish
 }
 
-// audienceCountLocked is everyone watching without being a member.
+// audienceCountLocked is everyone watching without being a member, on
+// every node.
 func (r *Room) audienceCountLocked() int {
+	n := r.localAudienceLocked()
+	for _, rn := range r.remoteNodesLocked() {
+		n += rn.audience
+	}
+	return n
+}
+
+// localAudienceLocked is this node's part of the audience.
+func (r *Room) localAudienceLocked() int {
 	n := len(r.watchers)
 	for _, p := range r.participants {
 		if r.audienceLocked(p) {
@@ -38,7 +48,8 @@ func (r *Room) toModeratorsLocked(m *signal.Message) {
 	}
 }
 
-// handsLocked lists the raised hands, in join order.
+// handsLocked lists the raised hands: this node's in join order, then
+// other nodes'.
 func (r *Room) handsLocked() []signal.Participant {
 	var out []signal.Participant
 	for _, id := range r.order {
@@ -47,6 +58,9 @@ func (r *Room) handsLocked() []signal.Participant {
 				out = append(out, p.public())
 			}
 		}
+	}
+	for _, rn := range r.remoteNodesLocked() {
+		out = append(out, rn.hands...)
 	}
 	return out
 }
@@ -72,6 +86,7 @@ func (r *Room) raiseHand(p *participant, raised bool) *signal.Error {
 	}
 	pub := p.public()
 	r.toModeratorsLocked(&signal.Message{Type: signal.TypeHand, Participant: &pub, Raised: &raised})
+	r.markDirtyLocked()
 	return nil
 }
 
@@ -81,12 +96,20 @@ func (r *Room) setAudienceChat(mod *participant, on bool) *signal.Error {
 		return signal.Errorf(signal.CodeForbidden, "only a moderator may change the lecture's settings")
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if !r.lecture {
+		r.mu.Unlock()
 		return signal.Errorf(signal.CodeInvalidState, "this room is not a lecture")
 	}
 	r.audienceChatOff = !on
 	r.broadcastLocked(&signal.Message{Type: signal.TypeLectureSettings, AudienceChat: &on}, "")
+	var at int64
+	if r.cl != nil {
+		at = max(nowNano(), r.cl.chatAt+1)
+		r.cl.chatAt = at
+		r.markDirtyLocked()
+	}
+	r.mu.Unlock()
+	r.tell(kindSettings, settingsEvent{AudienceChat: on, At: at})
 	return nil
 }
 

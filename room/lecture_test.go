@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/confab-sfu/confab/internal/wait"
-	"github.com/pion/webrtc/v4"
-	"go.uber.org/goleak"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/confab-sfu/confab/internal/wait"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
 
 	"github.com/confab-sfu/confab/room"
 	"github.com/confab-sfu/confab/room/access"

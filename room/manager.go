@@ -5,7 +5,9 @@
 // media plane through the small interfaces of media.go (package sfu
 // implements them); access tokens (room/access), TURN (room/turn),
 // per-address budgets (room/addrlimit) and the HTTP side of WHIP and WHEP
-// (room/whip) are packages of their own, which cmd/confab wires.
+// (room/whip) are packages of their own, which cmd/confab wires. With
+// Config.Cluster the server is one node of a cluster and a room spans the
+// nodes its members connect to (cluster_*.go, over room/cluster).
 package room
 
 import (
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/room/addrlimit"
+	"github.com/confab-sfu/confab/room/cluster"
 	"github.com/confab-sfu/confab/room/turn"
 	"github.com/confab-sfu/confab/sfu"
 	"github.com/confab-sfu/confab/signal"
@@ -53,7 +56,13 @@ type Config struct {
 	// AuthSecret, when set, makes every join present an access token signed
 	// with it (HS256, see access.Mint). Without it rooms are open.
 	AuthSecret []byte
-	Logger     *slog.Logger
+	// Cluster, when set, makes this server one node of a cluster over
+	// NATS (room/cluster): a room spans every node its members connect
+	// to, and media crosses between nodes on relay links. NewManager
+	// joins the cluster (its OnNodeDown is wrapped, its Load filled in
+	// when nil). nil: a single server, and nothing of the cluster runs.
+	Cluster *cluster.Config
+	Logger  *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -97,6 +106,7 @@ type Manager struct {
 	engine  *sfu.Engine
 	ownsEng bool
 	log     *slog.Logger
+	cl      *clusterNode // nil on a single server
 
 	mu       sync.Mutex
 	rooms    map[string]*Room
@@ -140,6 +150,16 @@ func NewManager(cfg Config) (*Manager, error) {
 		}
 		m.engine = e
 		m.ownsEng = true
+	}
+	if cfg.Cluster != nil {
+		cl, err := startCluster(m, *cfg.Cluster)
+		if err != nil {
+			if m.ownsEng {
+				_ = m.engine.Close()
+			}
+			return nil, err
+		}
+		m.cl = cl
 	}
 	return m, nil
 }
@@ -192,6 +212,14 @@ func (m *Manager) Ready() bool {
 
 // join puts p into the named room, creating it if needed.
 func (m *Manager) join(name string, p *participant) (*Room, error) {
+	return m.enter(name, p.wantsLecture, true, func(r *Room) error { return r.add(p) })
+}
+
+// enter admits someone into the named room: admit runs once the room is
+// ready (in a cluster: once the other nodes' parts of it are known). A
+// room that does not exist is created when create is set (lecture says
+// its kind, unless other nodes already have it), else ErrNoRoom.
+func (m *Manager) enter(name string, lecture, create bool, admit func(*Room) error) (*Room, error) {
 	m.mu.Lock()
 	if m.closing {
 		m.mu.Unlock()
@@ -199,43 +227,56 @@ func (m *Manager) join(name string, p *participant) (*Room, error) {
 	}
 	r, ok := m.rooms[name]
 	if !ok {
-		if len(m.rooms) >= m.cfg.MaxRooms {
+		switch {
+		case !create && m.cl == nil:
+			m.mu.Unlock()
+			return nil, errNoRoom
+		case len(m.rooms) >= m.cfg.MaxRooms:
 			m.mu.Unlock()
 			return nil, ErrTooManyRooms
 		}
 		r = newRoom(m, name)
-		r.lecture = p.wantsLecture
+		r.lecture = lecture
 		m.rooms[name] = r
 		metricRooms.Inc()
 	}
 	// The room is reserved under the manager lock so that it cannot be
-	// removed as empty between lookup and join.
-	if err := r.add(p); err != nil {
-		if r.empty() {
-			delete(m.rooms, name)
-			metricRooms.Dec()
-			r.close()
-		}
-		m.mu.Unlock()
+	// removed as empty until the entry is done.
+	r.joining++
+	m.mu.Unlock()
+	r.awaitReady()
+	err := admit(r)
+	m.mu.Lock()
+	r.joining--
+	m.mu.Unlock()
+	if err != nil {
+		m.removeIfEmpty(r)
 		return nil, err
 	}
-	m.mu.Unlock()
 	return r, nil
 }
+
+// errNoRoom: a viewer asked for a room that does not exist.
+var errNoRoom = errors.New("no such room")
 
 // removeIfEmpty drops a room whose last participant left.
 func (m *Manager) removeIfEmpty(r *Room) {
 	m.mu.Lock()
 	closed := false
-	if m.rooms[r.name] == r && r.empty() {
+	if m.rooms[r.name] == r && r.joining == 0 && r.empty() {
 		delete(m.rooms, r.name)
 		metricRooms.Dec()
-		r.close()
+		if r.cl != nil {
+			r.cl.finalVersion = m.cl.nextVersion()
+		}
 		closed = true
-		r.log.Info("room closed")
 	}
 	m.mu.Unlock()
 	if closed {
+		// Outside the manager's lock: in a cluster, closing says so to
+		// the other nodes and waits for the room's cluster loop.
+		r.close()
+		r.log.Info("room closed")
 		// Its audience has nothing left to watch.
 		for _, w := range r.takeWatchers() {
 			w.End("the room closed")
@@ -298,13 +339,26 @@ func (m *Manager) Close(ctx context.Context) error {
 		err = fmt.Errorf("drain sessions: %w", ctx.Err())
 	}
 	m.mu.Lock()
+	var left []*Room
 	for name, r := range m.rooms {
-		// Sessions that outlived the drain deadline: stop their rooms anyway.
+		// Sessions that outlived the drain deadline, and rooms of viewers
+		// only: stop them anyway.
 		delete(m.rooms, name)
 		metricRooms.Dec()
-		r.close()
+		if r.cl != nil {
+			r.cl.finalVersion = m.cl.nextVersion()
+		}
+		left = append(left, r)
 	}
 	m.mu.Unlock()
+	for _, r := range left {
+		r.close()
+	}
+	if m.cl != nil {
+		if cerr := m.cl.close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("leave the cluster: %w", cerr))
+		}
+	}
 	if m.ownsEng {
 		if cerr := m.engine.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("close the media plane: %w", cerr))

@@ -22,11 +22,15 @@ func newParticipantID() ParticipantID { return ParticipantID(sfu.NewID("P")) }
 type participant struct {
 	id       ParticipantID
 	name     string
-	identity string       // the token's subject; "" in open rooms
-	log      *slog.Logger // carries room and participant: everything about it logs here
-	out      sender       // nil for a WHIP publisher
-	peer     Peer
-	room     *Room
+	identity string // the token's subject; "" in open rooms
+	// node is the cluster node a member of another node is connected to;
+	// "" for this node's own participants (only they have a connection,
+	// a peer and a log here).
+	node string
+	log  *slog.Logger // carries room and participant: everything about it logs here
+	out  sender       // nil for a WHIP publisher
+	peer Peer
+	room *Room
 	// publishOnly marks a WHIP publisher: it never receives, and it may
 	// not stay if its identity may no longer publish.
 	publishOnly bool

@@ -32,6 +32,12 @@ type Room struct {
 	lastAudience    time.Time
 	videoCodec      string // what publishers send; see codec.go
 
+	// cl is the room's part in a cluster; nil on a single server.
+	cl *roomCluster
+	// joining counts entries under way (guarded by the Manager's lock):
+	// the room is not removed as empty while someone is about to enter.
+	joining int
+
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
@@ -41,23 +47,32 @@ func newRoom(m *Manager, name string) *Room {
 	r := &Room{name: name, mgr: m, log: m.log.With("room", name),
 		participants: map[ParticipantID]*participant{}, tracks: map[sfu.TrackID]*publishedTrack{},
 		stop: make(chan struct{}), done: make(chan struct{})}
+	if m.cl != nil {
+		r.cl = newRoomCluster(m.cl)
+	}
 	go r.detectSpeakers()
 	return r
 }
 
-// close stops the room's goroutine; the room is empty by then.
+// close stops the room's goroutines; the room is empty by then. In a
+// cluster the other nodes are told this node left the room.
 func (r *Room) close() {
 	r.stopOnce.Do(func() { close(r.stop) })
 	<-r.done
+	if r.cl != nil {
+		r.cl.close()
+	}
 }
 
 // Name is the room's name.
 func (r *Room) Name() string { return r.name }
 
+// empty reports a room with no participant here. In a cluster, a room
+// whose viewers here watch members of other nodes is not empty.
 func (r *Room) empty() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.participants) == 0
+	return len(r.participants) == 0 && (len(r.watchers) == 0 || r.remoteCountLocked() == 0)
 }
 
 func (r *Room) size() int {
@@ -73,7 +88,7 @@ func (r *Room) add(p *participant) error {
 	if p.identity != "" && r.removed[p.identity] {
 		return ErrRemoved
 	}
-	if len(r.participants) >= r.mgr.cfg.MaxParticipants {
+	if len(r.participants)+r.remoteCountLocked() >= r.mgr.cfg.MaxParticipants {
 		return ErrRoomFull
 	}
 	if role, ok := r.roles[p.identity]; ok && p.identity != "" {
@@ -93,6 +108,7 @@ func (r *Room) add(p *participant) error {
 	p.room = r
 	r.participants[p.id] = p
 	r.order = append(r.order, p.id)
+	r.markDirtyLocked()
 	return nil
 }
 
@@ -113,7 +129,28 @@ func (r *Room) membersLocked(except ParticipantID) []signal.Participant {
 			out = append(out, p.public())
 		}
 	}
+	for _, rn := range r.remoteNodesLocked() {
+		for _, id := range rn.order {
+			out = append(out, rn.members[id].public())
+		}
+	}
 	return out
+}
+
+// memberLocked reports whether id is a member of the room, here or on
+// another node.
+func (r *Room) memberLocked(id ParticipantID) bool {
+	if _, ok := r.participants[id]; ok {
+		return true
+	}
+	if r.cl != nil {
+		for _, rn := range r.cl.remotes {
+			if _, ok := rn.members[id]; ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // welcome completes p's join: p learns the room, the others learn of p, and
@@ -169,6 +206,7 @@ func (r *Room) remove(p *participant) {
 			break
 		}
 	}
+	r.markDirtyLocked()
 	left := p.public()
 	if r.hands[p.id] {
 		delete(r.hands, p.id)
@@ -181,6 +219,12 @@ func (r *Room) remove(p *participant) {
 		r.broadcastLocked(&signal.Message{Type: signal.TypeParticipantLeft, Participant: &left}, p.id)
 	}
 	r.recodecLocked("")
+}
+
+// chat sends p's text to every other member, here and on other nodes.
+func (r *Room) chat(p *participant, text string) {
+	r.broadcast(&signal.Message{Type: signal.TypeChat, From: string(p.id), Name: p.name, Text: text}, p.id)
+	r.tell(kindChat, chatEvent{From: string(p.id), Name: p.name, Text: text})
 }
 
 // broadcast sends m to every member but except.

@@ -119,7 +119,7 @@ func (s *session) handle(m *signal.Message) {
 			s.fail(m.ID, signal.Errorf(signal.CodeForbidden, "you may not chat in this room now"))
 			return
 		}
-		p.room.broadcast(&signal.Message{Type: signal.TypeChat, From: string(p.id), Name: p.name, Text: m.Text}, p.id)
+		p.room.chat(p, m.Text)
 		s.reply(m.ID, nil)
 	default:
 		s.fail(m.ID, signal.Errorf(signal.CodeUnknownType, "unknown type %q", m.Type))

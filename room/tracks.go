@@ -58,6 +58,7 @@ func (r *Room) publish(p *participant, up UpTrack) {
 	}
 	t := &publishedTrack{up: up, info: info, owner: p}
 	r.tracks[info.ID] = t
+	r.markDirtyLocked()
 	wire := t.wire()
 	r.broadcastLocked(&signal.Message{Type: signal.TypeTrackPublished, Track: &wire}, p.id)
 	for _, o := range r.participants {
@@ -78,6 +79,7 @@ func (r *Room) unpublish(id sfu.TrackID) {
 		return
 	}
 	delete(r.tracks, id)
+	r.markDirtyLocked()
 	wire := t.wire()
 	downs := make([]Down, 0, len(r.participants))
 	for _, o := range r.participants {
@@ -105,7 +107,6 @@ func (r *Room) unpublish(id sfu.TrackID) {
 // forwarding it to everyone until its owner unmutes it.
 func (r *Room) setMuted(p *participant, trackID string, muted bool) *signal.Error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	t, ok := r.tracks[sfu.TrackID(trackID)]
 	if !ok {
 		// The publisher may name the track by its own (msid) id.
@@ -116,6 +117,11 @@ func (r *Room) setMuted(p *participant, trackID string, muted bool) *signal.Erro
 			}
 		}
 	}
+	if ok && t.owner.node != "" {
+		r.mu.Unlock()
+		return r.muteRemote(p, t, muted)
+	}
+	defer r.mu.Unlock()
 	if !ok {
 		return signal.Errorf(signal.CodeUnknownTrack, "no track %q in this room", trackID)
 	}
@@ -135,6 +141,7 @@ func (r *Room) setMuted(p *participant, trackID string, muted bool) *signal.Erro
 		t.up.SetBlocked(true)
 		p.log.Info("muted by moderator", "target", string(t.owner.id), "track", string(t.info.ID))
 	}
+	r.markDirtyLocked()
 	wire := t.wire()
 	// The owner hears of a moderator's mute too: its client shows it.
 	except := p.id
@@ -174,10 +181,8 @@ func (r *Room) observeSpeakers(det *speakerDetector) {
 			}
 		}
 	}
-	if det.current != "" {
-		if _, ok := r.participants[det.current]; !ok {
-			det.forget(det.current)
-		}
+	if det.current != "" && !r.memberLocked(det.current) {
+		det.forget(det.current)
 	}
 	if id := det.observe(loud); id != "" {
 		r.speaker = id

@@ -5,12 +5,13 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/confab-sfu/confab/internal/needtool"
 
 	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/confab-sfu/confab/room"
@@ -80,13 +81,7 @@ func TestEmbeddedTURNRelaysMedia(t *testing.T) {
 // TestCoturnRelaysMedia: the same through a real coturn from Debian's
 // packages, configured with use-auth-secret, on loopback.
 func TestCoturnRelaysMedia(t *testing.T) {
-	bin, err := exec.LookPath("turnserver")
-	if err != nil {
-		if os.Getenv("CONFAB_E2E") != "" {
-			t.Fatal("CONFAB_E2E is set but coturn (turnserver) is not installed")
-		}
-		t.Skip("coturn (turnserver) not installed")
-	}
+	bin := needtool.Path(t, "turnserver", "coturn")
 	const secret = "coturn shared secret"
 	port := freeUDPPort(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -51,19 +51,29 @@ func (m *Manager) NewViewer(req whip.Request) (whip.Session, error) {
 	if !m.Ready() {
 		return nil, fmt.Errorf("%w: %w", whip.ErrUnavailable, ErrShutdown)
 	}
+	// In a cluster the room may live on other nodes only: entering opens
+	// it here, and a viewer of a room that exists nowhere is refused.
 	r := m.Room(req.Room)
-	if r == nil {
+	if r == nil && m.cl == nil {
 		return nil, fmt.Errorf("%w: nothing is being published in room %s", whip.ErrNotFound, req.Room)
 	}
 	s := m.newHTTPSession(whip.WHEP, sfu.NewID("V"), req)
-	s.room = r
 	peer, err := m.newHTTPPeer(s, nil)
 	if err != nil {
 		return nil, err
 	}
 	s.peer = peer
 	m.addHTTPSession(s)
-	if err := r.addWatcher(s, req.Participant, req.Source); err != nil {
+	admit := func(room *Room) error {
+		s.room = room
+		return room.addWatcher(s, req.Participant, req.Source)
+	}
+	if r != nil {
+		err = admit(r)
+	} else if _, err = m.enter(req.Room, false, false, admit); errors.Is(err, ErrShutdown) || errors.Is(err, ErrTooManyRooms) {
+		err = joinRefusal(err)
+	}
+	if err != nil {
 		m.dropHTTPSession(s)
 		_ = peer.Close()
 		return nil, err

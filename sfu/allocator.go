@@ -165,7 +165,14 @@ func (a *allocator) logVerdict(s rate.Signals, est, desired int64) {
 func (a *allocator) tracks() (audio int64, videos []*DownTrack) {
 	for _, d := range a.downs() {
 		if d.recv.kind == webrtc.RTPCodecTypeAudio {
-			audio += max(d.recv.layerRate(0), audioReserve)
+			// A relayed track exists before its first packet: until then
+			// it needs its reserve, not the unaffordable rate of a layer
+			// that is not there.
+			if d.recv.layer(0) != nil {
+				audio += max(d.recv.layerRate(0), audioReserve)
+			} else {
+				audio += audioReserve
+			}
 			continue
 		}
 		if d.subscriberPaused() {

@@ -73,6 +73,8 @@ func TestAllocatorSharesTheEstimate(t *testing.T) {
 			[]track{video("camera", 0, 0, 0)}, []int8{1}, true},
 		{"audio first", 300 * k, // (300k - 48k audio) * 0.9 = 227k: low only
 			[]track{{kind: webrtc.RTPCodecTypeAudio, rates: []int64{0}}, video("camera", 100*k, 300*k, 1000*k)}, []int8{0, 0}, true},
+		{"audio not arriving yet (relayed) needs its reserve", 300 * k,
+			[]track{{kind: webrtc.RTPCodecTypeAudio}, video("camera", 100*k), video("camera", 100*k)}, []int8{0, 0, 0}, false},
 		{"the first video keeps its lowest layer, others pause", 100 * k,
 			[]track{video("camera", 100*k), video("camera", 100*k)}, []int8{0, noLayer}, true},
 		{"screen shares come first", 150 * k,

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -41,6 +42,10 @@ type Config struct {
 	// NoUDPBatch sends each packet on the UDP port with its own system call
 	// instead of batching them (sendmmsg); for comparison and debugging.
 	NoUDPBatch bool
+	// Net replaces the network stack of the media sockets (the UDP port,
+	// per-peer UDP sockets); nil is the operating system's. Tests give a
+	// server whose UDP drops every packet, as behind a firewall.
+	Net transport.Net
 	// PortMin and PortMax bound the ephemeral UDP ports when UDPPort is zero.
 	PortMin, PortMax uint16
 	// TCPPort, when non-zero, also accepts ICE over TCP on this one port
@@ -265,6 +270,9 @@ func newSettingEngine(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux) (webrtc
 	// screen share. A publisher's retransmission arriving later than that
 	// would be dropped as a replay; 1024 covers a second or more of any track.
 	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
+	if cfg.Net != nil {
+		se.SetNet(cfg.Net)
+	}
 	return se, nil
 }
 

@@ -2,10 +2,11 @@ package sfu
 
 import (
 	"fmt"
-	"github.com/confab-sfu/confab/sfu/vp8"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/confab-sfu/confab/sfu/vp8"
 
 	"github.com/confab-sfu/confab/sfu/codec"
 	"github.com/confab-sfu/confab/sfu/packetcache"

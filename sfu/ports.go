@@ -2,10 +2,10 @@ package sfu
 
 import (
 	"fmt"
-	"github.com/confab-sfu/confab/sfu/pionlog"
 	"net"
 	"strconv"
 
+	"github.com/confab-sfu/confab/sfu/pionlog"
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 )
@@ -24,7 +24,10 @@ func listenUDPMux(cfg *Config) (ice.UDPMux, error) {
 		// restricted to "lo" would have no candidate at all.
 		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
 	}
-	if !cfg.NoUDPBatch {
+	switch {
+	case cfg.Net != nil:
+		opts = append(opts, ice.UDPMuxFromPortWithNet(cfg.Net))
+	case !cfg.NoUDPBatch:
 		n, err := newBatchNet()
 		if err != nil {
 			return nil, fmt.Errorf("prepare batched udp sockets: %w", err)

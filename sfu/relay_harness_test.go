@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"github.com/confab-sfu/confab/sfu/queuing"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/confab-sfu/confab/sfu/queuing"
 
 	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/pion/interceptor/pkg/cc"

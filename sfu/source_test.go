@@ -2,10 +2,11 @@ package sfu
 
 import (
 	"bytes"
-	"github.com/confab-sfu/confab/sfu/vp8"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/confab-sfu/confab/sfu/vp8"
 
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"

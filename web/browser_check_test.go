@@ -2,14 +2,18 @@ package web_test
 
 import (
 	"fmt"
-	"github.com/confab-sfu/confab/room/turn"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/confab-sfu/confab/room/turn"
+
 	"github.com/chromedp/chromedp"
+	"github.com/confab-sfu/confab/internal/testserver"
 	"github.com/confab-sfu/confab/room"
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
 )
 
 // checkResult is one line of the /check page.
@@ -66,14 +70,22 @@ func runCheck(b *browser, base, name string) map[string]checkResult {
 		out[r.ID] = r
 		b.t.Logf("%s: %s %s: %s", name, r.ID, r.State, r.Text)
 	}
+	// The page's one-line verdict, as a result of its own.
+	var summary string
+	if err := tb.eval(`return document.getElementById('check-summary').textContent`, &summary); err != nil {
+		b.t.Errorf("%s: the summary: %v", name, err)
+	}
+	out["summary"] = checkResult{ID: "summary", Text: summary}
 	tb.screenshot(b.t, name+".png")
 	return out
 }
 
 // TestBrowserConnectionCheck: /check against a normal server is green
 // everywhere; against one handing out TURN credentials its TURN server
-// refuses, both TURN lines are red and say why; from a browser whose
-// network lets no UDP through, UDP is red and TCP green.
+// refuses, both TURN lines are red and say why; against a server whose
+// media UDP is blocked, Chromium's UDP line is red and its TCP line green;
+// from a Firefox whose own network lets no UDP through, UDP and TURN over
+// UDP are red and TURN over TCP green.
 func TestBrowserConnectionCheck(t *testing.T) {
 	path := needBrowser(t)
 	good := startCheckedServer(t, "the turn secret")
@@ -94,6 +106,23 @@ func TestBrowserConnectionCheck(t *testing.T) {
 	}
 	if res["udp"].State != "ok" || res["tcp"].State != "ok" {
 		t.Errorf("udp %s, tcp %s: want both ok with only TURN misconfigured", res["udp"].State, res["tcp"].State)
+	}
+
+	// A server whose media UDP drops every packet (a firewall in front of
+	// it that lets only TCP through): Chromium's UDP line is red and its
+	// ICE-TCP line green, and the summary says meetings will work.
+	blocked := startUDPBlockedServer(t)
+	res = runCheck(b, blocked, "check-server-udp-blocked")
+	for id, want := range map[string]string{"websocket": "ok", "udp": "fail", "tcp": "ok"} {
+		if res[id].State != want {
+			t.Errorf("server UDP blocked: %s is %s (%s), want %s", id, res[id].State, res[id].Text, want)
+		}
+	}
+	if !strings.Contains(res["udp"].Text, "blocks UDP") {
+		t.Errorf("server UDP blocked: the UDP line does not say UDP is blocked: %q", res["udp"].Text)
+	}
+	if summary := res["summary"].Text; !strings.HasPrefix(summary, "Meetings will work") {
+		t.Errorf("server UDP blocked: summary %q, want one saying meetings will work", summary)
 	}
 
 	// A network that blocks UDP: Firefox's own NAT simulator, which its
@@ -131,5 +160,79 @@ func TestBrowserConnectionCheck(t *testing.T) {
 	var summary string
 	if err := fox.eval(`return document.getElementById('check-summary').textContent`, &summary); err != nil || !strings.HasPrefix(summary, "Meetings will work") {
 		t.Errorf("summary %q (%v), want one saying meetings will work", summary, err)
+	}
+}
+
+// startUDPBlockedServer runs a server with ICE over TCP whose media UDP
+// socket drops every packet it receives, as behind a firewall that lets
+// only TCP through.
+func startUDPBlockedServer(t *testing.T) string {
+	t.Helper()
+	n, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := room.Config{}
+	cfg.SFU.Net = dropUDPNet{n}
+	cfg.SFU.UDPPort = freeUDPPort(t)
+	cfg.SFU.TCPPort = freePort(t)
+	_, base := testserver.Start(t, cfg)
+	return base
+}
+
+// freeUDPPort returns a UDP port free on 127.0.0.1 just now.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// dropUDPNet opens UDP sockets that never deliver a packet.
+type dropUDPNet struct{ transport.Net }
+
+func (d dropUDPNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := d.Net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	return dropUDPConn{c}, nil
+}
+
+// dropUDPConn reads and discards every datagram until the socket closes.
+type dropUDPConn struct{ transport.UDPConn }
+
+func (c dropUDPConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		if _, _, err := c.UDPConn.ReadFrom(b); err != nil {
+			return 0, nil, err
+		}
+	}
+}
+
+func (c dropUDPConn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
+	for {
+		if _, _, err := c.UDPConn.ReadFromUDP(b); err != nil {
+			return 0, nil, err
+		}
+	}
+}
+
+func (c dropUDPConn) ReadMsgUDP(b, oob []byte) (int, int, int, *net.UDPAddr, error) {
+	for {
+		if _, _, _, _, err := c.UDPConn.ReadMsgUDP(b, oob); err != nil {
+			return 0, 0, 0, nil, err
+		}
+	}
+}
+
+func (c dropUDPConn) Read(b []byte) (int, error) {
+	for {
+		if _, err := c.UDPConn.Read(b); err != nil {
+			return 0, err
+		}
 	}
 }

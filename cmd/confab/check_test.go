@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/confab-sfu/confab/room/turn"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/confab-sfu/confab/room/turn"
 
 	"github.com/confab-sfu/confab/internal/testserver"
 	"github.com/confab-sfu/confab/room"

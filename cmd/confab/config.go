@@ -70,6 +70,7 @@ type config struct {
 	httpIdle        time.Duration
 	trustedProxies  string
 	metricsListen   string
+	cluster         clusterFlags
 
 	allowed []netip.Prefix
 	trusted []netip.Prefix
@@ -124,6 +125,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.DurationVar(&c.httpIdle, "http-idle-timeout", 60*time.Second, "close a keep-alive connection idle this long")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated networks of reverse proxies whose X-Forwarded-For / Forwarded headers name the client (for per-address limits and logs); from anyone else the headers are ignored")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve /metrics (and /debug/pprof with -pprof) on this separate address only, e.g. 127.0.0.1:9090")
+	addClusterFlags(fs, &c.cluster)
 	fs.StringVar(&c.configFile, "config", "", "YAML file of settings named like the flags (flags and environment win)")
 	return fs
 }
@@ -222,6 +224,9 @@ func (c *config) check() error {
 		return fmt.Errorf("-signal-rate and -signal-burst must be positive, -max-conns-per-ip not negative")
 	}
 	if err := c.checkHTTP(); err != nil {
+		return err
+	}
+	if err := c.cluster.check(); err != nil {
 		return err
 	}
 	var lvl slog.Level
@@ -336,6 +341,7 @@ func (c *config) roomConfig(logger *slog.Logger) room.Config {
 			MessageRate: c.signalRate, MessageBurst: c.signalBurst,
 			ReadLimit: int64(c.signalMaxBytes), QueueSize: c.signalQueue},
 	}
+	rc.Cluster = c.cluster.config(logger)
 	rc.ICE.TURN = turn.Credentials{URLs: splitList(c.turnURLs), Secret: c.turnSecret, TTL: c.turnTTL}
 	if c.authSecret != "" {
 		rc.AuthSecret = []byte(c.authSecret)

@@ -26,6 +26,7 @@ import (
 	"github.com/confab-sfu/confab/room/turn"
 	"github.com/confab-sfu/confab/room/whip"
 	"github.com/confab-sfu/confab/web"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -89,6 +90,16 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(url st
 	mgr, err := room.NewManager(rc)
 	if err != nil {
 		return fmt.Errorf("start the rooms: %w", err)
+	}
+	if node := mgr.Cluster(); node != nil {
+		// This process's node: its metrics join the rooms' and media's.
+		collector := node.Collector()
+		if err := prometheus.Register(collector); err != nil {
+			_ = mgr.Close(context.Background())
+			return fmt.Errorf("register the cluster metrics: %w", err)
+		}
+		defer prometheus.Unregister(collector)
+		logger.Info("cluster node", "node", node.ID(), "nodes", len(node.Nodes())+1, "nats", node.ClientURL())
 	}
 	media := whip.New(mgr, cfg.whipConfig(rc))
 	servers, err := listen(cfg, mgr, media, logger)

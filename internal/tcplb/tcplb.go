@@ -143,6 +143,25 @@ func (lb *LB) Remove(backend string) (int, error) {
 	return len(victims), nil
 }
 
+// Drain takes a backend out of the rotation but leaves its open
+// connections alone, as a balancer draining a node does: new clients go
+// to the others, those connected stay. Remove still closes them later.
+func (lb *LB) Drain(backend string) error {
+	hp, err := hostPort(backend)
+	if err != nil {
+		return err
+	}
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	for i, b := range lb.backends {
+		if b == hp {
+			lb.backends = append(lb.backends[:i], lb.backends[i+1:]...)
+			break
+		}
+	}
+	return nil
+}
+
 // Backends lists the backends in rotation, in order.
 func (lb *LB) Backends() []string {
 	lb.mu.Lock()

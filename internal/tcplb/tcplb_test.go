@@ -197,6 +197,44 @@ func TestRemoveClosesItsClients(t *testing.T) {
 	}
 }
 
+// Draining a backend sends new connections elsewhere and keeps its
+// clients connected, until it is removed.
+func TestDrainKeepsItsClients(t *testing.T) {
+	a, b := startBackend(t, "a"), startBackend(t, "b")
+	lb := start(t, a.addr())
+	ca, name := greeting(t, lb)
+	if name != "a" {
+		t.Fatalf("first connection went to %q", name)
+	}
+	if err := lb.Add(b.addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.Drain(a.addr()); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, name := greeting(t, lb); name != "b" {
+			t.Errorf("after draining a, a connection went to %q", name)
+		}
+	}
+	if _, err := io.WriteString(ca, "still here\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = ca.SetReadDeadline(time.Now().Add(wait))
+	if line, err := bufio.NewReader(ca).ReadString('\n'); err != nil || line != "still here\n" {
+		t.Errorf("the drained backend's client: %q, %v", line, err)
+	}
+	if n, err := lb.Remove(a.addr()); err != nil || n != 1 {
+		t.Fatalf("remove the drained backend: %d closed, %v", n, err)
+	}
+	if err := closed(ca); err != nil {
+		t.Errorf("the drained backend's client after removal: %v", err)
+	}
+	if err := lb.Drain("nonsense"); err == nil {
+		t.Error("draining nonsense succeeded")
+	}
+}
+
 // closed says why c is not closed: a read must end otherwise than by
 // timing out, without data.
 func closed(c net.Conn) error {

@@ -5,25 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/confab-sfu/confab/internal/needtool"
 
 	"github.com/confab-sfu/confab/internal/wait"
 )
 
 // natsServerBinary finds the nats-server program (CI installs Debian's).
 func natsServerBinary(t *testing.T) string {
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/nats-server"); err == nil {
-		return "/usr/sbin/nats-server"
-	}
-	t.Skip("nats-server is not installed")
-	return ""
+	return needtool.Path(t, "nats-server", "nats-server", "/usr/sbin/nats-server")
 }
 
 func freeLoopbackPort(t *testing.T) int {

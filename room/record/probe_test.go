@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/confab-sfu/confab/internal/needtool"
+
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -35,9 +37,7 @@ type probed struct {
 func needFFmpeg(t testing.TB) {
 	t.Helper()
 	for _, tool := range []string{"ffprobe", "ffmpeg"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (Debian: apt-get install ffmpeg): %v", tool, err)
-		}
+		needtool.Path(t, tool, "ffmpeg")
 	}
 }
 

@@ -3,13 +3,14 @@ package client_test
 import (
 	"context"
 	"errors"
-	waitfor "github.com/confab-sfu/confab/internal/wait"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	waitfor "github.com/confab-sfu/confab/internal/wait"
 
 	"github.com/confab-sfu/confab/internal/tcplb"
 	"github.com/confab-sfu/confab/internal/testserver"
