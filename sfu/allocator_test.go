@@ -174,7 +174,7 @@ func TestAllocatorPauseHysteresis(t *testing.T) {
 	}
 	// Congestion: paused after a second of it (4 periods), not before.
 	lossy := calm(1200*k, 0)
-	lossy.Loss = 0.1
+	lossy.Loss, lossy.Queue = 0.1, 40*time.Millisecond
 	if i := periods(8, lossy, true); i != 4 {
 		t.Fatalf("paused at period %d of congestion, want 4", i)
 	}

@@ -12,9 +12,12 @@
 // came back clean (package probe), or the estimator's rate up to the level
 // congestion last cut the estimate to.
 //
-// Congestion is loss above 8 %, or a standing queue of 30 ms or more that
-// kept growing for a second (never falling back by 5 ms on the way); it
-// cuts the estimate to 85 % of the rate delivered. A queue that does not
+// Congestion is a standing queue of 30 ms or more that kept growing for a
+// second (never falling back by 5 ms on the way), or loss above 8 % with a
+// standing queue or for three periods in a row; it cuts the estimate to
+// 85 % of the rate delivered. A burst of loss on a path that does not
+// queue is a receiver whose socket overflowed while it was busy: it holds
+// the estimate, no more. A queue that does not
 // grow, or delay spikes without loss, are what a busy receiver (its CPU,
 // not its link) shows: they hold the estimate (no growth, no probe, a
 // probe running fails) but never cut it.
@@ -64,6 +67,9 @@ const (
 	maxQueue     = 30 * time.Millisecond
 	queueGrowth  = 10 * time.Millisecond
 	trendPeriods = 5 // the current period and the four before: a second at 250 ms
+	// lossPeriods of heavy loss in a row are congestion even without a
+	// queue.
+	lossPeriods = 3
 	// cutShare is what congestion leaves of the delivered rate (percent).
 	cutShare = 85
 	// estimateDrop: without a queue, an estimate falling below this share
@@ -83,8 +89,10 @@ type Controller struct {
 	lastEst  int64 // the estimator's rate at the previous Update
 	queues   [trendPeriods]time.Duration
 	nQueues  int // how many of queues, the newest last, are measured
-	est      int64
-	lastDel  int64 // the delivered rate at the previous Update
+	// lossStreak counts the periods in a row with heavy loss.
+	lossStreak int
+	est        int64
+	lastDel    int64 // the delivered rate at the previous Update
 
 	congested, troubled bool
 }
@@ -146,7 +154,18 @@ func (c *Controller) judge(s Signals) {
 		delayed = c.lastEst > 0 && s.Estimate < c.lastEst*estimateDrop/100
 		growing = delayed
 	}
-	c.congested = (s.HaveLoss && s.Loss > congestionLoss) || growing
+	heavy := s.HaveLoss && s.Loss > congestionLoss
+	if heavy {
+		c.lossStreak++
+	} else {
+		c.lossStreak = 0
+	}
+	// Heavy loss is congestion where the path also queues, or goes on
+	// for lossPeriods (a policer drops without queuing); a burst of it
+	// on a path without a queue is a receiver that could not keep up
+	// for a moment (its socket overflowed), not its link.
+	lossy := heavy && (!s.HaveQueue || s.Queue >= maxQueue || c.lossStreak >= lossPeriods)
+	c.congested = lossy || growing
 	c.troubled = c.congested || delayed || (s.HaveLoss && s.Loss > cleanLoss)
 }
 
@@ -180,8 +199,9 @@ func (c *Controller) cut(s Signals) {
 	}
 }
 
-// Congested reports whether the last Update saw congestion: loss above 8 %
-// or a growing queue (or, where no queue is measured, a falling estimate).
+// Congested reports whether the last Update saw congestion: a growing
+// queue, or heavy loss with a queue or for lossPeriods (where no queue is
+// measured: heavy loss, or a falling estimate).
 func (c *Controller) Congested() bool { return c.congested }
 
 // Troubled reports whether the last Update saw any trouble: congestion,

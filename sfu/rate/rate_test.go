@@ -144,7 +144,9 @@ func TestGrowingQueueCuts(t *testing.T) {
 	})
 }
 
-// Heavy loss is congestion at once; light loss holds.
+// Heavy loss is congestion where the path queues, or for three periods in
+// a row; bursts of it on a path without a queue (a receiver whose socket
+// overflowed while busy), and light loss, hold the estimate.
 func TestLoss(t *testing.T) {
 	var c Controller
 	lossy := func(l float64) Signals {
@@ -156,9 +158,21 @@ func TestLoss(t *testing.T) {
 	run(t, &c, t0, []period{
 		{s: fb(3*M, 2*M), desired: 3 * M, want: g},
 		{s: lossy(0.05), desired: 3 * M, want: g, troubled: true},
+		{s: lossy(0.10), desired: 3 * M, want: g, troubled: true},
+		{s: fb(3*M, 2*M), desired: 3 * M, want: g},
+		{s: lossy(0.10), desired: 3 * M, want: g, troubled: true},
+		{s: lossy(0.10), desired: 3 * M, want: g, troubled: true},
 		{s: lossy(0.10), desired: 3 * M, want: 1700 * k, troubled: true, congested: true},
 		{s: lossy(0.10), desired: 3 * M, want: 1700 * k, troubled: true, congested: true},
 		{s: fb(3*M, 1600*k), desired: 3 * M, want: 1700 * k, wantProbes: true},
+	})
+	// With a standing queue, heavy loss is congestion at once.
+	var q Controller
+	queued := lossy(0.10)
+	queued.Queue = maxQueue
+	run(t, &q, t0, []period{
+		{s: fb(3*M, 2*M), desired: 3 * M, want: g},
+		{s: queued, desired: 3 * M, want: 1700 * k, troubled: true, congested: true},
 	})
 }
 
@@ -167,7 +181,7 @@ func TestLoss(t *testing.T) {
 func TestProbesClimbAfterCongestion(t *testing.T) {
 	var c Controller
 	lossy := fb(2*M, 1*M)
-	lossy.Loss = 0.2
+	lossy.Loss, lossy.Queue = 0.2, 40*ms
 	now := run(t, &c, t0, []period{
 		{s: fb(2*M, 1*M), desired: 3 * M, want: 3*M*10/9 + 1},
 		{s: lossy, desired: 3 * M, want: 850 * k, troubled: true, congested: true},
@@ -196,7 +210,7 @@ func TestProbesClimbAfterCongestion(t *testing.T) {
 func TestNoProbeWhenNothingIsMissing(t *testing.T) {
 	var c Controller
 	lossy := fb(2*M, 2*M)
-	lossy.Loss = 0.2
+	lossy.Loss, lossy.Queue = 0.2, 40*ms
 	run(t, &c, t0, []period{
 		{s: lossy, desired: 1 * M, want: 1700 * k, troubled: true, congested: true},
 		{s: fb(2*M, 1*M), desired: 1 * M, want: 1700 * k},
