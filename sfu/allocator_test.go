@@ -91,8 +91,12 @@ func TestAllocatorSharesTheEstimate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, downs := newAllocTest(t, nil, tc.tracks)
 			a.path.receiverEstimate(tc.est)
+			// Three periods: a probe waits for the path to be calm for
+			// half a second.
 			now := time.Unix(1000, 0)
-			a.allocate(now)
+			for i := range 3 {
+				a.allocate(now.Add(time.Duration(i) * 250 * time.Millisecond))
+			}
 			for i, d := range downs {
 				if d.recv.kind == webrtc.RTPCodecTypeAudio {
 					continue

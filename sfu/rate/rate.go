@@ -70,6 +70,8 @@ const (
 	// lossPeriods of heavy loss in a row are congestion even without a
 	// queue.
 	lossPeriods = 3
+	// probeCalm is how long the path must have been calm before a probe.
+	probeCalm = 500 * time.Millisecond
 	// cutShare is what congestion leaves of the delivered rate (percent).
 	cutShare = 85
 	// estimateDrop: without a queue, an estimate falling below this share
@@ -91,6 +93,7 @@ type Controller struct {
 	nQueues  int // how many of queues, the newest last, are measured
 	// lossStreak counts the periods in a row with heavy loss.
 	lossStreak int
+	calmSince  time.Time // since when no period was troubled (zero: the last was)
 	est        int64
 	lastDel    int64 // the delivered rate at the previous Update
 
@@ -117,6 +120,12 @@ func (c *Controller) Update(now time.Time, s Signals, desired int64) int64 {
 	}
 	c.lastEst, c.lastDel = s.Estimate, s.Delivered
 	c.trusting = s.Feedback && !c.distrust
+	switch {
+	case c.troubled:
+		c.calmSince = time.Time{}
+	case c.calmSince.IsZero():
+		c.calmSince = now
+	}
 	return c.Peek(desired)
 }
 
@@ -213,11 +222,14 @@ func (c *Controller) Troubled() bool { return c.troubled }
 func (c *Controller) Trusting() bool { return c.trusting }
 
 // Probe starts a probe at now when something is held back (the estimate
-// est is below what desired needs with a tenth of headroom), the path is
-// calm and the backoff has passed. While trusting there is nothing to
-// probe for: the estimate follows what is desired.
+// est is below what desired needs with a tenth of headroom), the path has
+// been calm for probeCalm and the backoff has passed. While trusting there
+// is nothing to probe for: the estimate follows what is desired. Padding
+// a path that was troubled a moment ago would mostly measure that trouble
+// again, at the cost of the padding.
 func (c *Controller) Probe(now time.Time, est, desired int64) {
-	if c.trusting || c.troubled || est <= 0 || desired*10/9 <= est || !c.probe.Due(now) {
+	calm := !c.calmSince.IsZero() && now.Sub(c.calmSince) >= probeCalm
+	if c.trusting || !calm || est <= 0 || desired*10/9 <= est || !c.probe.Due(now) {
 		return
 	}
 	c.probe.Start(now, est, c.probe.GoalFor(est, desired))

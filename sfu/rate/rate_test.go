@@ -78,6 +78,7 @@ func TestNoFeedbackNoTrust(t *testing.T) {
 	var c Controller
 	run(t, &c, t0, []period{
 		{s: Signals{}, desired: 5 * M, want: 0},
+		{s: Signals{Estimate: 700 * k}, desired: 5 * M, want: 700 * k},
 		{s: Signals{Estimate: 700 * k}, desired: 5 * M, want: 700 * k, wantProbes: true},
 	})
 }
@@ -138,8 +139,10 @@ func TestGrowingQueueCuts(t *testing.T) {
 		t.Fatal("still trusting after congestion")
 	}
 	// Calm again: what the path delivers is a floor, GCC counts up to the
-	// cut, and a probe looks for the rest.
+	// cut, and once calm for probeCalm a probe looks for the rest.
 	run(t, &c, now, []period{
+		{s: fb(5*M, 3*M), desired: 10 * M, want: 3400 * k},
+		{s: fb(5*M, 3*M), desired: 10 * M, want: 3400 * k},
 		{s: fb(5*M, 3*M), desired: 10 * M, want: 3400 * k, wantProbes: true},
 	})
 }
@@ -164,6 +167,8 @@ func TestLoss(t *testing.T) {
 		{s: lossy(0.10), desired: 3 * M, want: g, troubled: true},
 		{s: lossy(0.10), desired: 3 * M, want: 1700 * k, troubled: true, congested: true},
 		{s: lossy(0.10), desired: 3 * M, want: 1700 * k, troubled: true, congested: true},
+		{s: fb(3*M, 1600*k), desired: 3 * M, want: 1700 * k},
+		{s: fb(3*M, 1600*k), desired: 3 * M, want: 1700 * k},
 		{s: fb(3*M, 1600*k), desired: 3 * M, want: 1700 * k, wantProbes: true},
 	})
 	// With a standing queue, heavy loss is congestion at once.
@@ -189,8 +194,10 @@ func TestProbesClimbAfterCongestion(t *testing.T) {
 	// GCC is back at 2 Mbit/s, but counts only up to the cut.
 	clean := fb(2*M, 800*k)
 	var ps []period
-	// A probe started at period 0 pads for 500 ms and waits 250 ms for its
-	// feedback: it succeeds at period 3, and the next one starts there.
+	// Once calm for probeCalm (period 2), a probe pads for 500 ms and
+	// waits 250 ms for its feedback: it succeeds at period 5, and the next
+	// one starts there.
+	ps = append(ps, period{s: clean, desired: 3 * M, want: 850 * k}, period{s: clean, desired: 3 * M, want: 850 * k})
 	for _, want := range []int64{850 * k, 850 * k, 850 * k, 1_062_500, 1_062_500, 1_062_500, 1_593_750, 1_593_750} {
 		ps = append(ps, period{s: clean, desired: 3 * M, want: want, wantProbes: true})
 	}
