@@ -186,7 +186,20 @@ func TestAllocatorPauseHysteresis(t *testing.T) {
 		t.Fatal("the first video was paused")
 	}
 	// Calm with room again: resumed minDwell after the pause, not before.
-	if i := periods(24, calm(3000*k, 3000*k), false); i != int(minDwell/(250*time.Millisecond))-1 {
-		t.Fatalf("resumed at period %d of calm, want %d", i, minDwell/(250*time.Millisecond)-1)
+	dwell := int(minDwell/(250*time.Millisecond)) - 1
+	if i := periods(24, calm(3000*k, 3000*k), false); i != dwell {
+		t.Fatalf("resumed at period %d of calm, want %d", i, dwell)
+	}
+	// Paused again soon after: each next resume waits twice as long for
+	// calm (4 s, within minDwell, then 8 s).
+	again := calm(1200*k, 1200*k)
+	again.Loss, again.Queue = 0.1, 40*time.Millisecond
+	for round, want := range []int{dwell, 8000 / 250} { // 8 s from the first calm period
+		if i := periods(40, again, true); i != dwell {
+			t.Fatalf("round %d: paused at period %d of congestion, want %d (minDwell after the resume)", round, i, dwell)
+		}
+		if i := periods(40, calm(3000*k, 3000*k), false); i != want {
+			t.Fatalf("round %d: resumed at period %d of calm, want %d", round, i, want)
+		}
 	}
 }

@@ -16,6 +16,12 @@ const (
 	resumeAfter = 2 * time.Second
 	// minDwell is the least time between two switches of one track.
 	minDwell = 5 * time.Second
+	// A video paused again within settleAfter of its resume waits twice as
+	// long for its next resume, up to maxResumeAfter: a link that cannot
+	// carry it does not get a keyframe request and a frozen tile every few
+	// seconds.
+	settleAfter    = 30 * time.Second
+	maxResumeAfter = 32 * time.Second
 )
 
 // allocMode is what the hysteresis lets the budget decide for a video.
@@ -36,6 +42,8 @@ type gate struct {
 	// Since when a switch has been wanted without a break (zero: not).
 	pauseWanted, resumeWanted time.Time
 	sawCongestion             bool // the path was congested while a pause was wanted
+	// resumeWait is how long this pause waits for calm (0: resumeAfter).
+	resumeWait time.Duration
 }
 
 // start lets a video through when nothing is capped.
@@ -54,7 +62,7 @@ func (g *gate) mode(now time.Time) allocMode {
 	case !g.started:
 		return free // a video not shown yet starts as soon as it fits
 	case g.paused:
-		if ready(now, g.resumeWanted, resumeAfter) && now.Sub(g.changed) >= minDwell {
+		if ready(now, g.resumeWanted, max(g.resumeWait, resumeAfter)) && now.Sub(g.changed) >= minDwell {
 			return free
 		}
 		return hold
@@ -83,10 +91,14 @@ func (g *gate) observe(now time.Time, forwarded, fitted bool, ev evidence) {
 			g.started, g.changed = true, now
 		}
 	case g.paused && forwarded:
-		*g = gate{started: true, changed: now}
+		*g = gate{started: true, changed: now, resumeWait: g.resumeWait}
 		metricBandwidthResumes.Inc()
 	case !g.paused && !forwarded:
-		*g = gate{started: true, paused: true, changed: now}
+		wait := resumeAfter
+		if now.Sub(g.changed) < settleAfter && g.resumeWait > 0 {
+			wait = min(2*g.resumeWait, maxResumeAfter)
+		}
+		*g = gate{started: true, paused: true, changed: now, resumeWait: wait}
 		metricBandwidthPauses.Inc()
 	case g.paused:
 		g.resumeWanted = since(g.resumeWanted, now, fitted && ev.calm)
