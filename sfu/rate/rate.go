@@ -160,8 +160,14 @@ func (c *Controller) judge(s Signals) {
 		growing = c.queueGrowing()
 	} else {
 		c.nQueues = 0
-		delayed = c.lastEst > 0 && s.Estimate < c.lastEst*estimateDrop/100
-		growing = delayed
+		// Without transport-wide feedback the estimate is the receiver's
+		// own (REMB), and its fall is the delay signal. With it, GCC's
+		// fall is not: GCC reads noisy arrival times as congestion, and a
+		// queue not measured for a moment (no recent feedback) shows none.
+		if !s.Feedback {
+			delayed = c.lastEst > 0 && s.Estimate < c.lastEst*estimateDrop/100
+			growing = delayed
+		}
 	}
 	heavy := s.HaveLoss && s.Loss > congestionLoss
 	if heavy {
@@ -173,7 +179,7 @@ func (c *Controller) judge(s Signals) {
 	// for lossPeriods (a policer drops without queuing); a burst of it
 	// on a path without a queue is a receiver that could not keep up
 	// for a moment (its socket overflowed), not its link.
-	lossy := heavy && (!s.HaveQueue || s.Queue >= maxQueue || c.lossStreak >= lossPeriods)
+	lossy := heavy && ((s.HaveQueue && s.Queue >= maxQueue) || c.lossStreak >= lossPeriods)
 	c.congested = lossy || growing
 	c.troubled = c.congested || delayed || (s.HaveLoss && s.Loss > cleanLoss)
 }

@@ -225,13 +225,24 @@ func TestNoProbeWhenNothingIsMissing(t *testing.T) {
 	})
 }
 
-// Where no queue is measured, an estimate falling by 15 % is congestion.
+// Without transport-wide feedback (REMB), an estimate falling by 15 % is
+// congestion. With it, GCC falling is not, even while no queue is measured
+// for a moment.
 func TestFallingEstimateWithoutQueue(t *testing.T) {
 	var c Controller
 	run(t, &c, t0, []period{
-		{s: Signals{Estimate: 1 * M, HaveLoss: true}, desired: 500 * k, want: 1 * M},
-		{s: Signals{Estimate: 800 * k, HaveLoss: true}, desired: 500 * k, want: 800 * k, troubled: true, congested: true},
+		{s: Signals{Estimate: 1 * M}, desired: 500 * k, want: 1 * M},
+		{s: Signals{Estimate: 800 * k}, desired: 500 * k, want: 800 * k, troubled: true, congested: true},
 	})
+	var twcc Controller
+	g := int64(500*k*10/9 + 1)
+	run(t, &twcc, t0, []period{
+		{s: Signals{Feedback: true, Estimate: 1 * M, HaveLoss: true}, desired: 500 * k, want: 1 * M},
+		{s: Signals{Feedback: true, Estimate: 300 * k, HaveLoss: true}, desired: 500 * k, want: g},
+	})
+	if !twcc.Trusting() {
+		t.Fatal("GCC's fall ended the trust")
+	}
 }
 
 // Peek grants a track added within a period what it needs while trusting.
