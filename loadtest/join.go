@@ -32,6 +32,7 @@ func (r *run) joinWS(setup context.Context, pl plan, rec *receiveLog) (*client.P
 		Lecture: lecture, Role: role, Reconnect: r.reconnect(pl.node),
 		OnTrack: func(rt *client.RemoteTrack) { rec.track(rt, r.cfg.Layer) },
 		OnKeyframeRequest: func(string) {
+			r.keyReqs.Add(1)
 			if v := video.Load(); v != nil {
 				v.RequestKeyframe()
 			}
@@ -85,11 +86,12 @@ func (r *run) publishWS(setup context.Context, p *client.Peer, name string, vide
 	if !r.cfg.Video {
 		return nil
 	}
-	v, err := clip.NewVideoSource(name+"-cam", name, r.cfg.Simulcast, 2)
+	v, err := clip.NewVideoSource(name+"-cam", name, r.cfg.Simulcast, singleLayer)
 	if err != nil {
 		return err
 	}
 	video.Store(v)
+	r.addVideo(name, v)
 	s, err := p.Publish(setup, signal.SourceCamera, v.Tracks()...)
 	if err != nil {
 		return err
@@ -136,9 +138,10 @@ func (r *run) publishWHIP(setup context.Context, pl plan) (*client.HTTPSession, 
 	groups := [][]webrtc.TrackLocal{{audio.Track()}}
 	var v *clip.VideoSource
 	if r.cfg.Video {
-		if v, err = clip.NewVideoSource(pl.name+"-cam", pl.name, r.cfg.Simulcast, 2); err != nil {
+		if v, err = clip.NewVideoSource(pl.name+"-cam", pl.name, r.cfg.Simulcast, singleLayer); err != nil {
 			return nil, err
 		}
+		r.addVideo(pl.name, v)
 		groups = append(groups, v.Tracks())
 	}
 	s, senders, err := client.PublishWHIP(setup, r.api, r.cfg.nodes[pl.node], pl.room, "", groups...)
@@ -159,6 +162,7 @@ func (r *run) publishWHIP(setup context.Context, pl plan) (*client.HTTPSession, 
 	}
 	s.OnKeyframeRequest(func(sender *webrtc.RTPSender) {
 		if sender == senders[1] {
+			r.keyReqs.Add(1)
 			v.RequestKeyframe()
 		}
 	})

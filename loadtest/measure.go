@@ -27,7 +27,9 @@ type trackLog struct {
 	first     time.Time
 	packets   uint64
 	bytes     uint64 // media: padding-only probes are not counted
+	payload   uint64 // media payload bytes (what the publisher put in)
 	padding   uint64 // padding-only packets (the server's bandwidth probes)
+	stream    string // the publisher's stream id (its name in a run)
 	started   bool
 	maxExt    int64 // highest extended sequence number
 	minExt    int64
@@ -75,6 +77,7 @@ func (t *trackLog) add(p *rtp.Packet, n int, now time.Time) {
 		t.padding++
 	} else {
 		t.bytes += uint64(n)
+		t.payload += uint64(len(p.Payload))
 	}
 	if !t.started {
 		t.started, t.first = true, now
@@ -124,15 +127,21 @@ type receiveLog struct {
 	events  int      // room events received (everything but negotiation)
 	peer    *client.Peer
 	wantNow []string // ids of the tracks published when the peer joined
+	joined  time.Time
+	target  int // the layer it should receive of each video
 
 	mu     sync.Mutex
 	tracks map[string]*trackLog
 	got    chan struct{}     // signalled when a track starts or is unpublished
 	told   map[string]string // track id -> layer the server says it forwards
+	fwd    map[string]*forwarding
+	// samples of what was delivered, every deliveryEvery from the join
+	samples []deliverySample
 }
 
 func newReceiveLog(name string, expect int) *receiveLog {
-	return &receiveLog{name: name, expect: expect, tracks: map[string]*trackLog{}, got: make(chan struct{}, 64), told: map[string]string{}}
+	return &receiveLog{name: name, expect: expect, joined: time.Now(), tracks: map[string]*trackLog{}, got: make(chan struct{}, 64),
+		told: map[string]string{}, fwd: map[string]*forwarding{}}
 }
 
 // track reads one forwarded track until it ends, and applies the layer
@@ -142,7 +151,7 @@ func (r *receiveLog) track(rt *client.RemoteTrack, layer string) {
 	if i := slices.Index(r.nodes, rt.URL); i >= 0 {
 		node = i // after a rejoin, maybe another node
 	}
-	tl := &trackLog{video: rt.Info.Kind == "video", node: node, opened: time.Now()}
+	tl := &trackLog{video: rt.Info.Kind == "video", node: node, opened: time.Now(), stream: rt.Info.StreamID}
 	r.mu.Lock()
 	r.tracks[rt.Info.ID] = tl
 	peer := r.peer
@@ -261,11 +270,12 @@ func (r *receiveLog) follow(p *client.Peer) {
 			r.mu.Lock()
 			for _, d := range m.Decisions {
 				switch {
-				case d.Paused:
+				case d.Paused || pausedForBandwidth(d):
 					r.told[d.TrackID] = "paused"
 				case d.Current != "": // "" before the first layer starts
 					r.told[d.TrackID] = d.Current
 				}
+				r.noteDecision(d)
 			}
 			r.mu.Unlock()
 		case <-p.Done():
@@ -352,10 +362,14 @@ func (r *receiveLog) settle() {
 func (r *receiveLog) stats(seconds float64) SubscriberStats {
 	p, l := r.totals()
 	seen, told := r.layers()
+	full, reached := r.fullAfter()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := SubscriberStats{Name: r.name, Tracks: len(r.tracks), Expected: r.expect, Packets: p, Lost: l, Layers: seen, ServerLayers: told,
-		Events: r.events}
+		Events: r.events, FullMediaMillis: -1}
+	if reached {
+		s.FullMediaMillis = float64(full.Microseconds()) / 1000
+	}
 	if r.node < len(r.nodes) {
 		s.Node = r.nodes[r.node]
 	}
@@ -367,7 +381,9 @@ func (r *receiveLog) stats(seconds float64) SubscriberStats {
 		bytes += t.bytes
 		s.Freezes += t.freezes
 		s.Padding += t.padding
+		s.MediaPackets += t.packets - t.padding
 	}
+	s.ForwardedTracks, s.Switches, s.MaxSwitches = r.switchCounts()
 	if seconds > 0 {
 		s.BitrateKbps = float64(bytes) * 8 / 1000 / seconds
 	}

@@ -239,7 +239,7 @@ func TestPaddingIsNotMedia(t *testing.T) {
 	tl.add(&rtp.Packet{Header: rtp.Header{SequenceNumber: 1, Timestamp: 1}, Payload: []byte{0x10, 1, 2}}, 1000, now)
 	tl.add(&rtp.Packet{Header: rtp.Header{SequenceNumber: 2, Timestamp: 1, Padding: true}, PaddingSize: 200}, 212, now)
 	st := r.stats(1)
-	if st.Packets != 2 || st.Padding != 1 || st.BitrateKbps != 8 {
+	if st.Packets != 2 || st.Padding != 1 || st.MediaPackets != 1 || st.BitrateKbps != 8 {
 		t.Errorf("%+v: want 2 packets, 1 of them padding, 8 kbit/s of media", st)
 	}
 }

@@ -68,9 +68,14 @@ func sumServers(nodes []ServerStats) ServerStats {
 		sum.Relay = sum.Relay.plus(s.Relay)
 		sum.Seconds = max(sum.Seconds, s.Seconds)
 		sum.RSSGrowth += s.RSSGrowth
+		sum.PLIsSent += s.PLIsSent
+		sum.PLIsReceived += s.PLIsReceived
 	}
 	if sum.PacketsOut > 0 {
 		sum.CPUPer1000 = sum.CPUSeconds / sum.PacketsOut * 1000
+	}
+	if sum.CPUSeconds > 0 {
+		sum.PacketsPerCPUSecond = sum.PacketsOut / sum.CPUSeconds
 	}
 	return sum
 }

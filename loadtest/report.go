@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 )
 
 // Report is what a run measured.
@@ -45,6 +46,35 @@ type Report struct {
 	Reconnects      int         `json:"reconnects"`
 	ReconnectMillis Percentiles `json:"reconnectMillis"`
 	ResumeMillis    Percentiles `json:"resumeMillis"`
+	// FullMediaMillis times, from a subscriber's join, its full media:
+	// every expected track arriving, every video on the layer it should
+	// get, and from then to the end of the run 99 % of the video published
+	// for it (judged over 5 s or more). NotFull counts the subscribers that
+	// never had it.
+	FullMediaMillis Percentiles `json:"fullMediaMillis"`
+	NotFull         int         `json:"notFull"`
+	// Switches counts pauses for bandwidth, and resumes after them, of
+	// tracks the server had forwarded (from its "layers" messages), over
+	// ForwardedTracks; MaxSwitches is the most of one track.
+	Switches        int `json:"pauseResumeSwitches"`
+	ForwardedTracks int `json:"forwardedTracks"`
+	MaxSwitches     int `json:"maxSwitchesPerTrack"`
+	// MediaPackets and PaddingPackets are what the subscribers received;
+	// PaddingPercent is padding as a share of media (the server's probes).
+	MediaPackets   uint64  `json:"mediaPackets"`
+	PaddingPackets uint64  `json:"paddingPackets"`
+	PaddingPercent float64 `json:"paddingPercent"`
+	// KeyframeRequests counts those the run's publishers received.
+	KeyframeRequests int64 `json:"keyframeRequests"`
+	// Delivery is the media (RTP bytes, no padding) all subscribers
+	// received, per second from the first join.
+	Delivery []DeliveryPoint `json:"delivery"`
+}
+
+// DeliveryPoint is one second of what all subscribers received.
+type DeliveryPoint struct {
+	Seconds  float64 `json:"t"` // end of the second, from the first join
+	RecvKbps float64 `json:"receivedKbps"`
 }
 
 // Sample is one second of a run.
@@ -79,6 +109,13 @@ type SubscriberStats struct {
 	Events       int      `json:"roomEvents"`             // signaling events received (not negotiation), WebSocket peers
 	Node         string   `json:"node"`                   // the node it joined through first
 	Reconnects   int      `json:"reconnects,omitempty"`   // its rejoins
+	// FullMediaMillis is the time from its join to full media (see
+	// Report), -1 when it never had it.
+	FullMediaMillis float64 `json:"fullMediaMillis"`
+	MediaPackets    uint64  `json:"mediaPackets"`
+	ForwardedTracks int     `json:"forwardedTracks"`
+	Switches        int     `json:"pauseResumeSwitches"`
+	MaxSwitches     int     `json:"maxSwitchesPerTrack"`
 }
 
 // ErrNothingReceived is returned when peers joined but no media arrived.
@@ -90,9 +127,20 @@ func (rep *Report) addReceived(logs []*receiveLog, joinTimes []float64) {
 	rep.JoinMillis = percentiles(joinTimes)
 	rep.JoinSamples = joinTimes
 	var lostTotal uint64
+	var full []float64
 	for _, r := range logs {
 		st := r.stats(rep.Duration)
 		rep.Subscribers = append(rep.Subscribers, st)
+		if st.FullMediaMillis >= 0 {
+			full = append(full, st.FullMediaMillis)
+		} else if st.Expected > 0 {
+			rep.NotFull++
+		}
+		rep.Switches += st.Switches
+		rep.ForwardedTracks += st.ForwardedTracks
+		rep.MaxSwitches = max(rep.MaxSwitches, st.MaxSwitches)
+		rep.MediaPackets += st.MediaPackets
+		rep.PaddingPackets += st.Padding
 		rep.Packets += st.Packets
 		lostTotal += st.Lost
 		rep.Freezes += st.Freezes
@@ -102,6 +150,10 @@ func (rep *Report) addReceived(logs []*receiveLog, joinTimes []float64) {
 		for _, l := range st.ServerLayers {
 			rep.ServerLayers[l]++
 		}
+	}
+	rep.FullMediaMillis = percentiles(full)
+	if rep.MediaPackets > 0 {
+		rep.PaddingPercent = 100 * float64(rep.PaddingPackets) / float64(rep.MediaPackets)
 	}
 	sort.Slice(rep.Subscribers, func(i, j int) bool { return rep.Subscribers[i].Name < rep.Subscribers[j].Name })
 	if rep.Packets+lostTotal > 0 {
@@ -134,4 +186,37 @@ func percentiles(xs []float64) Percentiles {
 	sort.Float64s(s)
 	at := func(q float64) float64 { return s[min(len(s)-1, int(q*float64(len(s))))] }
 	return Percentiles{P50: at(0.5), P95: at(0.95), P99: at(0.99), Max: s[len(s)-1]}
+}
+
+// addDelivery turns the delivery samples into one point a second from the
+// first, and counts the publishers' keyframe requests.
+func (rep *Report) addDelivery(points []deliveryPoint, keyReqs int64) {
+	rep.KeyframeRequests = keyReqs
+	const per = int(time.Second / deliveryEvery)
+	for i := per; i < len(points); i += per {
+		a, b := points[i-per], points[i]
+		dt := b.at.Sub(a.at).Seconds()
+		if dt <= 0 || b.bytes < a.bytes {
+			continue
+		}
+		rep.Delivery = append(rep.Delivery, DeliveryPoint{Seconds: b.at.Sub(points[0].at).Seconds(),
+			RecvKbps: float64(b.bytes-a.bytes) * 8 / 1000 / dt})
+	}
+}
+
+// DeliveredKbps is the mean media bitrate all subscribers received between
+// from and to seconds after the first join; ok is false when the run has
+// no second in that range.
+func (rep *Report) DeliveredKbps(from, to float64) (kbps float64, ok bool) {
+	n := 0
+	for _, p := range rep.Delivery {
+		if p.Seconds > from && p.Seconds <= to {
+			kbps += p.RecvKbps
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return kbps / float64(n), true
 }

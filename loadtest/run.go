@@ -8,9 +8,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/confab-sfu/confab/signal/client"
+	"github.com/confab-sfu/confab/signal/client/clip"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -28,6 +30,7 @@ type run struct {
 	rep      *Report
 	media    sync.WaitGroup // media sources
 	churning sync.WaitGroup // replacement joins still under way
+	keyReqs  atomic.Int64   // keyframe requests the publishers received
 
 	mu        sync.Mutex
 	live      map[*client.Peer]*receiveLog // WebSocket peers still in
@@ -35,6 +38,9 @@ type run struct {
 	logs      []*receiveLog                // everyone who joined, also those gone
 	joinTimes []float64                    // milliseconds
 	perNode   []nodeCount                  // by node
+	watched   []*receiveLog                // everyone who started joining
+	videos    map[string]*clip.VideoSource // the publishers' cameras by stream id
+	delivery  []deliveryPoint              // media received by all, every deliveryEvery
 }
 
 // Run executes a scenario and returns its report. It fails when a peer
@@ -57,9 +63,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer cancel()
 	r := &run{cfg: cfg, api: api, ctx: runCtx, progress: newProgress(cfg.Progress, len(plans)),
 		rep:  &Report{Scenario: cfg.Scenario, Peers: len(plans), Layers: map[string]int{}, ServerLayers: map[string]int{}},
-		live: map[*client.Peer]*receiveLog{}, perNode: make([]nodeCount, len(cfg.nodes))}
+		live: map[*client.Peer]*receiveLog{}, perNode: make([]nodeCount, len(cfg.nodes)), videos: map[string]*clip.VideoSource{}}
+	watchCtx, stopWatching := context.WithCancel(runCtx)
+	defer stopWatching()
+	watching := r.watchDelivery(watchCtx)
 	if err := r.joinAll(ctx, plans); err != nil {
 		cancel()
+		watching()
 		r.leaveAll()
 		r.rep.addNodes(cfg.nodes, r.perNode, r.logs, make([]ServerStats, len(cfg.nodes)))
 		return r.rep, err
@@ -74,10 +84,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var perNode []ServerStats
 	rep.Server, perNode = serversSince(scrapeNodes(ctx, cfg.nodes), before)
 	rep.Server.RSSPerPeer = rep.Server.RSSGrowth / float64(rep.Joined)
+	stopWatching()
+	watching()
 	cancel()
 	r.leaveAll()
 	r.ended()
 	rep.addReceived(r.logs, r.joinTimes)
+	rep.addDelivery(r.delivery, r.keyReqs.Load())
 	rep.addNodes(cfg.nodes, r.perNode, r.logs, perNode)
 	return rep, rep.verdict()
 }
@@ -159,8 +172,10 @@ func (r *run) joinAll(ctx context.Context, plans []plan) error {
 func (r *run) join(pl plan) error {
 	rec := newReceiveLog(pl.name, pl.expect)
 	rec.node, rec.nodes = pl.node, r.cfg.nodes
+	rec.target = r.cfg.targetLayer(r.cfg.overHTTP(pl))
 	r.mu.Lock()
 	r.perNode[pl.node].tried++
+	r.watched = append(r.watched, rec)
 	r.mu.Unlock()
 	start := time.Now()
 	setup, cancel := context.WithTimeout(r.ctx, joinTimeout)

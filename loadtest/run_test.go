@@ -41,6 +41,9 @@ func check(t *testing.T, rep *loadtest.Report, err error, peers int) {
 	if rep.SentKbps <= 0 {
 		t.Errorf("sent bitrate %.0f kbit/s", rep.SentKbps)
 	}
+	if rep.MediaPackets == 0 || rep.MediaPackets+rep.PaddingPackets != rep.Packets || len(rep.Delivery) < 2 {
+		t.Errorf("media %d and padding %d packets of %d; %d seconds of delivery", rep.MediaPackets, rep.PaddingPackets, rep.Packets, len(rep.Delivery))
+	}
 	for _, sm := range rep.Timeline {
 		if sm.SentKbps <= 0 || sm.RecvKbps <= 0 || sm.ServerKbps <= 0 {
 			t.Errorf("timeline sample without traffic: %+v", sm)
@@ -67,6 +70,10 @@ func TestMeetingOfFour(t *testing.T) {
 		if s.Expected != 6 {
 			t.Errorf("%s expected %d tracks, want 6", s.Name, s.Expected)
 		}
+	}
+	// The server's layers messages name every video track it forwards.
+	if rep.ForwardedTracks != 12 {
+		t.Errorf("%d video tracks forwarded according to the layers messages, want 12", rep.ForwardedTracks)
 	}
 }
 

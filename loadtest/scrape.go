@@ -27,6 +27,12 @@ type ServerStats struct {
 	// relayed packets out are in PacketsOut too, relayed packets in in
 	// PacketsIn.
 	Relay RelayTraffic `json:"relay"`
+	// PacketsPerCPUSecond is the media packets forwarded per CPU-second.
+	PacketsPerCPUSecond float64 `json:"packetsOutPerCpuSecond"`
+	// PLIsSent counts keyframe requests to publishers (after throttling),
+	// PLIsReceived those from subscribers.
+	PLIsSent     float64 `json:"plisSent"`
+	PLIsReceived float64 `json:"plisReceived"`
 	// RSSGrowth is how much the resident memory grew over the run, and
 	// RSSPerPeer that growth shared by the peers that joined.
 	RSSGrowth  float64 `json:"residentGrowthBytes"`
@@ -66,7 +72,8 @@ func scrapeServer(ctx context.Context, base string) ServerStats {
 		Goroutines: m["go_goroutines"], PacketsOut: m["confab_packets_out_total"], PacketsIn: m["confab_packets_in_total"],
 		BytesOut: m["confab_bytes_out_total"], Relay: RelayTraffic{
 			PacketsOut: m[relayOut("confab_relay_packets_total")], PacketsIn: m[relayIn("confab_relay_packets_total")],
-			BytesOut: m[relayOut("confab_relay_bytes_total")], BytesIn: m[relayIn("confab_relay_bytes_total")]}}
+			BytesOut: m[relayOut("confab_relay_bytes_total")], BytesIn: m[relayIn("confab_relay_bytes_total")]},
+		PLIsSent: m["confab_plis_sent_total"], PLIsReceived: m["confab_plis_received_total"]}
 }
 
 // RelayTraffic is what one node relayed to and from the other nodes.
@@ -147,11 +154,16 @@ func (s ServerStats) since(before ServerStats) ServerStats {
 	if before.Available {
 		out.Seconds = s.at.Sub(before.at).Seconds()
 	}
+	out.PLIsSent = s.PLIsSent - before.PLIsSent
+	out.PLIsReceived = s.PLIsReceived - before.PLIsReceived
 	if before.Available {
 		out.RSSGrowth = s.RSSBytes - before.RSSBytes
 	}
 	if out.PacketsOut > 0 {
 		out.CPUPer1000 = out.CPUSeconds / out.PacketsOut * 1000
+	}
+	if out.CPUSeconds > 0 {
+		out.PacketsPerCPUSecond = out.PacketsOut / out.CPUSeconds
 	}
 	return out
 }

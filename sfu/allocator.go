@@ -1,13 +1,14 @@
 package sfu
 
 import (
+	"log/slog"
 	"math"
 	"sort"
 	"sync/atomic"
 	"time"
 
 	"github.com/confab-sfu/confab/sfu/probe"
-	"github.com/pion/interceptor/pkg/cc"
+	"github.com/confab-sfu/confab/sfu/rate"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -22,115 +23,145 @@ const audioReserve = 48_000
 // (low, medium, high), bit/s: typical browser simulcast at 720p.
 var defaultLayerRates = [maxLayers]int64{150_000, 500_000, 1_500_000}
 
-// allocator shares one subscriber's estimated downstream bandwidth among the
-// tracks forwarded to it: audio first, then screen shares, then cameras;
-// every video gets its lowest layer before any gets a better one, and video
-// that cannot fit is paused rather than letting everything freeze (except
-// the first video, which keeps its lowest layer; and none is paused where
-// measured one-way delays show the path is not congested). When something
-// is held back, the allocator probes for more room (package probe).
+// allocator shares one subscriber's bandwidth among the tracks forwarded to
+// it: audio first, then screen shares, then cameras; every video gets its
+// lowest layer before any gets a better one. The estimate comes from
+// package rate, on the signals of the subscriber's pathEstimator.
 //
-// DownTracks feed it the subscriber's feedback (transportFeedback,
-// receiverEstimate); the peer's run loop calls allocate and pad.
+// Pausing a video is the last resort, and a pause or resume never follows
+// the previous one of the same track within minDwell (gate.go): a video
+// already forwarded is paused only when its lowest layer has not fitted for
+// pauseAfter while the path showed congestion, and resumed once it has
+// fitted on a calm path for resumeAfter. The first video in priority order
+// is never paused: a picture at low quality beats a frozen one, and it
+// carries the probes that find out when the link improves.
+//
+// DownTracks feed the path estimator; the peer's run loop calls allocate
+// and pad.
 type allocator struct {
-	downs    func() []*DownTrack   // the subscriber's DownTracks
-	est      cc.BandwidthEstimator // send-side GCC from this subscriber's TWCC
-	twcc     atomic.Bool           // the subscriber sends TWCC feedback
-	remb     atomic.Int64          // the subscriber's last REMB, bit/s
-	estimate atomic.Int64          // the estimate last used, bit/s (0: unknown)
-
-	// TWCC packet counts since the allocator last looked: a fast loss signal.
-	fbTotal, fbReceived atomic.Int64
-	// The queuing delay TWCC feedback shows (nil without departures).
-	delays *delays
+	downs    func() []*DownTrack // the subscriber's DownTracks
+	path     pathEstimator
+	log      *slog.Logger
+	estimate atomic.Int64  // the estimate last used, bit/s (0: unknown)
+	wake     chan struct{} // asks the run loop for an allocation now
 
 	// Owned by the goroutine that calls allocate and pad.
-	probe   probe.Prober
-	planned int64 // bit/s of what the last allocation forwards
-	desired int64 // bit/s if every track got what its subscriber asked for
+	rate    rate.Controller
+	updated bool // the rate controller has seen a period
+	// queueKnown: the last period measured the path's queue
+	queueKnown bool
+	planned    int64 // bit/s of what the last allocation forwards
+	verdict    verdict
 }
 
-func newAllocator(est cc.BandwidthEstimator, downs func() []*DownTrack) *allocator {
-	return &allocator{est: est, downs: downs}
+// verdict is what the log last said of the path.
+type verdict struct{ trusting, troubled, congested bool }
+
+func newAllocator(path pathEstimator, downs func() []*DownTrack, log *slog.Logger) *allocator {
+	return &allocator{path: path, downs: downs, log: log, wake: make(chan struct{}, 1)}
 }
 
-// transportFeedback counts one TWCC report's packets. From the first one
-// on, the estimate is GCC's rather than REMB's.
-func (a *allocator) transportFeedback(total, received int) {
-	a.twcc.Store(true)
-	a.fbTotal.Add(int64(total))
-	a.fbReceived.Add(int64(received))
+// kick asks for an allocation soon (a track was added): a new track must
+// not start above what the subscriber's bandwidth allows.
+func (a *allocator) kick() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
 }
-
-// receiverEstimate records the subscriber's REMB, bit/s.
-func (a *allocator) receiverEstimate(bps int64) { a.remb.Store(bps) }
 
 // lastEstimate is the estimate the last allocation used, bit/s (0: unknown).
 func (a *allocator) lastEstimate() int64 { return a.estimate.Load() }
 
-// takeLoss returns the loss ratio reported since the previous call.
-func (a *allocator) takeLoss() (float64, bool) {
-	total := a.fbTotal.Swap(0)
-	recv := a.fbReceived.Swap(0)
-	if total <= 0 {
-		return 0, false
-	}
-	return float64(total-recv) / float64(total), true
-}
-
-// currentEstimate returns the subscriber's available bandwidth: GCC when it
-// sends TWCC feedback, else its REMB, else 0 (unknown: nothing is capped).
-func (a *allocator) currentEstimate() int64 {
-	if a.twcc.Load() && a.est != nil {
-		return int64(a.est.GetTargetBitrate())
-	}
-	return a.remb.Load()
-}
-
-// allocate computes every video DownTrack's bandwidth cap.
+// allocate takes one period's signals of the path and computes every
+// video DownTrack's bandwidth cap.
 func (a *allocator) allocate(now time.Time) {
-	loss, haveLoss := a.takeLoss()
-	// Where one-way delays are measured, a standing queue, not a falling
-	// estimate, tells the prober that the path is congested: GCC reads
-	// the scatter of noisy arrival times (Firefox's) as congestion.
-	queue, measured := a.delays.queuing(now)
-	a.probe.SetQueuing(queue, measured)
-	est := a.probe.Update(now, a.currentEstimate(), loss, haveLoss)
-	a.estimate.Store(est)
+	sig := a.path.signals(now)
 	audio, videos := a.tracks()
-	if est <= 0 {
-		for _, d := range videos {
-			d.setBandwidthLayer(maxLayers - 1)
-		}
+	desired := desiredRate(audio, videos)
+	est := a.rate.Update(now, sig, desired)
+	a.queueKnown = sig.HaveQueue
+	a.updated = true
+	a.logVerdict(sig, est, desired)
+	a.share(now, est, audio, videos)
+	a.rate.Probe(now, est, desired)
+}
+
+// reshare computes the caps again within a period (a track was added),
+// from the estimate as it stands.
+func (a *allocator) reshare(now time.Time) {
+	if !a.updated {
+		a.allocate(now)
 		return
 	}
-	// Leave headroom: GCC's estimate is a ceiling, not a target. Pausing
-	// blanks a participant, so it takes evidence: where one-way delays are
-	// measured, only a path that shows a queue or loss pauses video; a low
-	// estimate without either is GCC misreading noisy arrival times, and
-	// every video keeps at least its lowest layer.
-	mayPause := !measured || a.probe.Congested()
-	chosen := chooseLayers(videos, (est-audio)*9/10, mayPause)
-	planned, desired := audio, audio
-	for i, d := range videos {
-		d.setBandwidthLayer(chosen[i])
-		if chosen[i] != noLayer {
-			planned += d.recv.layerRate(chosen[i])
-		}
+	audio, videos := a.tracks()
+	a.share(now, a.rate.Peek(desiredRate(audio, videos)), audio, videos)
+}
+
+// desiredRate is what the tracks would use if nothing were held back.
+func desiredRate(audio int64, videos []*DownTrack) int64 {
+	desired := audio
+	for _, d := range videos {
 		if l := d.recv.bestLayerAtMost(d.requestedLayer()); l != noLayer {
 			desired += d.recv.layerRate(l)
 		}
 	}
-	a.planned, a.desired = planned, desired
-	// Something is held back: find out whether the link has more room.
-	if desired*10 > est*9 && a.probe.Due(now) {
-		a.probe.Start(now, est, a.probe.GoalFor(est, desired))
+	return desired
+}
+
+// share caps every video to what est allows, through each one's pause
+// hysteresis.
+func (a *allocator) share(now time.Time, est, audio int64, videos []*DownTrack) {
+	a.estimate.Store(est)
+	if est <= 0 {
+		for _, d := range videos {
+			d.gate.start(now)
+			d.setBandwidthLayer(maxLayers - 1)
+		}
+		return
+	}
+	modes := make([]allocMode, len(videos))
+	for i, d := range videos {
+		modes[i] = d.gate.mode(now)
+	}
+	// Leave headroom: an estimate is a ceiling, not a target.
+	chosen, fits := chooseLayers(videos, (est-audio)*9/10, modes)
+	a.planned = audio
+	for i, d := range videos {
+		d.gate.observe(now, chosen[i] != noLayer, fits[i], a.evidence())
+		d.setBandwidthLayer(chosen[i])
+		if chosen[i] != noLayer {
+			a.planned += d.recv.layerRate(chosen[i])
+		}
 	}
 }
 
+// evidence is what the path shows for the pause hysteresis. Where no
+// queue is measured (a subscriber without transport-wide feedback), its
+// own estimate (REMB) is its receiver's verdict on the path: a video that
+// does not fit it is evidence enough.
+func (a *allocator) evidence() evidence {
+	calm := !a.rate.Troubled()
+	if !a.queueKnown {
+		return evidence{calm: calm, troubled: true, congested: true}
+	}
+	return evidence{calm: calm, troubled: !calm, congested: a.rate.Congested()}
+}
+
+// logVerdict logs (debug) when the path's verdict changes.
+func (a *allocator) logVerdict(s rate.Signals, est, desired int64) {
+	v := verdict{a.rate.Trusting(), a.rate.Troubled(), a.rate.Congested()}
+	if v == a.verdict || a.log == nil {
+		return
+	}
+	a.verdict = v
+	a.log.Debug("path", "trusting", v.trusting, "troubled", v.troubled, "congested", v.congested, "estimate", est,
+		"desired", desired, "estimator", s.Estimate, "loss", s.Loss, "queue", s.Queue, "delivered", s.Delivered)
+}
+
 // tracks returns what the subscriber's audio needs, bit/s, and the video
-// to share the rest among, in priority order (subscriber-paused video
-// needs nothing).
+// to share the rest among, in priority order. Video the subscriber paused
+// needs nothing, and starts afresh when it comes back.
 func (a *allocator) tracks() (audio int64, videos []*DownTrack) {
 	for _, d := range a.downs() {
 		if d.recv.kind == webrtc.RTPCodecTypeAudio {
@@ -144,9 +175,11 @@ func (a *allocator) tracks() (audio int64, videos []*DownTrack) {
 			}
 			continue
 		}
-		if !d.subscriberPaused() {
-			videos = append(videos, d)
+		if d.subscriberPaused() {
+			d.gate = gate{}
+			continue
 		}
+		videos = append(videos, d)
 	}
 	sort.SliceStable(videos, func(i, j int) bool {
 		pi, pj := videos[i].priority(), videos[j].priority()
@@ -160,20 +193,21 @@ func (a *allocator) tracks() (audio int64, videos []*DownTrack) {
 
 // chooseLayers shares budget (bit/s) among videos, in their order: first
 // every video's lowest live layer, then upgrades toward what each
-// subscriber asked for. A video left at noLayer is paused; without
-// mayPause, every video gets its lowest layer whatever the budget.
-func chooseLayers(videos []*DownTrack, budget int64, mayPause bool) []int8 {
-	chosen := make([]int8, len(videos))
+// subscriber asked for. A video left at noLayer is paused. fits says
+// whether each video's lowest layer fitted what was left at its turn; the
+// modes decide the rest: a kept video gets its lowest layer whatever the
+// budget, a held one nothing. The first video always fits.
+func chooseLayers(videos []*DownTrack, budget int64, modes []allocMode) (chosen []int8, fits []bool) {
+	chosen, fits = make([]int8, len(videos)), make([]bool, len(videos))
 	for i, d := range videos {
 		chosen[i] = noLayer
 		low := d.recv.bestLayerAtMost(0)
 		if low == noLayer {
 			continue
 		}
-		// The first video in priority order always keeps its lowest layer:
-		// a picture at low quality beats a frozen one, and it carries the
-		// probes that find out when the link improves. Others pause.
-		if r := d.recv.layerRate(low); r <= budget || i == 0 || !mayPause {
+		r := d.recv.layerRate(low)
+		fits[i] = r <= budget || i == 0
+		if modes[i] != hold && (fits[i] || modes[i] == keep) {
 			chosen[i] = low
 			budget -= r
 		}
@@ -194,16 +228,17 @@ func chooseLayers(videos []*DownTrack, budget int64, mayPause bool) []int8 {
 			}
 		}
 	}
-	return chosen
+	return chosen, fits
 }
 
 // pad tops up what is forwarded with padding up to the probe's goal, on
 // one track that can carry it.
 func (a *allocator) pad() {
-	if !a.probe.Padding() {
+	on, goal := a.rate.Padding()
+	if !on {
 		return
 	}
-	extra := a.probe.Goal() - a.planned
+	extra := goal - a.planned
 	if extra <= 0 {
 		return
 	}

@@ -6,7 +6,8 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/sfu/packetcache"
-	"github.com/confab-sfu/confab/sfu/queuing"
+	"github.com/confab-sfu/confab/sfu/rate"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -24,12 +25,16 @@ func video(source string, rates ...int64) track {
 }
 
 // newAllocTest builds one subscriber's allocator over DownTracks of
-// receivers with the given layer rates (no PeerConnection).
-func newAllocTest(t *testing.T, tracks []track) (*allocator, []*DownTrack) {
+// receivers with the given layer rates (no PeerConnection), estimating its
+// path with path (nil: pion's path without GCC, so REMB only).
+func newAllocTest(t *testing.T, path pathEstimator, tracks []track) (*allocator, []*DownTrack) {
 	t.Helper()
+	if path == nil {
+		path = newPionPath(nil, &delays{})
+	}
 	var downs []*DownTrack
 	sub := &Peer{id: "sub", closed: make(chan struct{}), log: quiet}
-	sub.alloc = newAllocator(nil, func() []*DownTrack { return downs })
+	sub.alloc = newAllocator(path, func() []*DownTrack { return downs }, quiet)
 	for i, tc := range tracks {
 		r := &Receiver{id: TrackID(fmt.Sprintf("T%d", i)), kind: tc.kind, source: Source(tc.source), simulcast: len(tc.rates) > 1,
 			codec: webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{ClockRate: 90000}},
@@ -84,10 +89,14 @@ func TestAllocatorSharesTheEstimate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a, downs := newAllocTest(t, tc.tracks)
-			a.receiverEstimate(tc.est)
+			a, downs := newAllocTest(t, nil, tc.tracks)
+			a.path.receiverEstimate(tc.est)
+			// Three periods: a probe waits for the path to be calm for
+			// half a second.
 			now := time.Unix(1000, 0)
-			a.allocate(now)
+			for i := range 3 {
+				a.allocate(now.Add(time.Duration(i) * 250 * time.Millisecond))
+			}
 			for i, d := range downs {
 				if d.recv.kind == webrtc.RTPCodecTypeAudio {
 					continue
@@ -99,59 +108,98 @@ func TestAllocatorSharesTheEstimate(t *testing.T) {
 			if a.lastEstimate() != tc.est {
 				t.Errorf("estimate %d, want %d", a.lastEstimate(), tc.est)
 			}
-			if a.probe.Busy() != tc.probe {
-				t.Errorf("probing %v, want %v", a.probe.Busy(), tc.probe)
+			if a.rate.Probing() != tc.probe {
+				t.Errorf("probing %v, want %v", a.rate.Probing(), tc.probe)
 			}
 		})
 	}
 }
 
 // Transport-wide feedback replaces REMB as the estimate's source, and its
-// loss counts feed the prober.
-func TestAllocatorFeedback(t *testing.T) {
-	a, _ := newAllocTest(t, nil)
-	a.receiverEstimate(700_000)
-	if a.currentEstimate() != 700_000 {
-		t.Fatalf("REMB estimate %d", a.currentEstimate())
+// loss counts are one period's loss.
+func TestPionPathSignals(t *testing.T) {
+	p := newPionPath(nil, &delays{})
+	p.receiverEstimate(700_000)
+	if s := p.signals(time.Now()); s.Estimate != 700_000 || s.HaveLoss || s.Feedback {
+		t.Fatalf("REMB signals %+v", s)
 	}
-	a.transportFeedback(100, 90)
-	a.transportFeedback(100, 100)
-	if loss, ok := a.takeLoss(); !ok || loss != 0.05 {
-		t.Fatalf("loss %v %v, want 5 %%", loss, ok)
+	p.transportFeedback(&rtcp.TransportLayerCC{PacketStatusCount: 100, RecvDeltas: make([]*rtcp.RecvDelta, 90)}, time.Now())
+	p.transportFeedback(&rtcp.TransportLayerCC{PacketStatusCount: 100, RecvDeltas: make([]*rtcp.RecvDelta, 100)}, time.Now())
+	if s := p.signals(time.Now()); !s.HaveLoss || s.Loss != 0.05 {
+		t.Fatalf("loss %v %v, want 5 %%", s.Loss, s.HaveLoss)
 	}
-	if _, ok := a.takeLoss(); ok {
+	if s := p.signals(time.Now()); s.HaveLoss {
 		t.Fatal("loss reported twice")
 	}
-	if !a.twcc.Load() {
+	if !p.twcc.Load() {
 		t.Fatal("TWCC feedback not noted: the estimate would stay on REMB")
 	}
 }
 
-// Where one-way delays are measured, a low estimate pauses video only while
-// the path shows a queue: GCC falls far below what a path carries when the
-// subscriber's arrival times are noisy (Firefox), and pausing a participant
-// on that alone blanked them for good.
-func TestAllocatorPausesOnlyWhenThePathQueues(t *testing.T) {
+// scriptedPath hands the allocator the signals a test sets.
+type scriptedPath struct{ s rate.Signals }
+
+func (p *scriptedPath) transportFeedback(*rtcp.TransportLayerCC, time.Time) {}
+func (p *scriptedPath) receiverEstimate(int64)                              {}
+func (p *scriptedPath) signals(time.Time) rate.Signals                      { return p.s }
+
+// Pausing is the last resort and never toggles fast: a video already
+// forwarded is kept while the path is calm however low the estimate, paused
+// only after pauseAfter of trouble with congestion, and resumed after
+// resumeAfter of calm, never within minDwell of its previous switch.
+func TestAllocatorPauseHysteresis(t *testing.T) {
 	const k = 1000
-	for _, tc := range []struct {
-		name  string
-		queue int64 // µs added to the one-way delay of the last 500 ms
-		want  int8  // the second video's cap
-	}{
-		{"no queue: every video keeps its lowest layer", 0, 0},
-		{"a standing queue: the second video pauses", 60_000, noLayer},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			a, downs := newAllocTest(t, []track{video("camera", 100*k), video("camera", 100*k)})
-			a.delays = &delays{deps: &queuing.Departures{}}
-			now := time.Now()
-			a.delays.mon.Add(1000, now.Add(-5*time.Second))
-			a.delays.mon.Add(1000+tc.queue, now)
-			a.receiverEstimate(100 * k)
+	path := &scriptedPath{}
+	a, downs := newAllocTest(t, path, []track{video("camera", 1000*k), video("camera", 1000*k)})
+	now := time.Unix(1000, 0)
+	// periods runs n allocation periods of 250 ms on signals s and returns
+	// the first at which the second video's state differs from forwarded
+	// (-1: none).
+	periods := func(n int, s rate.Signals, forwarded bool) int {
+		path.s = s
+		for i := range n {
 			a.allocate(now)
-			if downs[0].bwLayer != 0 || downs[1].bwLayer != tc.want {
-				t.Fatalf("caps %d and %d, want 0 and %d", downs[0].bwLayer, downs[1].bwLayer, tc.want)
+			now = now.Add(250 * time.Millisecond)
+			if (downs[1].bwLayer != noLayer) != forwarded {
+				return i
 			}
-		})
+		}
+		return -1
+	}
+	calm := func(est, delivered int64) rate.Signals {
+		return rate.Signals{Estimate: est, HaveLoss: true, HaveQueue: true, Delivered: delivered}
+	}
+	if i := periods(4, calm(3000*k, 0), true); i != -1 {
+		t.Fatalf("room for both, yet the second video is off at period %d", i)
+	}
+	// A low estimate on a calm path pauses nothing.
+	if i := periods(40, calm(1200*k, 0), true); i != -1 {
+		t.Fatalf("paused at period %d on a calm path", i)
+	}
+	// Congestion: paused after a second of it (4 periods), not before.
+	lossy := calm(1200*k, 0)
+	lossy.Loss, lossy.Queue = 0.1, 40*time.Millisecond
+	if i := periods(8, lossy, true); i != 4 {
+		t.Fatalf("paused at period %d of congestion, want 4", i)
+	}
+	if downs[0].bwLayer == noLayer {
+		t.Fatal("the first video was paused")
+	}
+	// Calm with room again: resumed minDwell after the pause, not before.
+	dwell := int(minDwell/(250*time.Millisecond)) - 1
+	if i := periods(24, calm(3000*k, 3000*k), false); i != dwell {
+		t.Fatalf("resumed at period %d of calm, want %d", i, dwell)
+	}
+	// Paused again soon after: each next resume waits twice as long for
+	// calm (4 s, within minDwell, then 8 s).
+	again := calm(1200*k, 1200*k)
+	again.Loss, again.Queue = 0.1, 40*time.Millisecond
+	for round, want := range []int{dwell, 8000 / 250} { // 8 s from the first calm period
+		if i := periods(40, again, true); i != dwell {
+			t.Fatalf("round %d: paused at period %d of congestion, want %d (minDwell after the resume)", round, i, dwell)
+		}
+		if i := periods(40, calm(3000*k, 3000*k), false); i != want {
+			t.Fatalf("round %d: resumed at period %d of calm, want %d", round, i, want)
+		}
 	}
 }

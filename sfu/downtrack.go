@@ -60,6 +60,7 @@ type DownTrack struct {
 	peer  *Peer
 	alloc *allocator // the subscriber's bandwidth allocator (nil in tests)
 	log   *slog.Logger
+	gate  gate // the allocator's pause hysteresis (its goroutine only)
 
 	mu       sync.Mutex
 	bound    bool
@@ -419,12 +420,11 @@ func (d *DownTrack) readRTCP(s *webrtc.RTPSender) {
 				}
 			case *rtcp.TransportLayerCC:
 				if d.alloc != nil {
-					d.alloc.transportFeedback(int(p.PacketStatusCount), len(p.RecvDeltas))
-					d.alloc.delays.feedback(p, time.Now())
+					d.alloc.path.transportFeedback(p, time.Now())
 				}
 			case *rtcp.ReceiverEstimatedMaximumBitrate:
 				if d.alloc != nil {
-					d.alloc.receiverEstimate(int64(p.Bitrate))
+					d.alloc.path.receiverEstimate(int64(p.Bitrate))
 				}
 			case *rtcp.ReceiverReport:
 				d.noteReport(p)

@@ -137,8 +137,7 @@ func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
 		receivers:  map[*webrtc.RTPReceiver]*Receiver{},
 		downs:      map[*DownTrack]*webrtc.RTPSender{},
 	}
-	peer.alloc = newAllocator(est, peer.DownTracks)
-	peer.alloc.delays = &delays{deps: deps}
+	peer.alloc = newAllocator(newPionPath(est, &delays{deps: deps}), peer.DownTracks, log)
 	peer.wg.Add(1)
 	go peer.run()
 	metricPeers.Inc()

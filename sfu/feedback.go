@@ -39,26 +39,33 @@ func (d *departureInterceptor) BindLocalStream(info *interceptor.StreamInfo, w i
 			id = uint8(e.ID)
 		}
 	}
+	d.deps.StreamBound(id != 0)
 	if id == 0 {
 		return w
 	}
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		if b := h.GetExtension(id); len(b) >= 2 {
-			d.deps.Record(uint16(b[0])<<8|uint16(b[1]), time.Now().UnixNano())
+			size := h.MarshalSize() + len(payload)
+			if h.Padding {
+				size += int(h.PaddingSize)
+			}
+			d.deps.Record(uint16(b[0])<<8|uint16(b[1]), time.Now().UnixNano(), size)
 		}
 		return w.Write(h, payload, a)
 	})
 }
 
-// delays tracks one subscriber's queuing delay from its TWCC feedback.
+// delays tracks one subscriber's queuing delay and delivered rate from its
+// TWCC feedback.
 type delays struct {
 	deps *queuing.Departures // nil when the PeerConnection has none (tests)
 	mu   sync.Mutex          // feedback arrives on several senders' readers
 	mon  queuing.Monitor
+	rate queuing.Delivery
 }
 
-// feedback adds the one-way delay of every packet a TWCC report
-// acknowledges.
+// feedback adds the one-way delay and the size of every packet a TWCC
+// report acknowledges.
 func (q *delays) feedback(p *rtcp.TransportLayerCC, now time.Time) {
 	if q == nil || q.deps == nil {
 		return
@@ -66,11 +73,26 @@ func (q *delays) feedback(p *rtcp.TransportLayerCC, now time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	twccArrivals(p, func(seq uint16, arrival int64) {
-		if sent, ok := q.deps.Lookup(seq); ok {
+		if sent, size, ok := q.deps.Lookup(seq); ok {
 			q.mon.Add(arrival-sent, now)
+			q.rate.Add(arrival, size)
 		}
 	})
 }
+
+// delivered returns the rate the subscriber received lately, bit/s, if
+// measured.
+func (q *delays) delivered() (int64, bool) {
+	if q == nil || q.deps == nil {
+		return 0, false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.rate.Rate()
+}
+
+// expected reports whether TWCC feedback is (or will be) measured.
+func (q *delays) expected() bool { return q != nil && q.deps != nil && q.deps.Expected() }
 
 // queuing returns the subscriber's current queuing delay, if measured.
 func (q *delays) queuing(now time.Time) (time.Duration, bool) {

@@ -62,7 +62,7 @@ func TestDelaysFromFeedback(t *testing.T) {
 	now := time.Now()
 	sent := now.Add(-time.Second)
 	for i := range 10 {
-		q.deps.Record(uint16(100+i), sent.Add(time.Duration(i)*10*time.Millisecond).UnixNano())
+		q.deps.Record(uint16(100+i), sent.Add(time.Duration(i)*10*time.Millisecond).UnixNano(), 1000)
 	}
 	// The receiver's clock is unrelated to ours; the first half of the
 	// packets took 5 ms, the rest waited 40 ms more in a queue. Arrivals
@@ -85,6 +85,11 @@ func TestDelaysFromFeedback(t *testing.T) {
 	q.feedback(report(5, 10, 40_000), now.Add(600*time.Millisecond))
 	if d, ok := q.queuing(now.Add(600 * time.Millisecond)); !ok || d < 35*time.Millisecond {
 		t.Fatalf("queuing %v %v, want about 40 ms", d, ok)
+	}
+	// Ten packets of 1000 bytes arrived over 130 ms (the first at 5 ms,
+	// the last at 135): too short to tell a rate.
+	if bps, ok := q.delivered(); ok {
+		t.Fatalf("a delivered rate %d from 130 ms of arrivals", bps)
 	}
 	// Without departures (a Peer built in tests) nothing is measured.
 	var none *delays

@@ -24,6 +24,10 @@ var (
 		Name: "confab_plis_sent_total", Help: "Keyframe requests (PLI) sent to publishers after throttling."})
 	metricLayerSwitches = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "confab_layer_switches_total", Help: "Simulcast layer switches (and stream starts) of forwarded tracks."})
+	metricBandwidthPauses = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "confab_bandwidth_pauses_total", Help: "Forwarded videos paused because the subscriber's bandwidth had no room for them."})
+	metricBandwidthResumes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "confab_bandwidth_resumes_total", Help: "Videos resumed after a pause for bandwidth."})
 	metricPublishedTracks = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "confab_published_tracks", Help: "Tracks being received from publishers."})
 	metricForwardedTracks = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -35,5 +39,5 @@ var (
 func init() {
 	prometheus.MustRegister(metricPacketsIn, metricBytesIn, metricPacketsOut, metricBytesOut,
 		metricNACKsReceived, metricNACKsAnswered, metricPLIsReceived, metricPLIsSent,
-		metricLayerSwitches, metricPublishedTracks, metricForwardedTracks, metricPeers)
+		metricLayerSwitches, metricBandwidthPauses, metricBandwidthResumes, metricPublishedTracks, metricForwardedTracks, metricPeers)
 }

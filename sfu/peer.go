@@ -102,6 +102,8 @@ func (p *Peer) run() {
 			for _, d := range p.DownTracks() {
 				d.logChanges()
 			}
+		case <-p.alloc.wake:
+			p.alloc.reshare(time.Now())
 		case <-pace.C:
 			p.alloc.pad()
 		}
@@ -184,6 +186,7 @@ func (p *Peer) Subscribe(id TrackID) error {
 	if _, err := p.addDownLocked(r); err != nil {
 		return fmt.Errorf("subscribe to track %s: %w", id, err)
 	}
+	p.alloc.kick()
 	p.needNeg = true
 	p.scheduleLocked()
 	return nil

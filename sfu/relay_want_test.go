@@ -41,7 +41,7 @@ func TestWantedLayersFollowCapsAndBandwidth(t *testing.T) {
 			}
 			var r *Receiver
 			for i := range tc.caps {
-				alloc, downs := newAllocTest(t, []track{{kind: kind, rates: rates, max: int(tc.caps[i])}})
+				alloc, downs := newAllocTest(t, nil, []track{{kind: kind, rates: rates, max: int(tc.caps[i])}})
 				alloc.estimate.Store(tc.est)
 				d := downs[0]
 				if r == nil {

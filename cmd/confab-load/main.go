@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"os/signal"
@@ -143,6 +144,7 @@ func printReport(w io.Writer, r *loadtest.Report) {
 	fmt.Fprintf(w, "sent %.0f kbit/s (all publishers); received %d packets, loss after repair %.3f %%, freezes (>500 ms) %d\n",
 		r.SentKbps, r.Packets, r.LossPercent, r.Freezes)
 	fmt.Fprintf(w, "video layers received (keyframe sizes) %v, as the server reported %v\n", r.Layers, r.ServerLayers)
+	printAdaptation(w, r)
 	if r.Churn > 0 {
 		fmt.Fprintf(w, "churn: %d leave/join cycles\n", r.Churn)
 	}
@@ -154,8 +156,9 @@ func printReport(w io.Writer, r *loadtest.Report) {
 		fmt.Fprintf(w, "room events (signaling, not negotiation) per WebSocket peer: mean %.1f, most %d\n", float64(sum)/float64(n), most)
 	}
 	if r.Server.Available {
-		fmt.Fprintf(w, "server: %.2f CPU-s (%.3f per 1000 packets out), %.0f packets in, %.0f packets out, %.1f MB out\n",
-			r.Server.CPUSeconds, r.Server.CPUPer1000, r.Server.PacketsIn, r.Server.PacketsOut, r.Server.BytesOut/1e6)
+		fmt.Fprintf(w, "server: %.2f CPU-s (%.3f per 1000 packets out, %.0f packets out per CPU-s), %.0f packets in, %.0f packets out, %.1f MB out\n",
+			r.Server.CPUSeconds, r.Server.CPUPer1000, r.Server.PacketsPerCPUSecond, r.Server.PacketsIn, r.Server.PacketsOut, r.Server.BytesOut/1e6)
+		fmt.Fprintf(w, "server: %.0f keyframe requests from subscribers, %.0f sent to publishers\n", r.Server.PLIsReceived, r.Server.PLIsSent)
 		fmt.Fprintf(w, "server: %.0f MiB resident (%+.1f MiB over the run, %.2f MiB per peer), %.0f goroutines\n",
 			r.Server.RSSBytes/(1<<20), r.Server.RSSGrowth/(1<<20), r.Server.RSSPerPeer/(1<<20), r.Server.Goroutines)
 	} else {
@@ -165,13 +168,42 @@ func printReport(w io.Writer, r *loadtest.Report) {
 		printNodes(w, r.Nodes)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "peer\ttracks\tpackets\tlost\tkbit/s\tfreezes\tlayers\t")
+	fmt.Fprintln(tw, "peer\ttracks\tpackets\tlost\tkbit/s\tfreezes\tfull media ms\tswitches\tpadding\tlayers\t")
 	for _, s := range r.Subscribers {
-		fmt.Fprintf(tw, "%s\t%d/%d\t%d\t%d\t%.0f\t%d\t%s\t\n", s.Name, s.Tracks, s.Expected, s.Packets, s.Lost, s.BitrateKbps, s.Freezes, strings.Join(s.Layers, ","))
+		full := "-"
+		if s.FullMediaMillis >= 0 {
+			full = fmt.Sprintf("%.0f", s.FullMediaMillis)
+		}
+		fmt.Fprintf(tw, "%s\t%d/%d\t%d\t%d\t%.0f\t%d\t%s\t%d\t%d\t%s\t\n", s.Name, s.Tracks, s.Expected, s.Packets, s.Lost, s.BitrateKbps, s.Freezes,
+			full, s.Switches, s.Padding, strings.Join(s.Layers, ","))
 	}
 	_ = tw.Flush()
 	for _, f := range r.Failures {
 		fmt.Fprintln(w, "failed:", f)
+	}
+}
+
+// printAdaptation shows how the server's bandwidth allocation served the
+// subscribers: how soon they had full media, pauses and resumes, padding.
+func printAdaptation(w io.Writer, r *loadtest.Report) {
+	fmt.Fprintf(w, "full media (every track on its layer, then 99 %% of the video published) after joining: p50 %.0f ms, p95 %.0f ms, max %.0f ms; never: %d\n",
+		r.FullMediaMillis.P50, r.FullMediaMillis.P95, r.FullMediaMillis.Max, r.NotFull)
+	perTrack := 0.0
+	if r.ForwardedTracks > 0 {
+		perTrack = float64(r.Switches) / float64(r.ForwardedTracks)
+	}
+	fmt.Fprintf(w, "pauses and resumes for bandwidth: %d over %d forwarded tracks (%.2f per track, most %d); keyframe requests to publishers %d\n",
+		r.Switches, r.ForwardedTracks, perTrack, r.MaxSwitches, r.KeyframeRequests)
+	fmt.Fprintf(w, "padding (bandwidth probes): %d packets, %.2f %% of %d media packets\n", r.PaddingPackets, r.PaddingPercent, r.MediaPackets)
+	var parts []string
+	if kbps, ok := r.DeliveredKbps(0, 40); ok {
+		parts = append(parts, fmt.Sprintf("first 40 s %.1f Mbit/s", kbps/1000))
+	}
+	if kbps, ok := r.DeliveredKbps(60, math.Inf(1)); ok {
+		parts = append(parts, fmt.Sprintf("from 60 s on %.1f Mbit/s", kbps/1000))
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "media delivered to all subscribers, from the first join: %s\n", strings.Join(parts, ", "))
 	}
 }
 

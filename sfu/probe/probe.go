@@ -1,21 +1,17 @@
-// Package probe decides when a subscriber's link may carry more than its
-// bandwidth estimate says, by probing: padding the stream up to a goal rate
-// and watching the feedback.
+// Package probe runs a subscriber's bandwidth probes: padding the stream up
+// to a goal rate above the estimate for a moment, and judging from the
+// feedback whether the link carried it.
 //
-// GCC raises its estimate only a few percent a second, and only while
-// traffic flows, so a subscriber held on a low layer would take minutes to
-// climb back after its link improved. A probe pads the stream up to a goal
-// for probeLength, waits probeSettle for the feedback on the last of it, and
-// if that feedback showed neither loss nor a falling estimate, the goal
-// becomes a floor under the estimate. A probe stops at the first congestion
-// signal, and any loss while the floor holds the estimate above GCC drops the
-// floor: a wrong floor would otherwise keep the link overfull.
+// A probe pads up to its goal for probeLength, then waits probeSettle for
+// the feedback on the last of it. It fails at the first sign of trouble
+// (loss or a queue: the caller judges the feedback), and the next one waits
+// a backoff (2 s, doubling to 8 s); it succeeds when feedback arrived and
+// none of it showed trouble, and its goal is then known to fit.
 //
-// Congestion is loss, or a delay signal: the queuing delay measured from
-// one-way delays when the caller has it (SetQueuing), else the estimate
-// itself falling. The estimate is a poor delay signal where arrival times
-// are noisy: GCC reads the scatter as congestion and halves itself
-// without any queue on the path.
+// Goals are in proportion to what is missing: a small gap is probed with
+// little padding, and the step above the estimate doubles with each
+// success in a row (25 %, 50 %, 100 %), so a link that became much better
+// is found in a few probes while the first step after trouble stays small.
 //
 // A Prober is pure state driven by the clock it is given, so its decisions
 // can be tested step by step.
@@ -29,18 +25,21 @@ const Pace = 20 * time.Millisecond
 const (
 	probeLength     = 500 * time.Millisecond
 	probeSettle     = 250 * time.Millisecond
-	probeStep       = 25  // percent above the estimate a first probe asks for
-	probeMaxStep    = 100 // ... and after successes in a row
+	firstStep       = 25  // percent above the estimate a probe may ask for, first
+	maxStep         = 100 // ... and after successes in a row
 	probeMinBackoff = 2 * time.Second
 	probeMaxBackoff = 8 * time.Second
-	probeMaxLoss    = 0.03 // more loss than this fails a probe or drops the floor
-	congestionLoss  = 0.08 // loss that drops the floor at any time
-	// congestionDrop: without a queuing delay, an estimate falling below
-	// this share (percent) of the previous one is taken as congestion.
-	congestionDrop = 85
-	// maxQueuing is the queuing delay taken as congestion. A probe 25 %
-	// above a path's capacity builds it within about 150 ms.
-	maxQueuing = 30 * time.Millisecond
+)
+
+// Outcome is what a period did to the probe (Observe).
+type Outcome int
+
+// Outcomes of Observe.
+const (
+	Idle      Outcome = iota // no probe was running
+	Running                  // padding, or waiting for the feedback on it
+	Succeeded                // the link carried the goal
+	Failed                   // trouble, or no feedback at all: backing off
 )
 
 // Prober is the probing state of one subscriber. It is not safe for
@@ -53,18 +52,13 @@ type Prober struct {
 	next     time.Time // earliest start of the next probe
 	backoff  time.Duration
 	fed      bool // some feedback arrived during this probe
-	floor    int64
-	streak   int   // successful probes in a row
-	lastGCC  int64 // the estimate at the previous Update
-	queuing  time.Duration
-	measured bool // queuing is known: it is the delay signal
-	troubled bool // the last Update saw congestion or loss
+	streak   int  // successful probes in a row
 }
 
 // Padding reports whether padding should be sent now.
 func (p *Prober) Padding() bool { return p.active }
 
-// Goal is the rate, bit/s, the current probe pads up to.
+// Goal is the rate, bit/s, the current (or last) probe pads up to.
 func (p *Prober) Goal() int64 { return p.goal }
 
 // Busy reports whether a probe is padding or waiting for its verdict.
@@ -76,11 +70,10 @@ func (p *Prober) Due(now time.Time) bool { return !p.Busy() && !now.Before(p.nex
 
 // GoalFor returns what the next probe from est should ask for, given what
 // the subscriber's tracks would use if nothing were held back (desired,
-// plus a tenth of headroom). Each success in a row makes the step bigger (as
-// TCP's slow start does), so a link that became much better is found in a
-// few seconds; any failure starts over.
+// plus the allocator's tenth of headroom): what is missing, but at most a
+// step above est.
 func (p *Prober) GoalFor(est, desired int64) int64 {
-	step := min(int64(probeStep*(1+p.streak)), probeMaxStep)
+	step := int64(min(firstStep<<min(p.streak, 8), maxStep))
 	return min(desired*10/9+1, est*(100+step)/100)
 }
 
@@ -93,6 +86,33 @@ func (p *Prober) Start(now time.Time, est, goal int64) {
 	p.active, p.settling, p.goal, p.until, p.fed = true, false, goal, now.Add(probeLength), false
 }
 
+// Observe folds one period into the running probe: fed says feedback
+// arrived in it, troubled that the feedback showed loss or a queue.
+func (p *Prober) Observe(now time.Time, fed, troubled bool) Outcome {
+	if !p.Busy() {
+		return Idle
+	}
+	p.fed = p.fed || fed
+	switch {
+	case troubled:
+		p.fail(now)
+		return Failed
+	case now.Before(p.until):
+		return Running
+	case p.active:
+		p.active, p.settling, p.until = false, true, now.Add(probeSettle)
+		return Running
+	case !p.fed:
+		p.fail(now) // no feedback at all: nothing was learnt
+		return Failed
+	}
+	p.settling = false
+	p.streak++
+	p.backoff = 0
+	p.next = now
+	return Succeeded
+}
+
 // fail ends a probe at once and backs off.
 func (p *Prober) fail(now time.Time) {
 	p.active, p.settling, p.streak = false, false, 0
@@ -102,53 +122,4 @@ func (p *Prober) fail(now time.Time) {
 		p.backoff = min(2*p.backoff, probeMaxBackoff)
 	}
 	p.next = now.Add(p.backoff)
-}
-
-// SetQueuing gives the path's queuing delay for the next Update; known is
-// false when it is not measured (then a falling estimate is the delay
-// signal).
-func (p *Prober) SetQueuing(d time.Duration, known bool) { p.queuing, p.measured = d, known }
-
-// Congested reports whether the last Update saw congestion (a queue, or a
-// falling estimate where none is measured) or loss.
-func (p *Prober) Congested() bool { return p.troubled }
-
-// Update folds one period's signals in: gcc is the estimator's rate (0 when
-// unknown), loss the share of packets lost since the previous call (valid
-// when haveLoss). It returns the estimate to allocate with: gcc, raised to
-// the floor a successful probe left.
-func (p *Prober) Update(now time.Time, gcc int64, loss float64, haveLoss bool) int64 {
-	delayed := p.lastGCC > 0 && gcc < p.lastGCC*congestionDrop/100
-	if p.measured {
-		delayed = p.queuing > maxQueuing
-	}
-	congested := (haveLoss && loss > congestionLoss) || delayed
-	lossy := haveLoss && loss > probeMaxLoss
-	p.lastGCC = gcc
-	p.troubled = congested || lossy
-	if congested || (lossy && p.floor > gcc) {
-		p.floor = 0
-	}
-	if p.Busy() {
-		p.fed = p.fed || haveLoss
-		switch {
-		case congested || lossy:
-			p.fail(now)
-		case now.Before(p.until):
-		case p.active:
-			p.active, p.settling, p.until = false, true, now.Add(probeSettle)
-		case !p.fed:
-			p.fail(now) // no feedback at all: nothing was learnt
-		default:
-			p.settling = false
-			p.floor = max(p.floor, p.goal)
-			p.streak++
-			p.backoff = 0
-			p.next = now
-		}
-	}
-	if gcc <= 0 {
-		return gcc // no feedback at all: nothing is capped
-	}
-	return max(gcc, p.floor)
 }

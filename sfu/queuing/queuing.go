@@ -1,6 +1,8 @@
-// Package queuing measures how much a subscriber's path is queuing, from
-// the one-way delays of the packets its transport-wide feedback (TWCC)
-// acknowledges: arrival time (receiver's clock) minus departure time (ours).
+// Package queuing measures a subscriber's path from the packets its
+// transport-wide feedback (TWCC) acknowledges: how much it is queuing, from
+// their one-way delays (arrival time on the receiver's clock minus
+// departure time on ours), and the rate it delivers, from their sizes and
+// arrival times.
 //
 // Queuing delay is the recent minimum one-way delay above the long-term
 // minimum. Minima make it robust to receivers whose arrival times are
@@ -10,7 +12,8 @@
 // scatter as congestion; the minima do not move.
 //
 // Departures are recorded on the packet path (lock-free, no allocation);
-// Monitor is fed from feedback and read by the allocation loop.
+// Monitor and Delivery are fed from feedback and read by the allocation
+// loop.
 package queuing
 
 import (
@@ -23,25 +26,54 @@ import (
 const departureSlots = 1024
 
 // Departures remembers when each recent transport-wide sequence number was
-// sent. It is safe for concurrent use.
+// sent, and its size. It is safe for concurrent use.
 type Departures struct {
 	slots [departureSlots]atomic.Uint64 // departure µs << 16 | sequence number
+	sizes [departureSlots]atomic.Uint32 // sequence number << 16 | bytes
+	// streams: bound streams with (1) and without (2) transport-wide numbers
+	streams atomic.Uint32
 }
 
-// Record notes that seq was sent at now (Unix nanoseconds).
-func (d *Departures) Record(seq uint16, now int64) {
-	// µs modulo 2^48 (8.9 years): one-way delays only need a constant offset.
-	d.slots[int(seq)%departureSlots].Store(uint64(now/1000)&(1<<48-1)<<16 | uint64(seq))
-}
-
-// Lookup returns when seq was sent (Unix microseconds), if it still is
-// among the recent ones.
-func (d *Departures) Lookup(seq uint16) (int64, bool) {
-	v := d.slots[int(seq)%departureSlots].Load()
-	if v == 0 || uint16(v) != seq {
-		return 0, false
+// StreamBound notes that a stream was bound to the connection, numbered
+// (twcc) or not.
+func (d *Departures) StreamBound(twcc bool) {
+	if twcc {
+		d.streams.Or(1)
+	} else {
+		d.streams.Or(2)
 	}
-	return int64(v >> 16), true
+}
+
+// Expected reports whether departures are, or will be, recorded: some
+// stream carries transport-wide numbers, or none was bound yet (Confab
+// always offers them, and a subscriber normally takes them).
+func (d *Departures) Expected() bool {
+	s := d.streams.Load()
+	return s == 0 || s&1 != 0
+}
+
+// Record notes that seq, of size bytes, was sent at now (Unix nanoseconds).
+func (d *Departures) Record(seq uint16, now int64, size int) {
+	i := int(seq) % departureSlots
+	// µs modulo 2^48 (8.9 years): one-way delays only need a constant offset.
+	d.slots[i].Store(uint64(now/1000)&(1<<48-1)<<16 | uint64(seq))
+	d.sizes[i].Store(uint32(seq)<<16 | uint32(min(size, 0xffff)))
+}
+
+// Lookup returns when seq was sent (Unix microseconds) and its size, if it
+// still is among the recent ones.
+func (d *Departures) Lookup(seq uint16) (at int64, size int, ok bool) {
+	i := int(seq) % departureSlots
+	v := d.slots[i].Load()
+	if v == 0 || uint16(v) != seq {
+		return 0, 0, false
+	}
+	// Recorded just after the time: a slot being rewritten shows another
+	// number in one of the two, and the packet counts without a size.
+	if s := d.sizes[i].Load(); uint16(s>>16) == seq {
+		size = int(uint16(s))
+	}
+	return int64(v >> 16), size, true
 }
 
 // Binning of the minima: the recent minimum is taken over the last

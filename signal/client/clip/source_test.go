@@ -147,6 +147,14 @@ func TestVideoLoopIsContinuous(t *testing.T) {
 	}
 	runUntil(t, v.Run, caps[2:], perLoop*3/2)
 	for l, c := range caps {
+		// What the source says it sent of the layer is what was written.
+		sum := uint64(0)
+		for _, p := range c.packets() {
+			sum += uint64(len(p.Payload))
+		}
+		if got := v.PayloadBytes(l); got != sum {
+			t.Errorf("layer %d: PayloadBytes %d, the packets written carry %d", l, got, sum)
+		}
 		fs := frames(t, c.packets())
 		if len(fs) < n+2 && l == 2 {
 			t.Fatalf("layer %d: %d frames, want more than one loop of %d", l, len(fs), n)

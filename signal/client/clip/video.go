@@ -25,6 +25,7 @@ type VideoSource struct {
 	// paused has bit l set while layer l is not to be sent (dynacast).
 	paused    atomic.Uint32
 	layerSent [3]atomic.Uint64 // packets per layer
+	payload   [3]atomic.Uint64 // payload bytes per track of Tracks
 	bytes     atomic.Uint64    // RTP header and payload
 	pace      time.Duration    // between frames; tests shorten it
 }
@@ -114,6 +115,16 @@ func (v *VideoSource) PacketsSent() uint64 { return v.sent.Load() }
 // BytesSent counts the RTP bytes written (headers and payloads).
 func (v *VideoSource) BytesSent() uint64 { return v.bytes.Load() }
 
+// PayloadBytes counts the payload bytes written on the i-th track of
+// Tracks (a simulcast layer, lowest first): what a subscriber of that layer
+// should receive, whatever headers the hops between rewrite.
+func (v *VideoSource) PayloadBytes(i int) uint64 {
+	if i < 0 || i >= len(v.tracks) {
+		return 0
+	}
+	return v.payload[i].Load()
+}
+
 // Run sends 30 frames per second until ctx ends. Like a camera's, its
 // clock does not slow down: frames a busy machine's lost ticks missed are
 // sent at the next one, so the video's media time keeps up with real time.
@@ -167,6 +178,7 @@ func (v *VideoSource) sendFrame(packetizers []rtp.Packetizer, i int) int {
 				v.sent.Add(1)
 				v.layerSent[l].Add(1)
 				v.bytes.Add(uint64(p.MarshalSize()))
+				v.payload[l].Add(uint64(len(p.Payload)))
 			}
 		}
 	}
