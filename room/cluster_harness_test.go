@@ -223,4 +223,3 @@ func (s *source) intact(p []byte) bool {
 	want := s.payload(i)
 	return s.wasSent(want) && len(want) == len(p) && bytes.Equal(want[:2], p[:2]) && bytes.Equal(want[4:], p[4:])
 }
-

@@ -91,6 +91,7 @@ type sim struct {
 	queue   queuing.Monitor // the allocator's queue measure, for the prober
 	desired int64           // bit/s the sender would send if it could
 	noProbe bool
+	floor   int64 // what a clean probe showed fits, until trouble
 
 	start, now time.Time
 	nextSend   int64 // ns since start
@@ -220,11 +221,20 @@ func (s *sim) deliver(results []Packet) {
 			s.queue.Add((r.Arrival-r.Sent)/1000, s.now)
 		}
 	}
-	s.prober.SetQueuing(s.queue.Queuing(s.now))
+	// Trouble as the allocator judges it: a queue of 30 ms or more, or
+	// more than 3 % lost. It fails a probe and drops what probes showed.
+	queue, _ := s.queue.Queuing(s.now)
+	troubled := queue >= 30*time.Millisecond || lost*100 > 3*len(results)
 	target := s.est.Target()
 	est := target
 	if !s.noProbe {
-		est = s.prober.Update(s.now, target, float64(lost)/float64(len(results)), true)
+		if troubled {
+			s.floor = 0
+		}
+		if s.prober.Observe(s.now, true, troubled) == probe.Succeeded {
+			s.floor = max(s.floor, s.prober.Goal())
+		}
+		est = max(target, s.floor)
 		if s.desired*10 > est*9 && s.prober.Due(s.now) {
 			s.prober.Start(s.now, est, s.prober.GoalFor(est, s.desired))
 		}
