@@ -45,6 +45,9 @@ type Report struct {
 	Reconnects      int         `json:"reconnects"`
 	ReconnectMillis Percentiles `json:"reconnectMillis"`
 	ResumeMillis    Percentiles `json:"resumeMillis"`
+	// Delay is the forwarding delay, publisher send to subscriber
+	// receive, per packet of the media window.
+	Delay ForwardDelay `json:"forwardDelay"`
 }
 
 // Sample is one second of a run.
@@ -89,6 +92,7 @@ var ErrNothingReceived = errors.New("no media received")
 func (rep *Report) addReceived(logs []*receiveLog, joinTimes []float64) {
 	rep.JoinMillis = percentiles(joinTimes)
 	rep.JoinSamples = joinTimes
+	rep.Delay = forwardDelay(logs)
 	var lostTotal uint64
 	for _, r := range logs {
 		st := r.stats(rep.Duration)

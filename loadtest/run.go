@@ -25,6 +25,7 @@ type run struct {
 	ctx      context.Context // media flows, and peers stay, until it ends
 	progress *progress
 	sent     sendMeter
+	delays   delayMatcher
 	rep      *Report
 	media    sync.WaitGroup // media sources
 	churning sync.WaitGroup // replacement joins still under way
@@ -65,7 +66,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return r.rep, err
 	}
 	flowStart, firstSent := time.Now(), r.sent.total()
+	r.delays.measuring.Store(true)
 	r.flow(ctx, plans)
+	r.delays.measuring.Store(false)
 	r.progress.done()
 	r.settleLast(ctx)
 	rep := r.rep
@@ -158,7 +161,7 @@ func (r *run) joinAll(ctx context.Context, plans []plan) error {
 // every track it should receive, and records it.
 func (r *run) join(pl plan) error {
 	rec := newReceiveLog(pl.name, pl.expect)
-	rec.node, rec.nodes = pl.node, r.cfg.nodes
+	rec.node, rec.nodes, rec.room, rec.delays = pl.node, r.cfg.nodes, pl.room, &r.delays
 	r.mu.Lock()
 	r.perNode[pl.node].tried++
 	r.mu.Unlock()

@@ -143,6 +143,8 @@ func printReport(w io.Writer, r *loadtest.Report) {
 	fmt.Fprintf(w, "sent %.0f kbit/s (all publishers); received %d packets, loss after repair %.3f %%, freezes (>500 ms) %d\n",
 		r.SentKbps, r.Packets, r.LossPercent, r.Freezes)
 	fmt.Fprintf(w, "video layers received (keyframe sizes) %v, as the server reported %v\n", r.Layers, r.ServerLayers)
+	printDelay(w, "video", r.Delay.Video)
+	printDelay(w, "audio", r.Delay.Audio)
 	if r.Churn > 0 {
 		fmt.Fprintf(w, "churn: %d leave/join cycles\n", r.Churn)
 	}
@@ -173,6 +175,19 @@ func printReport(w io.Writer, r *loadtest.Report) {
 	for _, f := range r.Failures {
 		fmt.Fprintln(w, "failed:", f)
 	}
+}
+
+// printDelay shows the forwarding delay of one kind of track.
+func printDelay(w io.Writer, kind string, d loadtest.DelayStats) {
+	if d.Packets == 0 {
+		return
+	}
+	fmt.Fprintf(w, "forwarding delay, %s (publisher send to subscriber read): p50 %.2f ms, p95 %.2f ms, p99 %.2f ms, max %.1f ms; %d of %d packets matched",
+		kind, d.Millis.P50, d.Millis.P95, d.Millis.P99, d.Millis.Max, d.Matched, d.Packets)
+	if d.Repairs > 0 {
+		fmt.Fprintf(w, ", %d repairs apart (p50 %.1f ms)", d.Repairs, d.RepairMillis.P50)
+	}
+	fmt.Fprintln(w)
 }
 
 // printNodes shows what each node served.

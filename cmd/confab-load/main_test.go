@@ -31,7 +31,8 @@ func TestMeetingWritesReports(t *testing.T) {
 	if errOut.Len() != 0 {
 		t.Errorf("not a terminal, yet stderr got %q", errOut.String())
 	}
-	for _, want := range []string{"scenario meeting: 3/3 peers joined", "join time", "loss after repair 0.000 %", "p0-0", "p0-2", "server:"} {
+	for _, want := range []string{"scenario meeting: 3/3 peers joined", "join time", "loss after repair 0.000 %", "p0-0", "p0-2", "server:",
+		"forwarding delay, video (publisher send to subscriber read): p50", "forwarding delay, audio"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
@@ -47,9 +48,20 @@ func TestMeetingWritesReports(t *testing.T) {
 	if rep.Joined != 3 || len(rep.Subscribers) != 3 || rep.Packets == 0 || len(rep.JoinSamples) != 3 {
 		t.Errorf("JSON report: %+v", rep)
 	}
+	// Three publishers in one room: every track is told apart by its
+	// publisher's id, so the packets find their sends (all of them on an
+	// idle machine; one delayed past the 3 s window would not).
+	for kind, d := range map[string]loadtest.DelayStats{"video": rep.Delay.Video, "audio": rep.Delay.Audio} {
+		if d.Matched == 0 || float64(d.Matched) < 0.9*float64(d.Packets) || d.Millis.P50 <= 0 {
+			t.Errorf("JSON report, %s forwarding delay: %+v", kind, d)
+		}
+	}
 	page, err := os.ReadFile(htmlFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !bytes.Contains(page, []byte("forwarding delay, video p50 / p95 / p99")) {
+		t.Error("HTML report lacks the forwarding delay")
 	}
 	if !bytes.Contains(page, []byte("<svg")) || bytes.Contains(page, []byte("<script")) || bytes.Contains(page, []byte("http://")) {
 		t.Errorf("HTML report is not a self-contained page with charts")
