@@ -48,6 +48,9 @@ type Report struct {
 	// Delay is the forwarding delay, publisher send to subscriber
 	// receive, per packet of the media window.
 	Delay ForwardDelay `json:"forwardDelay"`
+	// ServerSyscalls are the server's system calls and context switches
+	// per forwarded packet (Config.ServerPID; nil without).
+	ServerSyscalls *SyscallStats `json:"serverSyscalls,omitempty"`
 }
 
 // Sample is one second of a run.

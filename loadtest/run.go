@@ -67,7 +67,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	flowStart, firstSent := time.Now(), r.sent.total()
 	r.delays.measuring.Store(true)
+	probe := startSyscallProbe(ctx, cfg)
 	r.flow(ctx, plans)
+	r.rep.ServerSyscalls = probe.stop(ctx)
 	r.delays.measuring.Store(false)
 	r.progress.done()
 	r.settleLast(ctx)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -142,15 +144,28 @@ func TestChurn(t *testing.T) {
 }
 
 // TestLectureOverWHIPAndWHEP: a WHIP presenter and 10 WHEP viewers; every
-// viewer receives audio and video with no loss.
+// viewer receives audio and video with no loss. The server's system calls
+// and switches per forwarded packet are counted (here the server shares
+// the test's process, so the tool's own are in them: this checks the
+// plumbing, docs/benchmarks.md has the real figures).
 func TestLectureOverWHIPAndWHEP(t *testing.T) {
 	url := startServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	rep, err := loadtest.Run(ctx, loadtest.Config{URL: url, Scenario: "lecture", Viewers: 10, Duration: 3 * time.Second,
-		Ramp: 20, Video: true, Simulcast: true, Loopback: true, ViewerProtocol: "whep", PresenterProtocol: "whip"})
+		Ramp: 20, Video: true, Simulcast: true, Loopback: true, ViewerProtocol: "whep", PresenterProtocol: "whip", ServerPID: os.Getpid()})
 	check(t, rep, err, 11)
 	checkDelay(t, rep)
+	sc := rep.ServerSyscalls
+	if sc == nil || sc.PID != os.Getpid() || sc.PacketsOut <= 0 || sc.ContextSwitches <= 0 || sc.SwitchesPerPacket <= 0 || sc.Seconds < 2 {
+		t.Fatalf("server system calls: %+v", sc)
+	}
+	if _, err := exec.LookPath("perf"); err == nil && (sc.Source != "perf" || !sc.SyscallsCounted || sc.SyscallsPerPacket <= 0) {
+		t.Errorf("perf is installed, yet %+v", sc)
+	} else if err != nil && (sc.Source != "proc" || sc.SyscallsCounted) {
+		t.Errorf("without perf: %+v", sc)
+	}
+	t.Logf("server (and tool) %s: %.1f system calls, %.2f context switches per forwarded packet", sc.Source, sc.SyscallsPerPacket, sc.SwitchesPerPacket)
 	if len(rep.JoinSamples) != 10 {
 		t.Errorf("%d join times for 10 WHEP viewers", len(rep.JoinSamples))
 	}

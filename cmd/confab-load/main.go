@@ -56,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.ViewerProtocol, "viewer-protocol", "ws", "lecture: viewers join over the signaling WebSocket (ws) or as WHEP players (whep)")
 	fs.StringVar(&cfg.PresenterProtocol, "presenter-protocol", "ws", "lecture: the presenter publishes over the WebSocket (ws) or WHIP (whip)")
 	fs.StringVar(&cfg.Spread, "spread", loadtest.SpreadParticipants, "with several nodes: participants (round robin in joining order; a lecture's presenter on the first node, viewers over all) or rooms (each room on one node)")
+	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "the server's process id, when it runs on this machine: count its system calls and context switches per forwarded packet during the media (perf stat, else /proc: switches only)")
 	fs.BoolVar(&cfg.Reconnect, "reconnect", false, "WebSocket participants rejoin through the other nodes when their connection is lost (counted in the report)")
 	loopback := fs.String("loopback", "auto", "restrict ICE to loopback: auto (when every URL host is loopback), true or false")
 	jsonOut := fs.String("json", "", "write the full report as JSON to this file")
@@ -145,6 +146,7 @@ func printReport(w io.Writer, r *loadtest.Report) {
 	fmt.Fprintf(w, "video layers received (keyframe sizes) %v, as the server reported %v\n", r.Layers, r.ServerLayers)
 	printDelay(w, "video", r.Delay.Video)
 	printDelay(w, "audio", r.Delay.Audio)
+	printSyscalls(w, r.ServerSyscalls)
 	if r.Churn > 0 {
 		fmt.Fprintf(w, "churn: %d leave/join cycles\n", r.Churn)
 	}
@@ -188,6 +190,23 @@ func printDelay(w io.Writer, kind string, d loadtest.DelayStats) {
 		fmt.Fprintf(w, ", %d repairs apart (p50 %.1f ms)", d.Repairs, d.RepairMillis.P50)
 	}
 	fmt.Fprintln(w)
+}
+
+// printSyscalls shows the server's system calls and context switches per
+// forwarded packet, if they were counted.
+func printSyscalls(w io.Writer, s *loadtest.SyscallStats) {
+	if s == nil {
+		return
+	}
+	calls := "n/a"
+	if s.SyscallsCounted {
+		calls = fmt.Sprintf("%.2f", s.SyscallsPerPacket)
+	}
+	fmt.Fprintf(w, "server pid %d over %.1f s, %.0f packets out: system calls per forwarded packet %s, context switches %.3f (%s)\n",
+		s.PID, s.Seconds, s.PacketsOut, calls, s.SwitchesPerPacket, s.Source)
+	if s.Note != "" {
+		fmt.Fprintln(w, "server counts:", s.Note)
+	}
 }
 
 // printNodes shows what each node served.
