@@ -32,6 +32,11 @@ type SyscallStats struct {
 	PacketsOut        float64 `json:"packetsOut"`
 	SyscallsPerPacket float64 `json:"syscallsPerPacket"`
 	SwitchesPerPacket float64 `json:"contextSwitchesPerPacket"`
+	// CPUSeconds is the server's CPU time in the window (its
+	// process_cpu_seconds_total), PacketsPerCPUSecond what it forwarded
+	// per CPU-second then: the forwarding cost without the joins'.
+	CPUSeconds          float64 `json:"cpuSeconds"`
+	PacketsPerCPUSecond float64 `json:"packetsPerCpuSecond"`
 	// Note says why perf was not used, if it was not.
 	Note string `json:"note,omitempty"`
 }
@@ -79,6 +84,7 @@ func (p *syscallProbe) stop(ctx context.Context) *SyscallStats {
 	st := &SyscallStats{PID: p.pid, Seconds: time.Since(p.start).Seconds(), Note: p.note}
 	if after.Available && p.before.Available {
 		st.PacketsOut = after.PacketsOut - p.before.PacketsOut
+		st.CPUSeconds = after.CPUSeconds - p.before.CPUSeconds
 	}
 	if p.perf != nil {
 		st.Source = "perf"
@@ -100,6 +106,9 @@ func (p *syscallProbe) stop(ctx context.Context) *SyscallStats {
 	if st.PacketsOut > 0 {
 		st.SyscallsPerPacket = st.Syscalls / st.PacketsOut
 		st.SwitchesPerPacket = st.ContextSwitches / st.PacketsOut
+	}
+	if st.CPUSeconds > 0 {
+		st.PacketsPerCPUSecond = st.PacketsOut / st.CPUSeconds
 	}
 	return st
 }

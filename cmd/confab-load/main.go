@@ -202,8 +202,8 @@ func printSyscalls(w io.Writer, s *loadtest.SyscallStats) {
 	if s.SyscallsCounted {
 		calls = fmt.Sprintf("%.2f", s.SyscallsPerPacket)
 	}
-	fmt.Fprintf(w, "server pid %d over %.1f s, %.0f packets out: system calls per forwarded packet %s, context switches %.3f (%s)\n",
-		s.PID, s.Seconds, s.PacketsOut, calls, s.SwitchesPerPacket, s.Source)
+	fmt.Fprintf(w, "server pid %d over %.1f s of media, %.0f packets out, %.0f per CPU-second: system calls per forwarded packet %s, context switches %.3f (%s)\n",
+		s.PID, s.Seconds, s.PacketsOut, s.PacketsPerCPUSecond, calls, s.SwitchesPerPacket, s.Source)
 	if s.Note != "" {
 		fmt.Fprintln(w, "server counts:", s.Note)
 	}
