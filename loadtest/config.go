@@ -43,6 +43,10 @@ type Config struct {
 	// nodes when their connection is lost (client.Reconnect; off by
 	// default). Rejoins are counted in the report.
 	Reconnect bool
+	// ServerPID is the server's process on this machine (one node): its
+	// system calls and context switches during the media window are
+	// counted (perf stat, else /proc) per packet it forwarded.
+	ServerPID int
 	Logger    *slog.Logger
 	Progress  io.Writer // a live line while running; nil for none
 
@@ -62,6 +66,9 @@ func (cfg *Config) check() error {
 		return err
 	}
 	cfg.nodes = nodes
+	if cfg.ServerPID > 0 && len(nodes) > 1 {
+		return errors.New("a server pid goes with one server URL, not several nodes")
+	}
 	if cfg.Spread == "" {
 		cfg.Spread = SpreadParticipants
 	}

@@ -179,6 +179,9 @@ table{border-collapse:collapse;margin-top:1em} td,th{padding:.25em .8em;border-b
 {{if .R.Server.Available}}<div class="card">server CPU-s per 1000 packets out<b>{{printf "%.3f" .R.Server.CPUPer1000}}</b></div>
 <div class="card">server memory<b>{{printf "%.0f" .MiB}} MiB</b></div>
 <div class="card">server memory growth per peer<b>{{printf "%.2f" .PerPeerMiB}} MiB</b></div>{{end}}
+{{with .R.Delay.Video}}{{if .Packets}}<div class="card">forwarding delay, video p50 / p95 / p99<b>{{printf "%.1f" .Millis.P50}} / {{printf "%.1f" .Millis.P95}} / {{printf "%.1f" .Millis.P99}} ms</b>{{.Matched}} of {{.Packets}} packets matched</div>{{end}}{{end}}
+{{with .R.Delay.Audio}}{{if .Packets}}<div class="card">forwarding delay, audio p50 / p95 / p99<b>{{printf "%.1f" .Millis.P50}} / {{printf "%.1f" .Millis.P95}} / {{printf "%.1f" .Millis.P99}} ms</b>{{.Matched}} of {{.Packets}} packets matched</div>{{end}}{{end}}
+{{with .R.ServerSyscalls}}<div class="card">server system calls / context switches per forwarded packet<b>{{if .SyscallsCounted}}{{printf "%.2f" .SyscallsPerPacket}}{{else}}n/a{{end}} / {{printf "%.3f" .SwitchesPerPacket}}</b>{{.Source}}, pid {{.PID}}</div>{{end}}
 <div class="card">sent by all publishers<b>{{printf "%.0f" .R.SentKbps}} kbit/s</b></div>
 <div class="card">received per subscriber (mean)<b>{{printf "%.0f" .AvgKbps}} kbit/s</b></div>
 {{if .R.Reconnects}}<div class="card">rejoins; media again p50 / max<b>{{.R.Reconnects}}; {{printf "%.0f" .R.ResumeMillis.P50}} / {{printf "%.0f" .R.ResumeMillis.Max}} ms</b></div>{{end}}

@@ -51,7 +51,7 @@ func (r *run) joinWS(setup context.Context, pl plan, rec *receiveLog) (*client.P
 	if !pl.publish {
 		return p, nil
 	}
-	if err := r.publishWS(setup, p, pl.name, &video); err != nil {
+	if err := r.publishWS(setup, p, pl.name, r.delays.newLog(pl.room, p), &video); err != nil {
 		_ = p.Leave()
 		return nil, fmt.Errorf("publish: %w", err)
 	}
@@ -72,13 +72,14 @@ func (r *run) reconnect(node int) *client.Reconnect {
 	return &client.Reconnect{URLs: urls}
 }
 
-// publishWS publishes audio and, if configured, video from the clips.
-// Negotiation is bounded by setup; the sources run until the run ends.
-func (r *run) publishWS(setup context.Context, p *client.Peer, name string, video *atomic.Pointer[clip.VideoSource]) error {
+// publishWS publishes audio and, if configured, video from the clips,
+// each send recorded in log. Negotiation is bounded by setup; the sources run until the run ends.
+func (r *run) publishWS(setup context.Context, p *client.Peer, name string, log *sendLog, video *atomic.Pointer[clip.VideoSource]) error {
 	audio, err := clip.NewAudioSource(name+"-mic", name)
 	if err != nil {
 		return err
 	}
+	audio.OnSend(log.sentAudio)
 	if _, err := p.Publish(setup, signal.SourceMicrophone, audio.Track()); err != nil {
 		return err
 	}
@@ -90,6 +91,7 @@ func (r *run) publishWS(setup context.Context, p *client.Peer, name string, vide
 	if err != nil {
 		return err
 	}
+	v.OnSend(log.sentVideo)
 	video.Store(v)
 	r.addVideo(name, v)
 	s, err := p.Publish(setup, signal.SourceCamera, v.Tracks()...)
@@ -135,6 +137,8 @@ func (r *run) publishWHIP(setup context.Context, pl plan) (*client.HTTPSession, 
 	if err != nil {
 		return nil, err
 	}
+	log := r.delays.newLog(pl.room, nil)
+	audio.OnSend(log.sentAudio)
 	groups := [][]webrtc.TrackLocal{{audio.Track()}}
 	var v *clip.VideoSource
 	if r.cfg.Video {
@@ -142,6 +146,7 @@ func (r *run) publishWHIP(setup context.Context, pl plan) (*client.HTTPSession, 
 			return nil, err
 		}
 		r.addVideo(pl.name, v)
+		v.OnSend(log.sentVideo)
 		groups = append(groups, v.Tracks())
 	}
 	s, senders, err := client.PublishWHIP(setup, r.api, r.cfg.nodes[pl.node], pl.room, "", groups...)

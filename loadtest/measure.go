@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"cmp"
 	"context"
 	"math/bits"
 	"slices"
@@ -40,6 +41,7 @@ type trackLog struct {
 	seen      []uint64 // bit i: extended sequence number minExt+i arrived
 	bound     int64    // the newest sequence number a second ago (-1: none)
 	pending   int64    // the newest sequence number at the last settle
+	delay     delayRecord
 }
 
 // mark records an arrival, so late repairs count and duplicates do not.
@@ -71,7 +73,9 @@ func (t *trackLog) lostUpTo(ext int64) uint64 {
 	return uint64(n - int64(got))
 }
 
-func (t *trackLog) add(p *rtp.Packet, n int, now time.Time) {
+// add records an arrival; fresh says it was the newest packet so far (not
+// a repair, a duplicate or reordered).
+func (t *trackLog) add(p *rtp.Packet, n int, now time.Time) (fresh bool) {
 	t.packets++
 	if p.Padding && len(p.Payload) == 0 {
 		t.padding++
@@ -85,11 +89,12 @@ func (t *trackLog) add(p *rtp.Packet, n int, now time.Time) {
 		t.lastTS, t.lastFrame = p.Timestamp, now
 		t.bound, t.pending = -1, -1
 		t.mark(t.minExt)
-		return
+		return true
 	}
 	// Extend the 16-bit number by its distance from the newest one seen,
 	// so wraps, reordering and late repairs all land in the right place.
 	ext := t.maxExt + int64(int16(p.SequenceNumber-uint16(t.maxExt)))
+	fresh = ext > t.maxExt
 	t.maxExt = max(t.maxExt, ext)
 	t.mark(ext)
 	if t.video {
@@ -103,6 +108,7 @@ func (t *trackLog) add(p *rtp.Packet, n int, now time.Time) {
 		}
 		t.lastTS, t.lastFrame = p.Timestamp, now
 	}
+	return fresh
 }
 
 // layerOfWidth names a layer by resolution (the clips are 320, 640, 1280 wide).
@@ -129,6 +135,8 @@ type receiveLog struct {
 	wantNow []string // ids of the tracks published when the peer joined
 	joined  time.Time
 	target  int // the layer it should receive of each video
+	room    string
+	delays  *delayMatcher // nil: forwarding delay not measured
 
 	mu     sync.Mutex
 	tracks map[string]*trackLog
@@ -152,6 +160,10 @@ func (r *receiveLog) track(rt *client.RemoteTrack, layer string) {
 		node = i // after a rejoin, maybe another node
 	}
 	tl := &trackLog{video: rt.Info.Kind == "video", node: node, opened: time.Now(), stream: rt.Info.StreamID}
+	td := trackDelay{m: r.delays, video: tl.video}
+	if r.delays != nil {
+		td.log = r.delays.logFor(r.room, cmp.Or(rt.Info.Participant, rt.Track.StreamID()))
+	}
 	r.mu.Lock()
 	r.tracks[rt.Info.ID] = tl
 	peer := r.peer
@@ -174,9 +186,14 @@ func (r *receiveLog) track(rt *client.RemoteTrack, layer string) {
 			if pkt.Unmarshal(buf[:n]) != nil {
 				continue
 			}
+			now := time.Now()
+			sent, measured, found := td.lookup(pkt.Payload, now)
 			r.mu.Lock()
 			first := !tl.started
-			tl.add(&pkt, n, time.Now())
+			fresh := tl.add(&pkt, n, now)
+			if measured {
+				tl.delay.record(fresh, found, time.Duration(clockAt(now)-sent))
+			}
 			r.mu.Unlock()
 			if first {
 				r.changed()

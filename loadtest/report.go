@@ -69,6 +69,12 @@ type Report struct {
 	// Delivery is the media (RTP bytes, no padding) all subscribers
 	// received, per second from the first join.
 	Delivery []DeliveryPoint `json:"delivery"`
+	// Delay is the forwarding delay, publisher send to subscriber
+	// receive, per packet of the media window.
+	Delay ForwardDelay `json:"forwardDelay"`
+	// ServerSyscalls are the server's system calls and context switches
+	// per forwarded packet (Config.ServerPID; nil without).
+	ServerSyscalls *SyscallStats `json:"serverSyscalls,omitempty"`
 }
 
 // DeliveryPoint is one second of what all subscribers received.
@@ -126,6 +132,7 @@ var ErrNothingReceived = errors.New("no media received")
 func (rep *Report) addReceived(logs []*receiveLog, joinTimes []float64) {
 	rep.JoinMillis = percentiles(joinTimes)
 	rep.JoinSamples = joinTimes
+	rep.Delay = forwardDelay(logs)
 	var lostTotal uint64
 	var full []float64
 	for _, r := range logs {

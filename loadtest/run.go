@@ -27,6 +27,7 @@ type run struct {
 	ctx      context.Context // media flows, and peers stay, until it ends
 	progress *progress
 	sent     sendMeter
+	delays   delayMatcher
 	rep      *Report
 	media    sync.WaitGroup // media sources
 	churning sync.WaitGroup // replacement joins still under way
@@ -75,7 +76,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return r.rep, err
 	}
 	flowStart, firstSent := time.Now(), r.sent.total()
+	r.delays.measuring.Store(true)
+	probe := startSyscallProbe(ctx, cfg)
 	r.flow(ctx, plans)
+	r.rep.ServerSyscalls = probe.stop(ctx)
+	r.delays.measuring.Store(false)
 	r.progress.done()
 	r.settleLast(ctx)
 	rep := r.rep
@@ -171,7 +176,7 @@ func (r *run) joinAll(ctx context.Context, plans []plan) error {
 // every track it should receive, and records it.
 func (r *run) join(pl plan) error {
 	rec := newReceiveLog(pl.name, pl.expect)
-	rec.node, rec.nodes = pl.node, r.cfg.nodes
+	rec.node, rec.nodes, rec.room, rec.delays = pl.node, r.cfg.nodes, pl.room, &r.delays
 	rec.target = r.cfg.targetLayer(r.cfg.overHTTP(pl))
 	r.mu.Lock()
 	r.perNode[pl.node].tried++

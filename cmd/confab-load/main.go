@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.ViewerProtocol, "viewer-protocol", "ws", "lecture: viewers join over the signaling WebSocket (ws) or as WHEP players (whep)")
 	fs.StringVar(&cfg.PresenterProtocol, "presenter-protocol", "ws", "lecture: the presenter publishes over the WebSocket (ws) or WHIP (whip)")
 	fs.StringVar(&cfg.Spread, "spread", loadtest.SpreadParticipants, "with several nodes: participants (round robin in joining order; a lecture's presenter on the first node, viewers over all) or rooms (each room on one node)")
+	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "the server's process id, when it runs on this machine: count its system calls and context switches per forwarded packet during the media (perf stat, else /proc: switches only)")
 	fs.BoolVar(&cfg.Reconnect, "reconnect", false, "WebSocket participants rejoin through the other nodes when their connection is lost (counted in the report)")
 	loopback := fs.String("loopback", "auto", "restrict ICE to loopback: auto (when every URL host is loopback), true or false")
 	jsonOut := fs.String("json", "", "write the full report as JSON to this file")
@@ -145,6 +146,9 @@ func printReport(w io.Writer, r *loadtest.Report) {
 		r.SentKbps, r.Packets, r.LossPercent, r.Freezes)
 	fmt.Fprintf(w, "video layers received (keyframe sizes) %v, as the server reported %v\n", r.Layers, r.ServerLayers)
 	printAdaptation(w, r)
+	printDelay(w, "video", r.Delay.Video)
+	printDelay(w, "audio", r.Delay.Audio)
+	printSyscalls(w, r.ServerSyscalls)
 	if r.Churn > 0 {
 		fmt.Fprintf(w, "churn: %d leave/join cycles\n", r.Churn)
 	}
@@ -206,6 +210,38 @@ func printAdaptation(w io.Writer, r *loadtest.Report) {
 		fmt.Fprintf(w, "media delivered to all subscribers, from the first join: %s\n", strings.Join(parts, ", "))
 	}
 }
+
+// printDelay shows the forwarding delay of one kind of track.
+func printDelay(w io.Writer, kind string, d loadtest.DelayStats) {
+	if d.Packets == 0 {
+		return
+	}
+	fmt.Fprintf(w, "forwarding delay, %s (publisher send to subscriber read): p50 %.2f ms, p95 %.2f ms, p99 %.2f ms, max %.1f ms; %d of %d packets matched",
+		kind, d.Millis.P50, d.Millis.P95, d.Millis.P99, d.Millis.Max, d.Matched, d.Packets)
+	if d.Repairs > 0 {
+		fmt.Fprintf(w, ", %d repairs apart (p50 %.1f ms)", d.Repairs, d.RepairMillis.P50)
+	}
+	fmt.Fprintln(w)
+}
+
+// printSyscalls shows the server's system calls and context switches per
+// forwarded packet, if they were counted.
+func printSyscalls(w io.Writer, s *loadtest.SyscallStats) {
+	if s == nil {
+		return
+	}
+	calls := "n/a"
+	if s.SyscallsCounted {
+		calls = fmt.Sprintf("%.2f", s.SyscallsPerPacket)
+	}
+	fmt.Fprintf(w, "server pid %d over %.1f s of media, %.0f packets out, %.0f per CPU-second: system calls per forwarded packet %s, context switches %.3f (%s)\n",
+		s.PID, s.Seconds, s.PacketsOut, s.PacketsPerCPUSecond, calls, s.SwitchesPerPacket, s.Source)
+	if s.Note != "" {
+		fmt.Fprintln(w, "server counts:", s.Note)
+	}
+}
+
+// printNodes shows what each node served.
 
 // printNodes shows what each node served, and what it relayed to and from
 // the other nodes of a cluster (rates over the time between the scrapes).

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -24,14 +26,16 @@ func TestMeetingWritesReports(t *testing.T) {
 	jsonFile, htmlFile := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"-url", url, "-scenario", "meeting", "-participants", "3", "-duration", "2s",
-		"-ramp", "0", "-json", jsonFile, "-html", htmlFile}, &out, &errOut)
+		"-ramp", "0", "-json", jsonFile, "-html", htmlFile, "-server-pid", strconv.Itoa(os.Getpid())}, &out, &errOut)
 	if err != nil {
 		t.Fatalf("run: %v\n%s%s", err, out.String(), errOut.String())
 	}
 	if errOut.Len() != 0 {
 		t.Errorf("not a terminal, yet stderr got %q", errOut.String())
 	}
-	for _, want := range []string{"scenario meeting: 3/3 peers joined", "join time", "loss after repair 0.000 %", "p0-0", "p0-2", "server:"} {
+	for _, want := range []string{"scenario meeting: 3/3 peers joined", "join time", "loss after repair 0.000 %", "p0-0", "p0-2", "server:",
+		"forwarding delay, video (publisher send to subscriber read): p50", "forwarding delay, audio",
+		fmt.Sprintf("server pid %d over", os.Getpid()), "context switches"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
@@ -47,9 +51,25 @@ func TestMeetingWritesReports(t *testing.T) {
 	if rep.Joined != 3 || len(rep.Subscribers) != 3 || rep.Packets == 0 || len(rep.JoinSamples) != 3 {
 		t.Errorf("JSON report: %+v", rep)
 	}
+	if sc := rep.ServerSyscalls; sc == nil || sc.PID != os.Getpid() || sc.PacketsOut <= 0 || sc.SwitchesPerPacket <= 0 {
+		t.Errorf("JSON report, server system calls: %+v", sc)
+	}
+	// Three publishers in one room: every track is told apart by its
+	// publisher's id, so the packets find their sends (all of them on an
+	// idle machine; one delayed past the 3 s window would not).
+	for kind, d := range map[string]loadtest.DelayStats{"video": rep.Delay.Video, "audio": rep.Delay.Audio} {
+		if d.Matched == 0 || float64(d.Matched) < 0.9*float64(d.Packets) || d.Millis.P50 <= 0 {
+			t.Errorf("JSON report, %s forwarding delay: %+v", kind, d)
+		}
+	}
 	page, err := os.ReadFile(htmlFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, want := range []string{"forwarding delay, video p50 / p95 / p99", "server system calls / context switches per forwarded packet"} {
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("HTML report lacks %q", want)
+		}
 	}
 	if !bytes.Contains(page, []byte("<svg")) || bytes.Contains(page, []byte("<script")) || bytes.Contains(page, []byte("http://")) {
 		t.Errorf("HTML report is not a self-contained page with charts")
@@ -122,6 +142,7 @@ func TestBadFlags(t *testing.T) {
 		{"-spread", "diagonal"},
 		{"-url", "http://127.0.0.1:1,not a url"},
 		{"-url", "http://127.0.0.1:1,http://127.0.0.1:1"},
+		{"-url", "http://127.0.0.1:1,http://127.0.0.1:2", "-server-pid", "1"},
 	} {
 		var out, errOut bytes.Buffer
 		if err := run(context.Background(), args, &out, &errOut); err == nil {

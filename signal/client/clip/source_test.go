@@ -315,3 +315,53 @@ func TestVideoPausedLayerResumesOnAKeyframe(t *testing.T) {
 		t.Fatal("the medium layer, still paused, sent packets")
 	}
 }
+
+// OnSend sees every packet's payload just before it is written: for video
+// and audio, in order, each seen while the capture still lacks it.
+func TestOnSendSeesEveryPayloadBeforeItIsWritten(t *testing.T) {
+	v, err := NewVideoSource("cam", "s", false, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAudioSource("mic", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.pace, a.pace = time.Millisecond, time.Millisecond
+	vc := newCapture(vp8Params, 1)
+	ac := newCapture(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2},
+		PayloadType:        111,
+	}, 2)
+	if _, err := v.tracks[0].Bind(vc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.track.Bind(ac); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []struct {
+		name   string
+		c      *capture
+		onSend func(func([]byte))
+		run    func(context.Context)
+	}{{"video", vc, v.OnSend, v.Run}, {"audio", ac, a.OnSend, a.Run}} {
+		var seen [][]byte
+		early := 0 // payloads seen only after they were written
+		src.onSend(func(p []byte) {
+			if src.c.count() != len(seen) {
+				early++
+			}
+			seen = append(seen, append([]byte(nil), p...))
+		})
+		runUntil(t, src.run, []*capture{src.c}, 40)
+		pkts := src.c.packets()
+		if early > 0 || len(seen) != len(pkts) {
+			t.Fatalf("%s: %d payloads seen for %d written, %d seen late", src.name, len(seen), len(pkts), early)
+		}
+		for i, p := range pkts {
+			if !bytes.Equal(p.Payload, seen[i]) {
+				t.Fatalf("%s packet %d: written payload differs from the one seen", src.name, i)
+			}
+		}
+	}
+}

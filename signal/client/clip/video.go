@@ -28,6 +28,7 @@ type VideoSource struct {
 	payload   [3]atomic.Uint64 // payload bytes per track of Tracks
 	bytes     atomic.Uint64    // RTP header and payload
 	pace      time.Duration    // between frames; tests shorten it
+	onSend    func(payload []byte)
 }
 
 // NewVideoSource makes a camera track with id and stream id; simulcast
@@ -81,6 +82,12 @@ type Stamper interface {
 
 // SetStamper gives a simulcast source the mid/rid stamper of its sender.
 func (v *VideoSource) SetStamper(s Stamper) { v.stamper.Store(&s) }
+
+// OnSend makes the source call f with each RTP payload (VP8 payload
+// descriptor first) just before it writes the packet, on the sending
+// goroutine: the load tool times forwarding from there. f must not keep or
+// change payload. Set it before Run.
+func (v *VideoSource) OnSend(f func(payload []byte)) { v.onSend = f }
 
 // RequestKeyframe makes the next frame sent a keyframe (PLI handling).
 func (v *VideoSource) RequestKeyframe() { v.keyReq.Store(true) }
@@ -173,6 +180,9 @@ func (v *VideoSource) sendFrame(packetizers []rtp.Packetizer, i int) int {
 		for _, p := range packetizers[l].Packetize(f.data, 3000) {
 			if st != nil && v.rids[l] != "" {
 				(*st).Stamp(&p.Header, v.rids[l])
+			}
+			if v.onSend != nil {
+				v.onSend(p.Payload)
 			}
 			if err := t.WriteRTP(p); err == nil {
 				v.sent.Add(1)
