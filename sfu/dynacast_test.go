@@ -3,6 +3,7 @@ package sfu
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestPublishedRIDsFollowTheRIDScheme(t *testing.T) {
@@ -100,5 +101,21 @@ func TestWantedLayersIncludeARecording(t *testing.T) {
 	s.Close()
 	if got := r.WantedLayers(); !slices.Equal(got, []int{0}) {
 		t.Fatalf("recording stopped: wanted %v", got)
+	}
+}
+
+// A layer the publisher declared but has not sent (a browser starts its
+// top layer late, or dynacast paused it before it ever came) is still
+// chosen for a large tile: otherwise nobody would ever want it, and
+// dynacast would never ask the publisher for it.
+func TestLayerForSizeCountsDeclaredLayers(t *testing.T) {
+	r, _, _ := newTestReceiver(1, 0) // only the low layer has arrived
+	r.rids, r.simulcast = []string{"l", "m", "h"}, true
+	(&feeder{}).send(r, 0, true, time.Now().UnixNano()) // 320x180
+	if got := r.layerForSize(1280, 720); got != 2 {
+		t.Fatalf("a 1280x720 tile with only the low layer arrived: layer %d, want 2 (declared)", got)
+	}
+	if got := r.layerForSize(700, 400); got != 1 {
+		t.Fatalf("a 700x400 tile: layer %d, want 1", got)
 	}
 }

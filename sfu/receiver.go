@@ -553,16 +553,23 @@ func (r *Receiver) LayerStats() []LayerStats {
 // A layer whose keyframe has not been seen yet is taken to be twice the
 // size of the known layer below it (half the one above: the 4/2/1 scaling
 // browsers use); with no size known at all, layers are assumed to fit.
-// When none fits, the lowest.
+// When none fits, the lowest. Layers the publisher declared count before
+// they arrive: one it has not started (a browser starts its top layer late)
+// or that dynacast paused must still be asked for, or it never comes.
 func (r *Receiver) layerForSize(maxW, maxH int) int {
 	var sizes [maxLayers][2]int
+	var exists [maxLayers]bool
 	for i := range r.layers {
 		if l := r.layers[i].Load(); l != nil {
 			sizes[i] = [2]int{int(l.width.Load()), int(l.height.Load())}
+			exists[i] = true
 		}
 	}
+	for _, i := range r.DeclaredLayers() {
+		exists[i] = true
+	}
 	for i := maxLayers - 1; i >= 0; i-- {
-		if r.layers[i].Load() == nil {
+		if !exists[i] {
 			continue
 		}
 		w, h := guessSize(sizes, i)
