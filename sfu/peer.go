@@ -72,6 +72,7 @@ type Peer struct {
 	published     int
 	whole         bool // negotiated once with AnswerWhole: never offers
 	alloc         *allocator
+	send          *sendPath      // transport-wide numbering and feedback (nil on relay links)
 	wg            sync.WaitGroup // goroutines the peer owns
 }
 
@@ -86,13 +87,15 @@ func (p *Peer) Done() <-chan struct{} { return p.closed }
 
 // run does the peer's periodic work until it closes: bandwidth allocation
 // (and the forwarding logs, kept off the packet path) every allocateEvery,
-// probe padding every probe.Pace.
+// probe padding every probe.Pace, sender reports every reportEvery.
 func (p *Peer) run() {
 	defer p.wg.Done()
 	t := time.NewTicker(allocateEvery)
 	defer t.Stop()
 	pace := time.NewTicker(probe.Pace)
 	defer pace.Stop()
+	reports := time.NewTicker(reportEvery)
+	defer reports.Stop()
 	for {
 		select {
 		case <-p.closed:
@@ -106,6 +109,8 @@ func (p *Peer) run() {
 			p.alloc.reshare(time.Now())
 		case <-pace.C:
 			p.alloc.pad()
+		case now := <-reports.C:
+			p.sendReports(now)
 		}
 	}
 }
