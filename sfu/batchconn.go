@@ -140,6 +140,8 @@ func (b *batchConn) send(ms []ipv4.Message) {
 		}
 		b.batches.Add(1)
 		b.packets.Add(uint64(sent))
+		metricUDPBatches.Inc()
+		metricUDPBatchedPackets.Add(float64(sent))
 		ms = ms[sent:]
 	}
 }
