@@ -95,10 +95,14 @@ func (d *DownTrack) senderReport(now time.Time) (sr rtcp.SenderReport, ok bool) 
 	}, true
 }
 
-// reportEvery is how often a subscriber gets sender reports (RFC 3550's
-// interval for a session this size is a few seconds; browsers use ~1 s
-// for lip sync).
-const reportEvery = time.Second
+// reportTicks is how many allocation periods pass between two sender
+// reports: one a second (RFC 3550's interval for a session this size is a
+// few seconds; browsers use ~1 s for lip sync), on the allocation's
+// ticker rather than a timer of their own.
+const reportTicks = int(time.Second / allocateEvery)
+
+// reportEvery is the interval between two sender reports.
+const reportEvery = time.Duration(reportTicks) * allocateEvery
 
 // reportsPerPacket bounds the sender reports in one compound RTCP packet
 // (28 bytes each) so that it stays well under the path's MTU.
