@@ -26,11 +26,13 @@ func video(source string, rates ...int64) track {
 
 // newAllocTest builds one subscriber's allocator over DownTracks of
 // receivers with the given layer rates (no PeerConnection), estimating its
-// path with path (nil: pion's path without GCC, so REMB only).
+// path with path (nil: a send path without feedback, so REMB only).
 func newAllocTest(t *testing.T, path pathEstimator, tracks []track) (*allocator, []*DownTrack) {
 	t.Helper()
 	if path == nil {
-		path = newPionPath(nil, &delays{})
+		sp := newSendPath()
+		sp.streamBound(false) // a subscriber that took no transport-wide numbers
+		path = sp
 	}
 	var downs []*DownTrack
 	sub := &Peer{id: "sub", closed: make(chan struct{}), log: quiet}
@@ -112,27 +114,6 @@ func TestAllocatorSharesTheEstimate(t *testing.T) {
 				t.Errorf("probing %v, want %v", a.rate.Probing(), tc.probe)
 			}
 		})
-	}
-}
-
-// Transport-wide feedback replaces REMB as the estimate's source, and its
-// loss counts are one period's loss.
-func TestPionPathSignals(t *testing.T) {
-	p := newPionPath(nil, &delays{})
-	p.receiverEstimate(700_000)
-	if s := p.signals(time.Now()); s.Estimate != 700_000 || s.HaveLoss || s.Feedback {
-		t.Fatalf("REMB signals %+v", s)
-	}
-	p.transportFeedback(&rtcp.TransportLayerCC{PacketStatusCount: 100, RecvDeltas: make([]*rtcp.RecvDelta, 90)}, time.Now())
-	p.transportFeedback(&rtcp.TransportLayerCC{PacketStatusCount: 100, RecvDeltas: make([]*rtcp.RecvDelta, 100)}, time.Now())
-	if s := p.signals(time.Now()); !s.HaveLoss || s.Loss != 0.05 {
-		t.Fatalf("loss %v %v, want 5 %%", s.Loss, s.HaveLoss)
-	}
-	if s := p.signals(time.Now()); s.HaveLoss {
-		t.Fatal("loss reported twice")
-	}
-	if !p.twcc.Load() {
-		t.Fatal("TWCC feedback not noted: the estimate would stay on REMB")
 	}
 }
 

@@ -21,7 +21,10 @@ import (
 // a batch is one packet, sent at once.
 
 // batchSlots is how many packets may wait per socket. A writer that finds
-// the queue full sends its packet itself, so nothing is dropped here.
+// the queue full waits for the flusher to take it: sending its packet
+// itself would overtake the queued ones (a reader carrying one packet to a
+// hundred subscribers on one core fills the queue before the flusher
+// runs, and its subscribers then saw a quarter of the video out of order).
 const batchSlots = 512
 
 // maxBatch bounds one sendmmsg call.
@@ -45,6 +48,7 @@ type batchConn struct {
 	slots   []batchSlot    // backing buffers: the first half for one list, the second for the other
 	inPend  int            // which half pending uses (0 or 1)
 	wake    chan struct{}
+	space   chan struct{} // the flusher took the pending list
 	closed  chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -55,7 +59,7 @@ type batchConn struct {
 func newBatchConn(c *net.UDPConn) *batchConn {
 	b := &batchConn{UDPConn: c, pc: ipv4.NewPacketConn(c), slots: make([]batchSlot, 2*batchSlots),
 		pending: make([]ipv4.Message, 0, batchSlots), sending: make([]ipv4.Message, 0, batchSlots),
-		wake: make(chan struct{}, 1), closed: make(chan struct{}), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), space: make(chan struct{}, 1), closed: make(chan struct{}), done: make(chan struct{})}
 	go b.flusher()
 	return b
 }
@@ -68,9 +72,13 @@ func (b *batchConn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) 
 	}
 	b.mu.Lock()
 	n := len(b.pending)
-	if n == batchSlots {
+	for n == batchSlots {
 		b.mu.Unlock()
-		return b.UDPConn.WriteToUDPAddrPort(p, addr)
+		if !b.waitSpace() {
+			return 0, net.ErrClosed
+		}
+		b.mu.Lock()
+		n = len(b.pending)
 	}
 	s := &b.slots[b.inPend*batchSlots+n]
 	copy(s.buf[:], p)
@@ -85,6 +93,21 @@ func (b *batchConn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) 
 	default:
 	}
 	return len(p), nil
+}
+
+// waitSpace wakes the flusher and waits until it took the pending list;
+// false when the socket closed.
+func (b *batchConn) waitSpace() bool {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-b.space:
+		return true
+	case <-b.closed:
+		return false
+	}
 }
 
 // WriteTo queues one packet (for callers with a net.Addr).
@@ -124,6 +147,10 @@ func (b *batchConn) flusher() {
 			b.pending, b.sending = b.sending[:0], b.pending
 			b.inPend ^= 1
 			b.mu.Unlock()
+			select {
+			case b.space <- struct{}{}:
+			default:
+			}
 			b.send(b.sending)
 		}
 	}
@@ -140,6 +167,8 @@ func (b *batchConn) send(ms []ipv4.Message) {
 		}
 		b.batches.Add(1)
 		b.packets.Add(uint64(sent))
+		metricUDPBatches.Inc()
+		metricUDPBatchedPackets.Add(float64(sent))
 		ms = ms[sent:]
 	}
 }

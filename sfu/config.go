@@ -9,11 +9,8 @@ import (
 	"time"
 
 	"github.com/confab-sfu/confab/sfu/pionlog"
-	"github.com/confab-sfu/confab/sfu/queuing"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/cc"
-	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
@@ -153,13 +150,12 @@ const srtpReplayWindow = 1024
 // newAPI builds the pion API: codecs, header extensions, and only the
 // interceptors the server needs. NACKs from subscribers are answered from the
 // Receiver's shared cache, so pion's NACK responder is not registered.
-// onEstimator receives each new PeerConnection's bandwidth estimator.
-func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux, onEstimator func(cc.BandwidthEstimator), onDepartures func(*queuing.Departures)) (*webrtc.API, error) {
+func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := registerCodecs(m); err != nil {
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
-	ir, err := newInterceptors(cfg, onEstimator, onDepartures)
+	ir, err := newInterceptors(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -170,10 +166,14 @@ func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux, onEstimator func(
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
-// newInterceptors registers the RTCP machinery: NACKs and receiver reports
-// toward publishers, sender reports and per-subscriber congestion control
-// toward subscribers, with the departure times their queuing delay needs.
-func newInterceptors(cfg *Config, onEstimator func(cc.BandwidthEstimator), onDepartures func(*queuing.Departures)) (*interceptor.Registry, error) {
+// newInterceptors registers the RTCP machinery toward publishers only:
+// NACKs, receiver reports and TWCC feedback for what they send. Nothing
+// is registered on the send side: pion's interceptors there cost a third
+// of a lecture's CPU (a map and a list per packet in the congestion
+// controller's feedback adapter). Forwarded packets are numbered, their
+// feedback read and their sender reports written by Confab itself
+// (path.go, downtrack.go, reports.go).
+func newInterceptors(cfg *Config) (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
 	// Interceptors log through slog too (peers leaving would otherwise print
 	// pion's closed-pipe errors to stderr).
@@ -184,46 +184,18 @@ func newInterceptors(cfg *Config, onEstimator func(cc.BandwidthEstimator), onDep
 		return nil, fmt.Errorf("nack generator: %w", err)
 	}
 	ir.Add(gen)
-	// Receiver reports to publishers, sender reports to subscribers (lip sync).
+	// Receiver reports to publishers.
 	rr, err := report.NewReceiverInterceptor(report.WithReceiverLoggerFactory(lf))
 	if err != nil {
 		return nil, fmt.Errorf("receiver reports: %w", err)
 	}
-	sr, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(lf))
-	if err != nil {
-		return nil, fmt.Errorf("sender reports: %w", err)
-	}
 	ir.Add(rr)
-	ir.Add(sr)
 	// TWCC feedback to publishers so their browsers run their own congestion control.
 	twccGen, err := twcc.NewSenderInterceptor(twcc.WithLoggerFactory(lf))
 	if err != nil {
 		return nil, fmt.Errorf("twcc feedback: %w", err)
 	}
 	ir.Add(twccGen)
-	// Per-subscriber send-side bandwidth estimation from the subscriber's
-	// own TWCC feedback (GCC). No pacer: the forwarding path must not queue
-	// or copy packets; layer choice keeps the rate within the estimate.
-	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
-		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(initialEstimate),
-			gcc.SendSideBWEMinBitrate(minEstimate), gcc.SendSideBWEMaxBitrate(maxEstimate),
-			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()), gcc.WithLoggerFactory(lf))
-	})
-	if err != nil {
-		return nil, fmt.Errorf("congestion control: %w", err)
-	}
-	ccf.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { onEstimator(e) })
-	ir.Add(ccf)
-	// Departure times by transport-wide sequence number: inside the header
-	// extension interceptor below, so the number is already stamped.
-	ir.Add(departureFactory{onNew: onDepartures})
-	// Transport-wide sequence numbers on forwarded packets, added after (so
-	// outside) the estimator, which must see them.
-	twccExt, err := twcc.NewHeaderExtensionInterceptor()
-	if err != nil {
-		return nil, fmt.Errorf("twcc header extension: %w", err)
-	}
-	ir.Add(twccExt)
 	return ir, nil
 }
 
@@ -277,8 +249,9 @@ func newSettingEngine(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux) (webrtc
 }
 
 // Bandwidth estimate bounds, bit/s. The estimate starts high enough for a
-// 720p camera's top layer, so a subscriber with room starts on it; GCC
-// lowers it within a second or two where the link is narrower.
+// 720p camera's top layer, so a subscriber with room starts on it; the
+// estimator (sfu/bwe) lowers it within a second or two where the link is
+// narrower.
 const (
 	initialEstimate = 2_500_000
 	minEstimate     = 50_000

@@ -82,6 +82,7 @@ type DownTrack struct {
 	rtxBuf   [maxPacketSize]byte
 	rtxPkt   rtp.Packet
 	history  [historySize]sentPacket
+	out      sendState // transport-wide numbering and sender reports (sendstate.go)
 
 	// Relay layers only (relay_out.go).
 	pinned   bool  // forwards exactly maxLayer, whatever else is live
@@ -162,6 +163,10 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	d.bound = true
 	if d.pinned {
 		d.levelOut = audioLevelID(ctx.HeaderExtensions())
+	}
+	d.out.twccID = transportCCID(ctx.HeaderExtensions())
+	if d.peer.send != nil {
+		d.peer.send.streamBound(d.out.twccID != 0)
 	}
 	target := d.target
 	d.mu.Unlock()
@@ -248,6 +253,8 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8.Descri
 	if d.levelOut != 0 {
 		d.copyAudioLevel(p)
 	}
+	d.stampLocked(len(payload), false)
+	d.out.media(ts, now, len(payload))
 	d.frameEnd = p.Marker
 	n, err := d.writer.WriteRTP(&d.hdr, payload)
 	d.mu.Unlock()
@@ -308,6 +315,8 @@ func (d *DownTrack) writePadding(budget int) int {
 		h.SequenceNumber, h.Timestamp, h.SSRC = seq, ts, d.ssrc
 		h.Padding, h.PaddingSize = true, paddingSize
 		h.CSRC, h.Extension, h.Extensions = h.CSRC[:0], false, h.Extensions[:0]
+		d.stampLocked(0, true)
+		d.out.packets++
 		n, err := d.writer.WriteRTP(h, nil)
 		if err != nil || n == 0 {
 			break
@@ -378,6 +387,9 @@ func (d *DownTrack) retransmit(seq uint16, now time.Time) bool {
 		sp.vp8.Apply(payload, &vd)
 	}
 	d.fillHeader(&d.rtxPkt.Header, seq, sp.ts)
+	d.stampLocked(len(payload), false)
+	d.out.packets++
+	d.out.octets += uint32(len(payload))
 	if _, err := d.writer.WriteRTP(&d.hdr, payload); err != nil {
 		return false
 	}

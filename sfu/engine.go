@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/confab-sfu/confab/sfu/queuing"
-	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -27,12 +25,6 @@ type Engine struct {
 	api       *webrtc.API
 	checkAPIs map[string]*webrtc.API // by transport (check.go)
 	closers   []func() error
-
-	// newPC serializes PeerConnection creation so the estimator that pion
-	// builds inside NewPeerConnection can be handed to the right Peer.
-	newPC      sync.Mutex
-	estimator  cc.BandwidthEstimator
-	departures *queuing.Departures
 
 	// Negotiation timing of new Peers (tests shorten them).
 	negotiationDelay time.Duration
@@ -68,8 +60,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if tcpMux != nil {
 		e.closers = append(e.closers, tcpMux.Close)
 	}
-	api, err := newAPI(&e.cfg, udpMux, tcpMux, func(est cc.BandwidthEstimator) { e.estimator = est },
-		func(d *queuing.Departures) { e.departures = d })
+	api, err := newAPI(&e.cfg, udpMux, tcpMux)
 	if err != nil {
 		_ = e.Close()
 		return nil, fmt.Errorf("build the webrtc api: %w", err)
@@ -121,7 +112,7 @@ func (e *Engine) Config() Config { return e.cfg }
 // p.Logger, which should already name the participant; without one, the
 // engine's logger with the peer's id.
 func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
-	pc, est, deps, err := e.newPeerConnection()
+	pc, err := e.newPeerConnection()
 	if err != nil {
 		return nil, fmt.Errorf("create peer connection: %w", err)
 	}
@@ -137,7 +128,8 @@ func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
 		receivers:  map[*webrtc.RTPReceiver]*Receiver{},
 		downs:      map[*DownTrack]*webrtc.RTPSender{},
 	}
-	peer.alloc = newAllocator(newPionPath(est, &delays{deps: deps}), peer.DownTracks, log)
+	peer.send = newSendPath()
+	peer.alloc = newAllocator(peer.send, peer.DownTracks, log)
 	peer.wg.Add(1)
 	go peer.run()
 	metricPeers.Inc()
@@ -148,17 +140,10 @@ func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
 	return peer, nil
 }
 
-// newPeerConnection creates a PeerConnection and returns the bandwidth
-// estimator and departure record the interceptors built for it.
-func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, *queuing.Departures, error) {
-	e.newPC.Lock()
-	defer e.newPC.Unlock()
-	e.estimator, e.departures = nil, nil
-	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
+// newPeerConnection creates a PeerConnection with the engine's settings.
+func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, error) {
+	return e.api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 	})
-	est, deps := e.estimator, e.departures
-	e.estimator, e.departures = nil, nil
-	return pc, est, deps, err
 }

@@ -36,11 +36,12 @@ type fanOut struct {
 	done sync.WaitGroup
 }
 
+// newFanOut starts one writer per core besides the reader's. On one core
+// (a server pinned with taskset) there are none: handing a packet to
+// another goroutine there buys no parallelism, only a wake-up per packet,
+// so the reader writes to every subscriber itself.
 func newFanOut() *fanOut {
 	n := runtime.GOMAXPROCS(0) - 1
-	if n < 1 {
-		n = 1
-	}
 	f := &fanOut{stop: make(chan struct{})}
 	for i := 0; i < n; i++ {
 		ch := make(chan fanJob, 1)
@@ -84,6 +85,7 @@ func (f *fanOut) write(downs []*DownTrack, layer int8, pkt *rtp.Packet, key bool
 		}
 		end := min(i+size, len(downs))
 		f.wg.Add(1)
+		metricFanOutHandoffs.Inc()
 		ch <- fanJob{downs: downs[i:end], layer: layer, pkt: pkt, key: key, vd: vd, now: now}
 		i = end
 	}

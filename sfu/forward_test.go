@@ -18,24 +18,35 @@ import (
 // subscriber would receive.
 type countingWriter struct {
 	packets int
+	payload int // payload bytes
 	lastSeq uint16
 	lastTS  uint32
 	seqs    []uint16
+	twcc    []uint16 // transport-wide numbers (extension 3), when kept
 	keep    bool
 }
 
 func (w *countingWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
 	w.packets++
+	w.payload += len(p)
 	w.lastSeq, w.lastTS = h.SequenceNumber, h.Timestamp
 	if w.keep {
 		w.seqs = append(w.seqs, h.SequenceNumber)
+		if b := h.GetExtension(testTWCCID); len(b) == 2 {
+			w.twcc = append(w.twcc, uint16(b[0])<<8|uint16(b[1]))
+		}
 	}
 	return h.MarshalSize() + len(p), nil
 }
 func (w *countingWriter) Write(b []byte) (int, error) { return len(b), nil }
 
+// testTWCCID is the transport-wide sequence number's extension id the test
+// DownTracks negotiated.
+const testTWCCID = 3
+
 // newTestReceiver builds a VP8 Receiver with the given layers and n bound
-// DownTracks writing to countingWriters, without any PeerConnection.
+// DownTracks writing to countingWriters, without any PeerConnection. Each
+// subscriber numbers its packets in its own transport-wide history.
 func newTestReceiver(layers, n int) (*Receiver, []*DownTrack, []*countingWriter) {
 	pub := &Peer{id: "pub", closed: make(chan struct{}), log: quiet}
 	r := &Receiver{id: "T1", publisher: "pub", kind: webrtc.RTPCodecTypeVideo, ck: codec.VP8,
@@ -52,9 +63,11 @@ func newTestReceiver(layers, n int) (*Receiver, []*DownTrack, []*countingWriter)
 	for i := 0; i < n; i++ {
 		sub := &Peer{id: PeerID(fmt.Sprintf("sub%d", i)), closed: make(chan struct{}), log: quiet}
 		sub.connected.Store(true)
+		sub.send = newSendPath()
 		d := newDownTrack(r, sub)
 		w := &countingWriter{}
 		d.writer, d.ssrc, d.pt, d.bound = w, uint32(1000+i), 96, true
+		d.out.twccID = testTWCCID
 		r.addDownTrack(d)
 		downs = append(downs, d)
 		writers = append(writers, w)
@@ -70,14 +83,20 @@ type feeder struct {
 }
 
 func (f *feeder) send(r *Receiver, layer int, key bool, now int64) {
+	raw, pkt := f.packet(layer, key)
+	r.handlePacket(r.layers[layer].Load(), raw, pkt, now)
+}
+
+// packet builds the next packet of a layer.
+func (f *feeder) packet(layer int, key bool) ([]byte, *rtp.Packet) {
 	payload := vp8.Packet{PictureID: f.pid[layer], TL0PICIDX: uint8(f.pid[layer]), Start: true, Keyframe: key, Width: 320 << layer, Height: 180 << layer}.Append(nil)
 	payload = append(payload, make([]byte, 1000)...)
-	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: f.seq[layer], Timestamp: f.ts[layer], SSRC: uint32(layer + 1), Marker: true}, Payload: payload}
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: f.seq[layer], Timestamp: f.ts[layer], SSRC: uint32(layer + 1), Marker: true}, Payload: payload}
 	raw, _ := pkt.Marshal()
-	r.handlePacket(r.layers[layer].Load(), raw, &pkt, now)
 	f.seq[layer]++
 	f.ts[layer] += 3000
 	f.pid[layer]++
+	return raw, pkt
 }
 
 func TestForwardWaitsForKeyframeAndSwitchesSeamlessly(t *testing.T) {

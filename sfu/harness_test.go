@@ -24,7 +24,7 @@ import (
 const patience = 15 * time.Second
 
 // newTestEngine returns a loopback-only engine closed when t ends.
-func newTestEngine(t *testing.T) *Engine {
+func newTestEngine(t testing.TB) *Engine {
 	t.Helper()
 	e, err := NewEngine(Config{Loopback: true, Logger: quiet})
 	if err != nil {
@@ -37,7 +37,7 @@ func newTestEngine(t *testing.T) *Engine {
 // clientAPI is a pion API with the server's codecs, no interceptors (the
 // tests send the feedback they need themselves), loopback only, and no
 // SRTP replay protection, so that a resent packet reaches the test.
-func clientAPI(t *testing.T) *webrtc.API {
+func clientAPI(t testing.TB) *webrtc.API {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := registerCodecs(m); err != nil {
@@ -64,7 +64,7 @@ type serverOffer struct {
 
 // client is the other end of one server Peer.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	pc   *webrtc.PeerConnection
 	peer *Peer
 
@@ -92,7 +92,7 @@ type clientOpts struct {
 
 // newClient connects a client PeerConnection to a new Peer of e. Both are
 // closed when t ends.
-func newClient(t *testing.T, e *Engine, o clientOpts) *client {
+func newClient(t testing.TB, e *Engine, o clientOpts) *client {
 	t.Helper()
 	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {

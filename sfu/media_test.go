@@ -11,7 +11,7 @@ import (
 
 // subscribeAndWatch subscribes c to r, answers the offer, and watches the
 // track at the client once its first packet arrived.
-func subscribeAndWatch(t *testing.T, c *client, r *Receiver, keep bool) (*DownTrack, *webrtc.TrackRemote, *mediaWatch) {
+func subscribeAndWatch(t testing.TB, c *client, r *Receiver, keep bool) (*DownTrack, *webrtc.TrackRemote, *mediaWatch) {
 	t.Helper()
 	d, err := subscribe(c, r)
 	if err != nil {

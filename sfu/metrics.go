@@ -32,6 +32,13 @@ var (
 		Name: "confab_published_tracks", Help: "Tracks being received from publishers."})
 	metricForwardedTracks = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "confab_forwarded_tracks", Help: "Tracks being forwarded to subscribers (one per subscriber and track)."})
+	// Hand-offs between goroutines on the packet path: each can wake one.
+	metricFanOutHandoffs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "confab_fanout_handoffs_total", Help: "Slices of a packet's subscribers handed to a fan-out writer goroutine."})
+	metricUDPBatches = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "confab_udp_send_batches_total", Help: "sendmmsg system calls on the shared UDP port (each follows a wake-up of its flusher or less)."})
+	metricUDPBatchedPackets = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "confab_udp_batched_packets_total", Help: "Packets sent by those sendmmsg calls."})
 	metricPeers = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "confab_peer_connections", Help: "Open PeerConnections."})
 )
@@ -39,5 +46,6 @@ var (
 func init() {
 	prometheus.MustRegister(metricPacketsIn, metricBytesIn, metricPacketsOut, metricBytesOut,
 		metricNACKsReceived, metricNACKsAnswered, metricPLIsReceived, metricPLIsSent,
-		metricLayerSwitches, metricBandwidthPauses, metricBandwidthResumes, metricPublishedTracks, metricForwardedTracks, metricPeers)
+		metricLayerSwitches, metricBandwidthPauses, metricBandwidthResumes, metricPublishedTracks, metricForwardedTracks, metricPeers,
+		metricFanOutHandoffs, metricUDPBatches, metricUDPBatchedPackets)
 }

@@ -12,7 +12,7 @@ import (
 
 // publishN publishes n single-stream cameras from a new client and returns
 // the server's Receivers in publishing order.
-func publishN(t *testing.T, e *Engine, n int) (*client, []*Receiver) {
+func publishN(t testing.TB, e *Engine, n int) (*client, []*Receiver) {
 	t.Helper()
 	pub := newClient(t, e, clientOpts{})
 	var recvs []*Receiver

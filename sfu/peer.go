@@ -72,6 +72,7 @@ type Peer struct {
 	published     int
 	whole         bool // negotiated once with AnswerWhole: never offers
 	alloc         *allocator
+	send          *sendPath      // transport-wide numbering and feedback (nil on relay links)
 	wg            sync.WaitGroup // goroutines the peer owns
 }
 
@@ -86,26 +87,41 @@ func (p *Peer) Done() <-chan struct{} { return p.closed }
 
 // run does the peer's periodic work until it closes: bandwidth allocation
 // (and the forwarding logs, kept off the packet path) every allocateEvery,
-// probe padding every probe.Pace.
+// probe padding every probe.Pace while a probe is on, sender reports every
+// reportTicks allocations.
 func (p *Peer) run() {
 	defer p.wg.Done()
 	t := time.NewTicker(allocateEvery)
 	defer t.Stop()
+	// The padding ticker runs only while a probe is on: a hundred idle
+	// subscribers' 20 ms ticks were 5000 wake-ups a second for nothing.
 	pace := time.NewTicker(probe.Pace)
-	defer pace.Stop()
-	for {
+	pace.Stop()
+	pacing := false
+	for tick := 1; ; tick++ {
 		select {
 		case <-p.closed:
 			return
-		case <-t.C:
-			p.alloc.allocate(time.Now())
+		case now := <-t.C:
+			p.alloc.allocate(now)
 			for _, d := range p.DownTracks() {
 				d.logChanges()
+			}
+			if tick%reportTicks == 0 {
+				p.sendReports(now)
 			}
 		case <-p.alloc.wake:
 			p.alloc.reshare(time.Now())
 		case <-pace.C:
 			p.alloc.pad()
+		}
+		if probing := p.alloc.rate.Probing(); probing != pacing {
+			pacing = probing
+			if pacing {
+				pace.Reset(probe.Pace)
+			} else {
+				pace.Stop()
+			}
 		}
 	}
 }

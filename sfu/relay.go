@@ -114,7 +114,7 @@ func newRelayBase(e *Engine, p RelayParams, dir string) (*relayBase, error) {
 	if p.Node == "" {
 		return nil, fmt.Errorf("relay: the other node's id is required")
 	}
-	pc, _, _, err := e.newPeerConnection()
+	pc, err := e.newPeerConnection()
 	if err != nil {
 		return nil, fmt.Errorf("create relay peer connection: %w", err)
 	}

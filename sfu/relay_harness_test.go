@@ -10,10 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confab-sfu/confab/sfu/queuing"
-
 	"github.com/confab-sfu/confab/internal/wait"
-	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	transport "github.com/pion/transport/v5"
@@ -210,7 +207,7 @@ func newTapEngine(t *testing.T) (*Engine, *tapNet) {
 	if err := registerCodecs(m); err != nil {
 		t.Fatal(err)
 	}
-	ir, err := newInterceptors(&e.cfg, func(est cc.BandwidthEstimator) { e.estimator = est }, func(d *queuing.Departures) { e.departures = d })
+	ir, err := newInterceptors(&e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ const (
 // at 50 packets a second.
 var layerPayload = [maxLayers]int{200, 600, 1200}
 
-func newSource(t *testing.T, id string, simulcast bool) *source {
+func newSource(t testing.TB, id string, simulcast bool) *source {
 	t.Helper()
 	s := &source{simulcast: simulcast, stop: make(chan struct{}), done: make(chan struct{})}
 	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
@@ -74,7 +74,7 @@ func (s *source) locals() []webrtc.TrackLocal {
 }
 
 // publish publishes the source from c and starts sending.
-func (s *source) publish(t *testing.T, c *client, src Source) {
+func (s *source) publish(t testing.TB, c *client, src Source) {
 	t.Helper()
 	sender := c.publish(src, s.locals()...)
 	if s.simulcast {

@@ -11,70 +11,12 @@
 // queue delays every packet. A delay-gradient estimator (GCC) reads that
 // scatter as congestion; the minima do not move.
 //
-// Departures are recorded on the packet path (lock-free, no allocation);
-// Monitor and Delivery are fed from feedback and read by the allocation
-// loop.
+// Departures are recorded by the send path's transport-wide history
+// (package sfu/twcc); Monitor and Delivery are fed from its feedback
+// results and read by the allocation loop.
 package queuing
 
-import (
-	"sync/atomic"
-	"time"
-)
-
-// departureSlots is how many recent departures are kept: feedback comes
-// every ~100 ms, so this covers a second even at 1000 packets a second.
-const departureSlots = 1024
-
-// Departures remembers when each recent transport-wide sequence number was
-// sent, and its size. It is safe for concurrent use.
-type Departures struct {
-	slots [departureSlots]atomic.Uint64 // departure µs << 16 | sequence number
-	sizes [departureSlots]atomic.Uint32 // sequence number << 16 | bytes
-	// streams: bound streams with (1) and without (2) transport-wide numbers
-	streams atomic.Uint32
-}
-
-// StreamBound notes that a stream was bound to the connection, numbered
-// (twcc) or not.
-func (d *Departures) StreamBound(twcc bool) {
-	if twcc {
-		d.streams.Or(1)
-	} else {
-		d.streams.Or(2)
-	}
-}
-
-// Expected reports whether departures are, or will be, recorded: some
-// stream carries transport-wide numbers, or none was bound yet (Confab
-// always offers them, and a subscriber normally takes them).
-func (d *Departures) Expected() bool {
-	s := d.streams.Load()
-	return s == 0 || s&1 != 0
-}
-
-// Record notes that seq, of size bytes, was sent at now (Unix nanoseconds).
-func (d *Departures) Record(seq uint16, now int64, size int) {
-	i := int(seq) % departureSlots
-	// µs modulo 2^48 (8.9 years): one-way delays only need a constant offset.
-	d.slots[i].Store(uint64(now/1000)&(1<<48-1)<<16 | uint64(seq))
-	d.sizes[i].Store(uint32(seq)<<16 | uint32(min(size, 0xffff)))
-}
-
-// Lookup returns when seq was sent (Unix microseconds) and its size, if it
-// still is among the recent ones.
-func (d *Departures) Lookup(seq uint16) (at int64, size int, ok bool) {
-	i := int(seq) % departureSlots
-	v := d.slots[i].Load()
-	if v == 0 || uint16(v) != seq {
-		return 0, 0, false
-	}
-	// Recorded just after the time: a slot being rewritten shows another
-	// number in one of the two, and the packet counts without a size.
-	if s := d.sizes[i].Load(); uint16(s>>16) == seq {
-		size = int(uint16(s))
-	}
-	return int64(v >> 16), size, true
-}
+import "time"
 
 // Binning of the minima: the recent minimum is taken over the last
 // recentBins bins, the base over all of them.

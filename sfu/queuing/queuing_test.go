@@ -6,42 +6,6 @@ import (
 	"time"
 )
 
-func TestDepartures(t *testing.T) {
-	var d Departures
-	now := time.Unix(1_800_000_000, 123_456_000).UnixNano()
-	d.Record(65535, now, 1200)
-	d.Record(0, now+1000, 300)
-	if at, size, ok := d.Lookup(65535); !ok || at != (now/1000)&(1<<48-1) || size != 1200 {
-		t.Fatalf("lookup 65535: %d %d %v", at, size, ok)
-	}
-	if at, size, ok := d.Lookup(0); !ok || at != (now/1000+1)&(1<<48-1) || size != 300 {
-		t.Fatalf("lookup 0 after the wrap: %d %d %v", at, size, ok)
-	}
-	if _, _, ok := d.Lookup(1); ok {
-		t.Fatal("found a number never sent")
-	}
-	// A number departureSlots later takes the slot: the old one is gone.
-	d.Record(departureSlots, now, 1200)
-	if _, _, ok := d.Lookup(0); ok {
-		t.Fatal("an overwritten departure was found")
-	}
-}
-
-func TestDeparturesExpected(t *testing.T) {
-	var d Departures
-	if !d.Expected() {
-		t.Fatal("before any stream, numbers are expected (Confab offers them)")
-	}
-	d.StreamBound(false)
-	if d.Expected() {
-		t.Fatal("expected from a subscriber that took no transport-wide numbers")
-	}
-	d.StreamBound(true)
-	if !d.Expected() {
-		t.Fatal("not expected although a stream is numbered")
-	}
-}
-
 // one-way delays in µs with an arbitrary offset (clocks differ).
 const offset = -68_187_900_000
 
@@ -108,13 +72,5 @@ func TestQueuingNeedsRecentSamples(t *testing.T) {
 	m.Add(offset+50_000, at.Add(70*time.Second))
 	if d, ok := m.Queuing(at.Add(70 * time.Second)); !ok || d != 0 {
 		t.Fatalf("after 70 s: queuing %v %v, want 0", d, ok)
-	}
-}
-
-func BenchmarkRecord(b *testing.B) {
-	var d Departures
-	b.ReportAllocs()
-	for i := range b.N {
-		d.Record(uint16(i), int64(i), 1200)
 	}
 }

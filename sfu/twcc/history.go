@@ -5,10 +5,11 @@
 //
 // The send history is a fixed power-of-two ring indexed by the unwrapped
 // sequence number: no map, no list, no allocation per packet. A History
-// has two owners at once: one writer goroutine (the packet path) calls
-// Stamp, and one feedback reader goroutine calls Feedback. They share the
-// ring under a mutex held for a few nanoseconds (one slot written or read):
-// measured, that costs the writer half of what a lock-free slot does (two
+// has two sides: writers (the packet path: every publisher's reader that
+// forwards to this subscriber) call Stamp, and one feedback reader at a
+// time calls Feedback. They share the ring under a mutex held for a few
+// nanoseconds (one slot written or read), which also serializes writers:
+// measured, that costs a writer half of what a lock-free slot does (two
 // atomic read-modify-writes instead of four atomic stores, ~12 ns against
 // ~28 ns). Everything else belongs to one side.
 package twcc
@@ -76,8 +77,8 @@ func NewHistory(size int) (*History, error) {
 // Stamp assigns the next transport-wide sequence number to a packet of size
 // bytes leaving at now (nanoseconds, any monotonic clock), records it, and
 // returns the number to write into the header extension. padding marks a
-// packet that carries only padding. Sizes are clamped to [0, 65535]. Only
-// the writer goroutine may call it.
+// packet that carries only padding. Sizes are clamped to [0, 65535]. Safe
+// for several writers at once.
 func (h *History) Stamp(size int, padding bool, now int64) uint16 {
 	size = min(max(size, 0), 0xffff)
 	var pad uint64
