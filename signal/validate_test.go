@@ -112,6 +112,8 @@ func TestValidate(t *testing.T) {
 		{"track_updated from a client", Message{Type: TypeTrackUpdated}, CodeUnknownType},
 		{"active_speaker from a client", Message{Type: TypeActiveSpeaker}, CodeUnknownType},
 		{"layers from a client", Message{Type: TypeLayers}, CodeUnknownType},
+		{"publish_layers from a client", Message{Type: TypePublishLayers}, CodeUnknownType},
+		{"recording from a client", Message{Type: TypeRecording}, CodeUnknownType},
 		{"bye from a client", Message{Type: TypeBye}, CodeUnknownType},
 	}
 	for _, c := range cases {
