@@ -3,8 +3,6 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,29 +32,12 @@ func TestBrowserDynacast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var packets atomic.Int64
-	var readers sync.WaitGroup
-	viewer, err := client.Join(ctx, client.Params{URL: base, Room: "dyn", Name: "viewer", API: api,
-		OnTrack: func(rt *client.RemoteTrack) {
-			if rt.Info.Kind != "video" {
-				return
-			}
-			readers.Add(1)
-			go func() {
-				defer readers.Done()
-				buf := make([]byte, 1500)
-				for {
-					if _, _, err := rt.Track.Read(buf); err != nil {
-						return
-					}
-					packets.Add(1)
-				}
-			}()
-		}})
+	var packets videoCounter
+	viewer, err := client.Join(ctx, client.Params{URL: base, Room: "dyn", Name: "viewer", API: api, OnTrack: packets.onTrack})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = viewer.Leave(); readers.Wait() }()
+	defer func() { _ = viewer.Leave(); packets.wait() }()
 	trackID := ""
 	b.waitFor("the page's camera announced", 20*time.Second, func() (bool, string) {
 		for _, tr := range viewer.Tracks() {
@@ -91,9 +72,9 @@ func TestBrowserDynacast(t *testing.T) {
 		s, err := pub.snapshot()
 		return s.Sent["h"], err
 	})
-	n := packets.Load()
+	n := packets.n.Load()
 	b.waitFor("the viewer keeps receiving", 10*time.Second, func() (bool, string) {
-		return packets.Load() > n+30, fmt.Sprintf("%d packets", packets.Load()-n)
+		return packets.n.Load() > n+30, fmt.Sprintf("%d packets", packets.n.Load()-n)
 	})
 
 	ask(signal.LayerHigh)

@@ -186,26 +186,10 @@ func TestBrowserAndGoPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fromBrowser atomic.Int64 // video RTP packets the Go peer received
-	var readers sync.WaitGroup
+	var fromBrowser videoCounter // video RTP packets the Go peer received
 	peer, err := client.Join(ctx, client.Params{URL: base, Room: "mixed", Name: "gopher", API: api,
 		OnKeyframeRequest: func(string) { video.RequestKeyframe() },
-		OnTrack: func(rt *client.RemoteTrack) {
-			if rt.Info.Kind != "video" {
-				return
-			}
-			readers.Add(1)
-			go func() {
-				defer readers.Done()
-				buf := make([]byte, 1500)
-				for {
-					if _, _, err := rt.Track.Read(buf); err != nil {
-						return
-					}
-					fromBrowser.Add(1)
-				}
-			}()
-		}})
+		OnTrack:           fromBrowser.onTrack})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +198,7 @@ func TestBrowserAndGoPeer(t *testing.T) {
 		cancel()
 		sources.Wait()
 		_ = peer.Leave()
-		readers.Wait()
+		fromBrowser.wait()
 	}()
 	publishClips(t, ctx, peer, video, audio, &sources)
 
@@ -228,7 +212,7 @@ func TestBrowserAndGoPeer(t *testing.T) {
 		t.Errorf("the Go peer's tile: %v", tl)
 	}
 	b.waitFor("the Go peer receives Chromium's video", 20*time.Second, func() (bool, string) {
-		n := fromBrowser.Load()
+		n := fromBrowser.n.Load()
 		return n > 100, fmt.Sprintf("%d video packets", n)
 	})
 }
@@ -254,3 +238,29 @@ func publishClips(t *testing.T, ctx context.Context, peer *client.Peer, video *c
 	go func() { defer sources.Done(); video.Run(ctx) }()
 	go func() { defer sources.Done(); audio.Run(ctx) }()
 }
+
+// videoCounter counts the video RTP packets a Go peer receives
+// (client.Params.OnTrack); wait returns once its readers stopped.
+type videoCounter struct {
+	n       atomic.Int64
+	readers sync.WaitGroup
+}
+
+func (c *videoCounter) onTrack(rt *client.RemoteTrack) {
+	if rt.Info.Kind != "video" {
+		return
+	}
+	c.readers.Add(1)
+	go func() {
+		defer c.readers.Done()
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := rt.Track.Read(buf); err != nil {
+				return
+			}
+			c.n.Add(1)
+		}
+	}()
+}
+
+func (c *videoCounter) wait() { c.readers.Wait() }
