@@ -119,3 +119,25 @@ func TestLayerForSizeCountsDeclaredLayers(t *testing.T) {
 		t.Fatalf("a 700x400 tile: layer %d, want 1", got)
 	}
 }
+
+// A publisher that renegotiates before its first packet (a browser adding
+// its microphone after its camera) still has each RID once: pion lists a
+// RID's track again for every such offer, and a duplicate would reach the
+// publisher in publish_layers.
+func TestRenegotiationBeforeMediaKeepsEachRIDOnce(t *testing.T) {
+	checkLeaks(t)
+	e := newTestEngine(t)
+	pub := newClient(t, e, clientOpts{})
+	src := newSource(t, "cam", true)
+	src.negotiate(t, pub, SourceCamera)
+	for range 2 {
+		if err := pub.offer(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src.start(t)
+	r := pub.nextReceiver()
+	if got := r.PublishedRIDs([]int{0, 1, 2}); !slices.Equal(got, []string{"l", "m", "h"}) {
+		t.Fatalf("published RIDs %v, want [l m h]", got)
+	}
+}

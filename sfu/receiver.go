@@ -111,8 +111,10 @@ func newReceiver(p *Peer, track *webrtc.TrackRemote, rtpRecv *webrtc.RTPReceiver
 		done:      make(chan struct{}),
 	}
 	r.audioLevel.Store(-1)
+	// pion lists a RID's track once more for every renegotiation that
+	// happens before its first packet, so each RID is taken once.
 	for _, t := range rtpRecv.Tracks() {
-		if t.RID() != "" {
+		if t.RID() != "" && !slices.Contains(r.rids, t.RID()) {
 			r.rids = append(r.rids, t.RID())
 		}
 	}

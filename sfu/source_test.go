@@ -76,6 +76,13 @@ func (s *source) locals() []webrtc.TrackLocal {
 // publish publishes the source from c and starts sending.
 func (s *source) publish(t testing.TB, c *client, src Source) {
 	t.Helper()
+	s.negotiate(t, c, src)
+	s.start(t)
+}
+
+// negotiate offers the source from c without sending anything yet.
+func (s *source) negotiate(t testing.TB, c *client, src Source) {
+	t.Helper()
 	sender := c.publish(src, s.locals()...)
 	if s.simulcast {
 		c.do(func() {
@@ -97,6 +104,10 @@ func (s *source) publish(t testing.TB, c *client, src Source) {
 			t.Fatal("simulcast header extensions not negotiated")
 		}
 	}
+}
+
+// start starts sending what negotiate offered.
+func (s *source) start(t testing.TB) {
 	go s.run()
 	t.Cleanup(func() {
 		close(s.stop)
