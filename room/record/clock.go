@@ -20,6 +20,7 @@ type mediaClock struct {
 	lastArrival int64
 	lastPTS     int64
 	emitted     bool
+	epochs      int // epochs begun so far
 }
 
 // maxClockDisagreement is how far a packet may seem late or early against
@@ -59,15 +60,25 @@ func (c *mediaClock) observe(ssrc, ts uint32, arrival int64) {
 
 func (c *mediaClock) epoch(ssrc uint32, ext, arrival int64) {
 	c.started, c.ssrc, c.ext, c.origin, c.offset = true, ssrc, ext, ext, arrival
+	c.epochs++
 }
 
 // pts returns the time of a frame with RTP timestamp ts; its packets
-// have been observed.
-func (c *mediaClock) pts(ts uint32) int64 {
-	pts := c.offset + c.ns(c.unwrap(ts)-c.origin)
+// have been observed. pushed says the frame came too close to the one
+// before (at or before it) and was moved to minFrameStep after it.
+func (c *mediaClock) pts(ts uint32) (pts int64, pushed bool) {
+	pts = c.offset + c.ns(c.unwrap(ts)-c.origin)
 	if c.emitted && pts < c.lastPTS+minFrameStep {
-		pts = c.lastPTS + minFrameStep
+		pts, pushed = c.lastPTS+minFrameStep, true
 	}
 	c.lastPTS, c.emitted = pts, true
-	return pts
+	return pts, pushed
+}
+
+// retime moves the current epoch so that the frame with RTP timestamp ts
+// falls at pts, which becomes the latest frame time: later frames follow
+// it by their timestamps.
+func (c *mediaClock) retime(ts uint32, pts int64) {
+	c.offset = pts - c.ns(c.unwrap(ts)-c.origin)
+	c.lastPTS = pts
 }

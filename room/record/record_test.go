@@ -146,15 +146,29 @@ func TestRecordVP8OpusWithLoss(t *testing.T) {
 	}
 }
 
+// A layer switch mid-recording: the file goes on, decodes cleanly and
+// ends on the new layer. As a browser publishes, every layer sends every
+// instant, and the SFU's sink switches at the new layer's keyframe, after
+// the old layer's frame of the same instant: the keyframe must take that
+// frame's place, not follow it a millisecond later (ffmpeg then reports
+// timestamps that do not increase).
 func TestRecordLayerSwitch(t *testing.T) {
 	needFFmpeg(t)
 	c := mustClips(t)
-	for _, munged := range []bool{false, true} {
-		name := map[bool]string{false: "new SSRC", true: "rewritten stream"}[munged]
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		munged, overlap bool
+		net             network
+	}{
+		{"new SSRC", false, false, repaired},
+		{"rewritten stream", true, false, repaired},
+		{"new SSRC after the same instant", false, true, network{steady: true}},
+		{"rewritten stream after the same instant", true, true, network{steady: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			rec, _ := newTestRecording(t, RecordingParams{})
 			r, err := recordClip(t, rec, simParams{duration: 10 * time.Second, layers: c.layers[:], layer: 0, switchAt: 5 * time.Second,
-				switchTo: 2, munged: munged, audio: c.audio, net: repaired, seed: 2}, "bob", SourceCamera, 0)
+				switchTo: 2, munged: tc.munged, overlap: tc.overlap, audio: c.audio, net: tc.net, seed: 2}, "bob", SourceCamera, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -170,6 +184,9 @@ func TestRecordLayerSwitch(t *testing.T) {
 			}
 			if e := rec.Manifest().Files[0]; e.Video.Width != 1280 || e.Video.Height != 720 {
 				t.Errorf("manifest gives %dx%d, want the largest, 1280x720", e.Video.Width, e.Video.Height)
+			}
+			if step, at := smallestStep(t, path, "video"); step < 0.02 {
+				t.Errorf("two frames %.0f ms apart at %.3f s; the clip has 30 frames a second", step*1000, at)
 			}
 		})
 	}

@@ -92,6 +92,7 @@ type network struct {
 	loss       float64 // of packets lost at first
 	retransmit float64 // of lost packets sent again
 	reorder    float64 // of packets held back 10-60 ms
+	steady     bool    // every packet takes 20 ms: no jitter, so no reordering
 }
 
 // simParams describe a publisher and its uplink, in media time.
@@ -102,6 +103,7 @@ type simParams struct {
 	switchAt   time.Duration // 0: never; else switch to switchTo
 	switchTo   int
 	munged     bool // a layer switch keeps SSRC, sequence and timestamps (an SFU that rewrites)
+	overlap    bool // at the switch the old layer's frame of the same instant comes first (every layer sends every instant)
 	payloader  func() rtp.Payloader
 	videoCodec *Codec // default VP8
 	videoRate  uint32
@@ -221,6 +223,11 @@ func (s *sim) video(at time.Duration) {
 		return
 	}
 	if s.p.switchAt > 0 && at >= s.p.switchAt && s.layer != s.p.switchTo {
+		if s.p.overlap {
+			// Sent a little earlier: a switching SFU hands on all of it
+			// before the keyframe, never a packet of it after.
+			s.sendOn(at-6*time.Millisecond, s.frame(s.idx), 0)
+		}
 		s.layer, s.keyReq = s.p.switchTo, true // an SFU switches on the new layer's keyframe
 	}
 	f := s.frame(s.idx)
@@ -232,16 +239,25 @@ func (s *sim) video(at time.Duration) {
 	}
 	s.keyReq = false
 	s.idx++
+	s.sendFrame(at, f)
+}
+
+// sendFrame sends f on the current layer; the others skip its instant.
+func (s *sim) sendFrame(at time.Duration, f clipFrame) { s.sendOn(at, f, 3000) }
+
+// sendOn packetizes f on the current layer and advances every layer's
+// clock by step (0: the next frame is of the same instant).
+func (s *sim) sendOn(at time.Duration, f clipFrame, step uint32) {
 	pk := 0
 	if !s.p.munged {
 		pk = s.layer
 	}
 	for i, p := range s.vpack {
 		if i != pk {
-			p.SkipSamples(3000) // the other layers go on being sent
+			p.SkipSamples(step) // the other layers go on being sent
 		}
 	}
-	for _, p := range s.vpack[pk].Packetize(f.data, 3000) {
+	for _, p := range s.vpack[pk].Packetize(f.data, step) {
 		s.send(at, s.rec.Video(), p)
 	}
 }
@@ -271,7 +287,10 @@ func (s *sim) audioFrame(at time.Duration) {
 // send puts a packet on the simulated network.
 func (s *sim) send(at time.Duration, tr *Track, p *rtp.Packet) {
 	s.packets++
-	delay := 20*time.Millisecond + time.Duration(s.rng.Int63n(int64(5*time.Millisecond)))
+	delay := 20 * time.Millisecond
+	if !s.p.net.steady {
+		delay += time.Duration(s.rng.Int63n(int64(5 * time.Millisecond)))
+	}
 	if s.rng.Float64() < s.p.net.loss {
 		if s.rng.Float64() >= s.p.net.retransmit {
 			return
