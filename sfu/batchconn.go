@@ -182,15 +182,20 @@ func (b *batchConn) Close() error {
 }
 
 // batchNet is the standard network with batched UDP sockets, for the UDP
-// mux.
-type batchNet struct{ *stdnet.Net }
+// mux. It knows its sockets by local address, so that a peer can write
+// to the one its selected ICE pair uses (direct.go).
+type batchNet struct {
+	*stdnet.Net
+	mu    sync.Mutex
+	conns map[netip.AddrPort]*batchConn
+}
 
 func newBatchNet() (*batchNet, error) {
 	n, err := stdnet.NewNet()
 	if err != nil {
 		return nil, err
 	}
-	return &batchNet{n}, nil
+	return &batchNet{Net: n, conns: map[netip.AddrPort]*batchConn{}}, nil
 }
 
 func (n *batchNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
@@ -198,5 +203,19 @@ func (n *batchNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPC
 	if err != nil {
 		return nil, err
 	}
-	return newBatchConn(c), nil
+	b := newBatchConn(c)
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
+		ap := a.AddrPort()
+		n.mu.Lock()
+		n.conns[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = b
+		n.mu.Unlock()
+	}
+	return b, nil
+}
+
+// conn returns the socket bound to local, nil if there is none.
+func (n *batchNet) conn(local netip.AddrPort) *batchConn {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.conns[local]
 }

@@ -150,7 +150,7 @@ const srtpReplayWindow = 1024
 // newAPI builds the pion API: codecs, header extensions, and only the
 // interceptors the server needs. NACKs from subscribers are answered from the
 // Receiver's shared cache, so pion's NACK responder is not registered.
-func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux) (*webrtc.API, error) {
+func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux) (*apiParts, error) {
 	m := &webrtc.MediaEngine{}
 	if err := registerCodecs(m); err != nil {
 		return nil, fmt.Errorf("register codecs: %w", err)
@@ -163,7 +163,29 @@ func newAPI(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux) (*webrtc.API, err
 	if err != nil {
 		return nil, err
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+	return &apiParts{media: m, interceptors: ir, settings: se,
+		shared: webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))}, nil
+}
+
+// apiParts are what the engine's PeerConnections are built from: one
+// shared API, and the parts to build one per peer that captures its SRTP
+// keys (direct.go). pion copies the media engine and builds the
+// interceptors per PeerConnection, so the parts can be shared.
+type apiParts struct {
+	media        *webrtc.MediaEngine
+	interceptors *interceptor.Registry
+	settings     webrtc.SettingEngine
+	shared       *webrtc.API
+}
+
+// withKeyCapture returns an API whose PeerConnections report their DTLS
+// handshake to k. The server answers as the DTLS server, so that it knows
+// the ServerHello and can derive the keys it sends with.
+func (a *apiParts) withKeyCapture(k *keyCapture) *webrtc.API {
+	se := a.settings
+	se.SetDTLSServerHelloMessageHook(k.serverHello)
+	se.SetDTLSKeyLogWriter(k)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(a.media), webrtc.WithInterceptorRegistry(a.interceptors), webrtc.WithSettingEngine(se))
 }
 
 // newInterceptors registers the RTCP machinery toward publishers only:
@@ -242,6 +264,12 @@ func newSettingEngine(cfg *Config, udpMux ice.UDPMux, tcpMux ice.TCPMux) (webrtc
 	// screen share. A publisher's retransmission arriving later than that
 	// would be dropped as a replay; 1024 covers a second or more of any track.
 	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
+	// As the answerer the server takes the DTLS server role (a=setup:passive),
+	// as it does as the offerer with browsers: then it sends the ServerHello
+	// and can derive its SRTP keys for the direct send path (direct.go).
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		return se, err
+	}
 	if cfg.Net != nil {
 		se.SetNet(cfg.Net)
 	}

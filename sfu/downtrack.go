@@ -80,6 +80,7 @@ type DownTrack struct {
 	hdr      rtp.Header
 	buf      [maxPacketSize]byte // a private copy when the payload must change
 	rtxBuf   [maxPacketSize]byte
+	direct   *directWriter // the direct send path's state, once used
 	rtxPkt   rtp.Packet
 	history  [historySize]sentPacket
 	out      sendState // transport-wide numbering and sender reports (sendstate.go)
@@ -256,7 +257,7 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8.Descri
 	d.stampLocked(len(payload), false)
 	d.out.media(ts, now, len(payload))
 	d.frameEnd = p.Marker
-	n, err := d.writer.WriteRTP(&d.hdr, payload)
+	n, err := d.writeOut(&d.hdr, payload)
 	d.mu.Unlock()
 	if err == nil && n > 0 {
 		d.packets.Add(1)
@@ -317,7 +318,7 @@ func (d *DownTrack) writePadding(budget int) int {
 		h.CSRC, h.Extension, h.Extensions = h.CSRC[:0], false, h.Extensions[:0]
 		d.stampLocked(0, true)
 		d.out.packets++
-		n, err := d.writer.WriteRTP(h, nil)
+		n, err := d.writeOut(h, nil)
 		if err != nil || n == 0 {
 			break
 		}
@@ -390,7 +391,7 @@ func (d *DownTrack) retransmit(seq uint16, now time.Time) bool {
 	d.stampLocked(len(payload), false)
 	d.out.packets++
 	d.out.octets += uint32(len(payload))
-	if _, err := d.writer.WriteRTP(&d.hdr, payload); err != nil {
+	if _, err := d.writeOut(&d.hdr, payload); err != nil {
 		return false
 	}
 	sp.resends++

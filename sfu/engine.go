@@ -22,7 +22,8 @@ const (
 // settings and the optional UDP and TCP ports).
 type Engine struct {
 	cfg       Config
-	api       *webrtc.API
+	api       *apiParts
+	batch     *batchNet              // the shared port's batched sockets (nil: none)
 	checkAPIs map[string]*webrtc.API // by transport (check.go)
 	closers   []func() error
 
@@ -45,13 +46,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 	cfg.setDefaults()
 	e := &Engine{cfg: cfg, negotiationDelay: negotiationDelay, offerWindow: offerAnswerWindow,
 		tracks: map[TrackID]*Receiver{}}
-	udpMux, err := listenUDPMux(&e.cfg)
+	udpMux, batch, err := listenUDPMux(&e.cfg)
 	if err != nil {
 		return nil, err
 	}
 	if udpMux != nil {
 		e.closers = append(e.closers, udpMux.Close)
 	}
+	e.batch = batch
 	tcpMux, err := listenTCPMux(&e.cfg)
 	if err != nil {
 		_ = e.Close()
@@ -112,7 +114,15 @@ func (e *Engine) Config() Config { return e.cfg }
 // p.Logger, which should already name the participant; without one, the
 // engine's logger with the peer's id.
 func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
-	pc, err := e.newPeerConnection()
+	api := e.api.shared
+	var keys *keyCapture
+	if e.batch != nil {
+		// Over the batched shared port the peer's forwarded packets can
+		// skip pion's send path, given its SRTP keys.
+		keys = &keyCapture{}
+		api = e.api.withKeyCapture(keys)
+	}
+	pc, err := e.newPeerConnection(api)
 	if err != nil {
 		return nil, fmt.Errorf("create peer connection: %w", err)
 	}
@@ -121,7 +131,7 @@ func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
 		log = e.cfg.Logger.With("participant", p.ID)
 	}
 	peer := &Peer{
-		id: p.ID, engine: e, pc: pc, params: p, log: log,
+		id: p.ID, engine: e, pc: pc, params: p, log: log, keys: keys,
 		closed:     make(chan struct{}),
 		iceStarted: make(chan struct{}),
 		sources:    map[string]Source{},
@@ -136,13 +146,16 @@ func (e *Engine) NewPeer(p PeerParams) (*Peer, error) {
 	pc.OnICECandidate(peer.onLocalCandidate)
 	pc.OnTrack(peer.onTrack)
 	pc.OnConnectionStateChange(peer.onConnectionState)
+	if keys != nil {
+		pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) { peer.updateDirectRoute() })
+	}
 	pc.OnICEConnectionStateChange(peer.onICEState)
 	return peer, nil
 }
 
 // newPeerConnection creates a PeerConnection with the engine's settings.
-func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, error) {
-	return e.api.NewPeerConnection(webrtc.Configuration{
+func (e *Engine) newPeerConnection(api *webrtc.API) (*webrtc.PeerConnection, error) {
+	return api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 	})

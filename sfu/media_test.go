@@ -31,14 +31,22 @@ func subscribeAndWatch(t testing.TB, c *client, r *Receiver, keep bool) (*DownTr
 
 // A NACK from a subscriber is answered from the publisher's shared cache:
 // the same packet, under the sequence number the subscriber saw. A NACK
-// for a packet never sent is not.
+// for a packet never sent is not. Through pion's send path (a port per
+// peer) and the direct one (the shared port, direct.go) alike.
 func TestNACKAnsweredFromTheCache(t *testing.T) {
 	checkLeaks(t)
-	e := newTestEngine(t)
+	t.Run("port per peer", func(t *testing.T) { testNACKAnswered(t, newTestEngine(t), false) })
+	t.Run("shared port, direct send", func(t *testing.T) { testNACKAnswered(t, newSharedPortEngine(t), true) })
+}
+
+func testNACKAnswered(t *testing.T, e *Engine, direct bool) {
 	_, recvs := publishN(t, e, 1)
 	sub := newClient(t, e, clientOpts{})
 	d, tr, w := subscribeAndWatch(t, sub, recvs[0], true)
 	wait.For(t, patience, "packets at the subscriber", func() bool { return w.count() >= 20 })
+	if got := d.peer.direct.Load() != nil; got != direct {
+		t.Fatalf("direct route %v, want %v", got, direct)
+	}
 
 	w.mu.Lock()
 	var seq uint16

@@ -39,6 +39,8 @@ var (
 		Name: "confab_udp_send_batches_total", Help: "sendmmsg system calls on the shared UDP port (each follows a wake-up of its flusher or less)."})
 	metricUDPBatchedPackets = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "confab_udp_batched_packets_total", Help: "Packets sent by those sendmmsg calls."})
+	metricDirectPackets = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "confab_direct_packets_total", Help: "Forwarded packets the server encrypted and queued itself, past pion's send path."})
 	metricPeers = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "confab_peer_connections", Help: "Open PeerConnections."})
 )
@@ -47,5 +49,5 @@ func init() {
 	prometheus.MustRegister(metricPacketsIn, metricBytesIn, metricPacketsOut, metricBytesOut,
 		metricNACKsReceived, metricNACKsAnswered, metricPLIsReceived, metricPLIsSent,
 		metricLayerSwitches, metricBandwidthPauses, metricBandwidthResumes, metricPublishedTracks, metricForwardedTracks, metricPeers,
-		metricFanOutHandoffs, metricUDPBatches, metricUDPBatchedPackets)
+		metricFanOutHandoffs, metricUDPBatches, metricUDPBatchedPackets, metricDirectPackets)
 }

@@ -72,8 +72,10 @@ type Peer struct {
 	published     int
 	whole         bool // negotiated once with AnswerWhole: never offers
 	alloc         *allocator
-	send          *sendPath      // transport-wide numbering and feedback (nil on relay links)
-	wg            sync.WaitGroup // goroutines the peer owns
+	send          *sendPath                   // transport-wide numbering and feedback (nil on relay links)
+	keys          *keyCapture                 // the DTLS handshake's keys (nil: pion's writer only)
+	direct        atomic.Pointer[directRoute] // where DownTracks send themselves (nil: through pion)
+	wg            sync.WaitGroup              // goroutines the peer owns
 }
 
 // ID is the participant id.
@@ -130,6 +132,7 @@ func (p *Peer) onConnectionState(s webrtc.PeerConnectionState) {
 	p.log.Debug("connection state", "state", s.String())
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
+		p.updateDirectRoute()
 		if p.connected.CompareAndSwap(false, true) {
 			go p.stopConnectTimer()
 			// Keyframes sent before DTLS finished never arrived: ask again.

@@ -19,10 +19,11 @@ import (
 const udpMuxBufferBytes = 4 << 20
 
 // listenUDPMux opens the one UDP port all ICE traffic shares (ICE UDP mux),
-// when cfg.UDPPort asks for it; nil otherwise.
-func listenUDPMux(cfg *Config) (ice.UDPMux, error) {
+// when cfg.UDPPort asks for it; nil otherwise. Its sockets batch their
+// sends unless cfg says not to; their network is returned then.
+func listenUDPMux(cfg *Config) (ice.UDPMux, *batchNet, error) {
 	if cfg.UDPPort == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithInterfaceFilter(cfg.AllowsInterface),
 		ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4),
@@ -34,21 +35,23 @@ func listenUDPMux(cfg *Config) (ice.UDPMux, error) {
 		// restricted to "lo" would have no candidate at all.
 		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
 	}
+	var batch *batchNet
 	switch {
 	case cfg.Net != nil:
 		opts = append(opts, ice.UDPMuxFromPortWithNet(cfg.Net))
 	case !cfg.NoUDPBatch:
 		n, err := newBatchNet()
 		if err != nil {
-			return nil, fmt.Errorf("prepare batched udp sockets: %w", err)
+			return nil, nil, fmt.Errorf("prepare batched udp sockets: %w", err)
 		}
+		batch = n
 		opts = append(opts, ice.UDPMuxFromPortWithNet(n))
 	}
 	m, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("listen on udp port %d: %w", cfg.UDPPort, err)
+		return nil, nil, fmt.Errorf("listen on udp port %d: %w", cfg.UDPPort, err)
 	}
-	return m, nil
+	return m, batch, nil
 }
 
 // tcpMuxBacklog is how many ICE-TCP connections may wait to be matched to

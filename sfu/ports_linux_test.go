@@ -82,7 +82,7 @@ func TestUDPMuxBuffers(t *testing.T) {
 	l.Close()
 	cfg := &Config{Loopback: true, UDPPort: port, Net: rec}
 	cfg.setDefaults()
-	mux, err := listenUDPMux(cfg)
+	mux, _, err := listenUDPMux(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

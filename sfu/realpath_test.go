@@ -112,11 +112,15 @@ func countAllocs(t testing.TB) allocCounts {
 // publisher and n subscribers, all real pion PeerConnections over
 // loopback in this process.
 type realPath struct {
-	downs []*DownTrack
-	recv  *Receiver
+	downs   []*DownTrack
+	watches []*mediaWatch
+	recv    *Receiver
 }
 
-func newRealPath(t testing.TB, n int) *realPath {
+// newSharedPortEngine returns a loopback-only engine on one shared,
+// batched UDP port, closed when t ends.
+func newSharedPortEngine(t testing.TB) *Engine {
+	t.Helper()
 	l, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -128,12 +132,18 @@ func newRealPath(t testing.TB, n int) *realPath {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+func newRealPath(t testing.TB, n int) *realPath {
+	e := newSharedPortEngine(t)
 	_, recvs := publishN(t, e, 1)
 	rp := &realPath{recv: recvs[0]}
 	for range n {
 		sub := newClient(t, e, clientOpts{})
 		d, _, w := subscribeAndWatch(t, sub, recvs[0], false)
 		rp.downs = append(rp.downs, d)
+		rp.watches = append(rp.watches, w)
 		wait.For(t, patience, "media at a subscriber", func() bool { return w.count() > 0 })
 	}
 	return rp

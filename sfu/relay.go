@@ -114,7 +114,7 @@ func newRelayBase(e *Engine, p RelayParams, dir string) (*relayBase, error) {
 	if p.Node == "" {
 		return nil, fmt.Errorf("relay: the other node's id is required")
 	}
-	pc, err := e.newPeerConnection()
+	pc, err := e.newPeerConnection(e.api.shared)
 	if err != nil {
 		return nil, fmt.Errorf("create relay peer connection: %w", err)
 	}

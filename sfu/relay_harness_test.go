@@ -216,7 +216,8 @@ func newTapEngine(t *testing.T) (*Engine, *tapNet) {
 		t.Fatal(err)
 	}
 	se.SetNet(tap)
-	e.api = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	e.api = &apiParts{media: m, interceptors: ir, settings: se,
+		shared: webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))}
 	return e, tap
 }
 
