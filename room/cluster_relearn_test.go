@@ -75,3 +75,52 @@ func receivedSince(p *testPeer, since time.Time, publisher string, sources []*so
 	}
 	return true, ""
 }
+
+// TestClusterSlowRelayKeepsPartAlive: n1 holds the relay requests of n2,
+// whose ann wants bob's tracks from n1, until each times out (pullTimeout,
+// twice DeadAfter). n2 goes on announcing its part meanwhile: bob never
+// sees ann leave, and n1 lists her throughout. Once n1 answers again, ann
+// receives bob.
+func TestClusterSlowRelayKeepsPartAlive(t *testing.T) {
+	nodes := startNodes(t, 2, nil)
+	ignore := goleak.IgnoreCurrent()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	calls, release := nodes[0].Manager.HoldRelayWants()
+	released := false
+	defer func() {
+		if !released {
+			release()
+		}
+	}()
+
+	bob := join(t, ctx, nodes[0].URL, "span", "bob")
+	fromBob := publish(t, ctx, bob, "bob", "audio", "video")
+	ann := join(t, ctx, nodes[1].URL, "span", "ann")
+	first := wait.Recv(t, calls, 15*time.Second, "n2 asks n1 for one of bob's tracks")
+	second := wait.Recv(t, calls, 15*time.Second, "n2 asks again, after its first request timed out")
+	t.Logf("n2 asked for %s, then %s", first, second)
+	if bob.saw(signal.TypeParticipantLeft, func(m *signal.Message) bool { return m.Participant.ID == ann.ID() }) {
+		t.Fatal("bob saw ann leave while n2 waited for n1's answers: n2's part of the room expired on n1")
+	}
+	if ok, why := sameMembers(bob, ann.ID()); !ok {
+		t.Fatal(why)
+	}
+	members := nodes[0].Manager.Room("span").Participants()
+	if len(members) != 2 {
+		t.Fatalf("n1 lists %v, want bob and ann", members)
+	}
+
+	release()
+	released = true
+	wait.Until(t, 30*time.Second, "ann receives bob once n1 answers", func() (bool, string) {
+		return checkTracks(ann, 25, map[string][]*source{bob.ID(): fromBob})
+	})
+
+	halt(map[string][]*source{"bob": fromBob})
+	for _, p := range []*testPeer{ann, bob} {
+		_ = p.Leave()
+	}
+	roomsGone(t, nodes...)
+	noLeaks(t, ignore)
+}

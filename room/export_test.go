@@ -48,3 +48,28 @@ func (r *Room) ExpireAndRelearn(ctx context.Context, node string) error {
 	unsubscribeAll(r.applyStateLocked(node, &st))
 	return nil
 }
+
+// HoldRelayWants makes this node hold other nodes' relay requests: the
+// track of each is told on calls as it arrives, then waits until release (and is served
+// as usual) or until its requester gave up. release restores the usual
+// handler.
+func (m *Manager) HoldRelayWants() (calls <-chan sfu.TrackID, release func()) {
+	ch := make(chan sfu.TrackID, 16)
+	released := make(chan struct{})
+	handleAs(m.cl, reqWant, func(ctx context.Context, from string, req wantRequest) (any, error) {
+		select {
+		case ch <- req.Track:
+		default:
+		}
+		select {
+		case <-released:
+			return m.cl.links.serveWant(ctx, from, req)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
+	return ch, func() {
+		handleAs(m.cl, reqWant, m.cl.links.serveWant)
+		close(released)
+	}
+}
