@@ -82,6 +82,11 @@ func (r *Room) evaluatePulls() {
 			wanted: r.receivedHereLocked(id), recv: recv, prev: prev})
 	}
 	r.mu.Unlock()
+	for i := range cands {
+		if c := &cands[i]; c.wanted && c.recv == nil {
+			c.recv = r.adoptRelayed(c.node, c.id)
+		}
+	}
 	now := time.Now()
 	var changes []pullChange
 	for _, c := range cands {
@@ -221,6 +226,21 @@ func (r *Room) attachRelayed(node string, recv *sfu.Receiver) bool {
 	close(r.cl.relayArrived)
 	r.cl.relayArrived = make(chan struct{})
 	return true
+}
+
+// adoptRelayed attaches a track that node relays here already but that
+// no track of the room holds: the room forgot the track (its node's part
+// expired) and learnt it again before the link stopped relaying it. The
+// origin sees the same request as before, so it offers nothing new and the
+// track would never arrive again through attachRelayed. It returns the
+// Receiver attached, or nil.
+func (r *Room) adoptRelayed(node string, id sfu.TrackID) *sfu.Receiver {
+	recv := r.cl.c.links.relayedFrom(node, id)
+	if recv == nil || ended(recv) || !r.attachRelayed(node, recv) {
+		return nil
+	}
+	r.log.Debug("cluster: relayed track adopted again", "node", node, "track", string(id))
+	return recv
 }
 
 // detachRelayed lets go of a relayed Receiver that ended (the link closed,

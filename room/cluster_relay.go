@@ -228,6 +228,17 @@ func (m *Manager) relayArrived(node string, recv *sfu.Receiver) {
 	m.log.Debug("cluster: relayed track no room pulls", "node", node, "track", string(recv.ID()))
 }
 
+// relayedFrom returns the Receiver of a track node relays here, or nil.
+func (l *relayLinks) relayedFrom(node string, id sfu.TrackID) *sfu.Receiver {
+	l.mu.Lock()
+	link := l.in[node]
+	l.mu.Unlock()
+	if link == nil {
+		return nil
+	}
+	return link.ri.Receiver(id)
+}
+
 // stop ends the relay of a track to node; the link closes with its last.
 func (l *relayLinks) stop(node string, id sfu.TrackID) {
 	l.mu.Lock()

@@ -56,11 +56,12 @@ type roomCluster struct {
 	c *clusterNode
 	// once opens the part (open); a room closed before it opened never
 	// does (never).
-	once  sync.Once
-	never bool
-	wake  chan struct{} // a change to announce, or pulls to evaluate
-	stop  chan struct{}
-	done  chan struct{}
+	once    sync.Once
+	never   bool
+	wake    chan struct{} // pulls to evaluate
+	changed chan struct{} // a change to announce
+	stop    chan struct{}
+	done    chan struct{}
 	// finalVersion numbers the announcement that this node left the
 	// room, reserved when the room is removed so that a new room of the
 	// same name always announces later versions.
@@ -75,7 +76,7 @@ type roomCluster struct {
 }
 
 func newRoomCluster(c *clusterNode) *roomCluster {
-	return &roomCluster{c: c, wake: make(chan struct{}, 1),
+	return &roomCluster{c: c, wake: make(chan struct{}, 1), changed: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}),
 		remotes: map[string]*remoteNode{}, pulls: map[sfu.TrackID]*pull{}, roleAt: map[string]int64{},
 		relayArrived: make(chan struct{})}
@@ -121,21 +122,27 @@ func (r *Room) open() {
 	go r.runCluster(leave)
 }
 
-// runCluster announces this node's part of the room, expires the parts of
-// nodes that went quiet and pulls the remote tracks local members need,
-// until the room closes.
+// runCluster expires the parts of nodes that went quiet and pulls the
+// remote tracks local members need, while runAnnounce announces this
+// node's part, until the room closes. Pulls wait for other nodes' replies
+// (up to pullTimeout each): announcing apart from them, a node whose
+// requests are slow to be answered never goes quiet long enough for its
+// part to expire on the others, which would make its members leave and
+// come back there.
 func (r *Room) runCluster(leave func()) {
 	cl := r.cl
 	defer close(cl.done)
-	every := max(cl.c.dead/3, 100*time.Millisecond)
-	tick := time.NewTicker(min(every, pullEvery))
+	announcing := make(chan struct{})
+	go func() {
+		defer close(announcing)
+		r.runAnnounce()
+	}()
+	tick := time.NewTicker(min(cl.announceEvery(), pullEvery))
 	defer tick.Stop()
-	var lastState time.Time
-	gap := time.NewTimer(0)
-	defer gap.Stop()
 	for {
 		select {
 		case <-cl.stop:
+			<-announcing // no state follows the departure
 			r.stopPulls()
 			r.announceLeft()
 			if leave != nil {
@@ -145,35 +152,68 @@ func (r *Room) runCluster(leave func()) {
 			return
 		case <-cl.wake:
 		case <-tick.C:
-		case <-gap.C:
 		}
-		now := time.Now()
-		r.mu.Lock()
-		due := cl.dirty || now.Sub(lastState) >= every
-		r.mu.Unlock()
-		if due {
-			if wait := minStateGap - now.Sub(lastState); wait > 0 {
-				gap.Reset(wait)
-			} else {
-				r.announce()
-				lastState = now
-			}
-		}
-		r.expireRemotes(now)
+		r.expireRemotes(time.Now())
 		r.evaluatePulls()
 	}
 }
 
-// markDirtyLocked schedules an announcement of this node's part.
+// announceEvery is how often a room's part is announced when nothing
+// changes: three times within the time after which the others expire it.
+func (cl *roomCluster) announceEvery() time.Duration {
+	return max(cl.c.dead/3, 100*time.Millisecond)
+}
+
+// runAnnounce announces this node's part of the room after each change,
+// at most once per minStateGap, and every announceEvery in any case, until
+// the room closes.
+func (r *Room) runAnnounce() {
+	cl := r.cl
+	tick := time.NewTicker(cl.announceEvery())
+	defer tick.Stop()
+	gap := time.NewTimer(0)
+	defer gap.Stop()
+	var last time.Time
+	due := false
+	for {
+		select {
+		case <-cl.stop:
+			return
+		case <-cl.changed:
+		case <-tick.C:
+			due = true
+		case <-gap.C:
+		}
+		r.mu.Lock()
+		due = due || cl.dirty
+		r.mu.Unlock()
+		if !due {
+			continue
+		}
+		if wait := minStateGap - time.Since(last); wait > 0 {
+			gap.Reset(wait)
+			continue
+		}
+		r.announce()
+		last, due = time.Now(), false
+	}
+}
+
+// markDirtyLocked schedules an announcement of this node's part; the
+// change may also change what to pull.
 func (r *Room) markDirtyLocked() {
 	if r.cl == nil {
 		return
 	}
 	r.cl.dirty = true
+	select {
+	case r.cl.changed <- struct{}{}:
+	default:
+	}
 	r.cl.poke()
 }
 
-// poke wakes the room's cluster loop.
+// poke has the room's cluster loop evaluate its pulls soon.
 func (cl *roomCluster) poke() {
 	select {
 	case cl.wake <- struct{}{}:
