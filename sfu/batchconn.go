@@ -40,7 +40,7 @@ type batchSlot struct {
 // batchConn is a UDP socket whose writes are batched.
 type batchConn struct {
 	*net.UDPConn
-	pc *ipv4.PacketConn
+	out batchWriter // sends one batch (batchconn_linux.go, batchconn_other.go)
 
 	mu      sync.Mutex
 	pending []ipv4.Message // filled by writers
@@ -57,7 +57,7 @@ type batchConn struct {
 }
 
 func newBatchConn(c *net.UDPConn) *batchConn {
-	b := &batchConn{UDPConn: c, pc: ipv4.NewPacketConn(c), slots: make([]batchSlot, 2*batchSlots),
+	b := &batchConn{UDPConn: c, out: newBatchWriter(c), slots: make([]batchSlot, 2*batchSlots),
 		pending: make([]ipv4.Message, 0, batchSlots), sending: make([]ipv4.Message, 0, batchSlots),
 		wake: make(chan struct{}, 1), space: make(chan struct{}, 1), closed: make(chan struct{}), done: make(chan struct{})}
 	go b.flusher()
@@ -159,7 +159,7 @@ func (b *batchConn) flusher() {
 func (b *batchConn) send(ms []ipv4.Message) {
 	for len(ms) > 0 {
 		n := min(len(ms), maxBatch)
-		sent, err := b.pc.WriteBatch(ms[:n], 0)
+		sent, err := b.out.writeBatch(ms[:n])
 		if err != nil {
 			// A bad destination fails its packet only: skip it and go on,
 			// as a single sendto would have.

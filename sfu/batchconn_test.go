@@ -192,3 +192,32 @@ func TestBatchConnKeepsOrderWhenTheQueueIsFull(t *testing.T) {
 		}
 	}
 }
+
+// A destination the kernel refuses (port 0) costs its own packet only:
+// the packets queued before and after it arrive.
+func TestBatchConnBadDestinationLosesOnlyItsPacket(t *testing.T) {
+	raw := listenLoopback(t)
+	b := newBatchConn(raw)
+	defer b.Close()
+	rx := listenLoopback(t)
+	defer rx.Close()
+	good := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+	bad := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)
+	for i, to := range []netip.AddrPort{good, bad, good} {
+		if _, err := b.WriteToAddrPort([]byte{byte(i), 1, 2, 3}, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []byte
+	buf := make([]byte, 100)
+	for len(got) < 2 {
+		_ = rx.SetReadDeadline(time.Now().Add(patience))
+		if _, err := rx.Read(buf); err != nil {
+			t.Fatalf("got packets %v, want 0 and 2: %v", got, err)
+		}
+		got = append(got, buf[0])
+	}
+	if got[0] != 0 || got[1] != 2 {
+		t.Fatalf("got packets %v, want 0 and 2", got)
+	}
+}

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package sfu
+
+import (
+	"net"
+
+	"golang.org/x/net/ipv4"
+)
+
+// batchWriter sends a batch with x/net's WriteBatch (one packet per
+// system call where the system has no sendmmsg).
+type batchWriter struct{ pc *ipv4.PacketConn }
+
+func newBatchWriter(c *net.UDPConn) batchWriter { return batchWriter{ipv4.NewPacketConn(c)} }
+
+func (w batchWriter) writeBatch(ms []ipv4.Message) (int, error) { return w.pc.WriteBatch(ms, 0) }
