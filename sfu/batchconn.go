@@ -41,6 +41,7 @@ type batchSlot struct {
 type batchConn struct {
 	*net.UDPConn
 	out batchWriter // sends one batch (batchconn_linux.go, batchconn_other.go)
+	in  batchReader // reads (the same files)
 
 	mu      sync.Mutex
 	pending []ipv4.Message // filled by writers
@@ -57,7 +58,7 @@ type batchConn struct {
 }
 
 func newBatchConn(c *net.UDPConn) *batchConn {
-	b := &batchConn{UDPConn: c, out: newBatchWriter(c), slots: make([]batchSlot, 2*batchSlots),
+	b := &batchConn{UDPConn: c, out: newBatchWriter(c), in: newBatchReader(c), slots: make([]batchSlot, 2*batchSlots),
 		pending: make([]ipv4.Message, 0, batchSlots), sending: make([]ipv4.Message, 0, batchSlots),
 		wake: make(chan struct{}, 1), space: make(chan struct{}, 1), closed: make(chan struct{}), done: make(chan struct{})}
 	go b.flusher()
@@ -123,10 +124,11 @@ func (b *batchConn) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
 	return b.WriteToAddrPort(p, addr.AddrPort())
 }
 
-// ReadFromAddrPort reads as the plain socket does (pion checks for the
-// pair of methods).
+// ReadFromAddrPort reads one datagram; on Linux from batches that one
+// recvmmsg takes off the socket (batchconn_linux.go). pion's UDP mux reads
+// through it.
 func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
-	return b.UDPConn.ReadFromUDPAddrPort(p)
+	return b.in.read(b.UDPConn, p)
 }
 
 func (b *batchConn) flusher() {

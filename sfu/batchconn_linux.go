@@ -2,6 +2,9 @@ package sfu
 
 import (
 	"net"
+	"net/netip"
+	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -95,4 +98,107 @@ func (b *rawBatch) sendmmsg(fd uintptr) bool {
 	}
 	b.sent = int(r)
 	return true
+}
+
+// readBatch is how many datagrams one recvmmsg may take, and readSlot the
+// room for each (larger than any datagram WebRTC sends).
+const (
+	readBatch = 16
+	readSlot  = 8192
+)
+
+// batchReader takes every datagram waiting on the socket with one
+// recvmmsg (a raw call, like the sends) and hands them out one a read:
+// under load the shared port's reads cost one system call per wake-up
+// instead of one per datagram.
+type batchReader struct{ *rawRecv }
+
+type rawRecv struct {
+	mu    sync.Mutex
+	rc    syscall.RawConn
+	hdrs  [readBatch]unix.Mmsghdr
+	iovs  [readBatch]unix.Iovec
+	names [readBatch]unix.RawSockaddrInet6
+	bufs  []byte // readBatch slots of readSlot bytes
+	n     int    // datagrams taken by the last call
+	next  int    // the next one to hand out
+	errno syscall.Errno
+	call  func(fd uintptr) bool
+}
+
+func newBatchReader(c *net.UDPConn) batchReader {
+	r := &rawRecv{bufs: make([]byte, readBatch*readSlot)}
+	r.call = r.recvmmsg
+	if rc, err := c.SyscallConn(); err == nil {
+		r.rc = rc
+	}
+	for i := range r.hdrs {
+		h := &r.hdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+		h.Iov = &r.iovs[i]
+		h.SetIovlen(1)
+		r.iovs[i].Base = &r.bufs[i*readSlot]
+		r.iovs[i].SetLen(readSlot)
+	}
+	return batchReader{r}
+}
+
+func (r batchReader) read(c *net.UDPConn, p []byte) (int, netip.AddrPort, error) {
+	if r.rc == nil {
+		return c.ReadFromUDPAddrPort(p)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		for r.next < r.n {
+			i := r.next
+			r.next++
+			h := &r.hdrs[i]
+			addr, ok := sockaddrPort(&r.names[i])
+			if !ok || h.Hdr.Flags&unix.MSG_TRUNC != 0 {
+				continue // not an IP sender, or larger than any WebRTC datagram
+			}
+			n := copy(p, r.bufs[i*readSlot:i*readSlot+int(h.Len)])
+			return n, addr, nil
+		}
+		for i := range r.hdrs {
+			r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+			r.hdrs[i].Hdr.Flags = 0
+		}
+		r.n, r.next, r.errno = 0, 0, 0
+		if err := r.rc.Read(r.call); err != nil {
+			return 0, netip.AddrPort{}, err
+		}
+		if r.errno != 0 {
+			return 0, netip.AddrPort{}, os.NewSyscallError("recvmmsg", r.errno)
+		}
+	}
+}
+
+// recvmmsg is the raw call, run by the poller with the socket's fd; false
+// asks it to wait until a datagram comes.
+func (r *rawRecv) recvmmsg(fd uintptr) bool {
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), readBatch, 0, 0, 0)
+	if e == unix.EAGAIN {
+		return false
+	}
+	if e != 0 {
+		r.errno = e
+		return true
+	}
+	r.n = int(n)
+	return true
+}
+
+// sockaddrPort reads the sender's address that recvmmsg wrote.
+func sockaddrPort(sa *unix.RawSockaddrInet6) (netip.AddrPort, bool) {
+	port := func(p uint16) uint16 { b := (*[2]byte)(unsafe.Pointer(&p)); return uint16(b[0])<<8 | uint16(b[1]) }
+	switch sa.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port(sa4.Port)), true
+	case unix.AF_INET6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port(sa.Port)), true
+	}
+	return netip.AddrPort{}, false
 }

@@ -221,3 +221,42 @@ func TestBatchConnBadDestinationLosesOnlyItsPacket(t *testing.T) {
 		t.Fatalf("got packets %v, want 0 and 2", got)
 	}
 }
+
+// Reads hand out every datagram once, whole, with its own sender, also
+// when many wait on the socket and come off it in batches.
+func TestBatchConnReadsEveryDatagramWithItsSender(t *testing.T) {
+	raw := listenLoopback(t)
+	b := newBatchConn(raw)
+	defer b.Close()
+	to := raw.LocalAddr().(*net.UDPAddr)
+	var senders [3]*net.UDPConn
+	for i := range senders {
+		senders[i] = listenLoopback(t)
+		defer senders[i].Close()
+	}
+	const total = 90
+	for k := range total {
+		s := senders[k%len(senders)]
+		p := make([]byte, 50+k*13)
+		binary.BigEndian.PutUint32(p, uint32(k))
+		p[len(p)-1] = byte(k)
+		if _, err := s.WriteToUDP(p, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 8192)
+	_ = b.SetReadDeadline(time.Now().Add(patience))
+	for k := range total {
+		n, from, err := b.ReadFromAddrPort(buf)
+		if err != nil {
+			t.Fatalf("read %d: %v", k, err)
+		}
+		id := int(binary.BigEndian.Uint32(buf))
+		if id != k || n != 50+k*13 || buf[n-1] != byte(k) {
+			t.Fatalf("read %d: datagram %d of %d bytes", k, id, n)
+		}
+		if want := senders[k%len(senders)].LocalAddr().(*net.UDPAddr).AddrPort(); from != want {
+			t.Fatalf("datagram %d from %v, want %v", k, from, want)
+		}
+	}
+}
