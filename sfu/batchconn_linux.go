@@ -88,16 +88,23 @@ func (w batchWriter) writeBatch(ms []ipv4.Message) (int, error) {
 // sendmmsg is the raw call, run by the poller with the socket's fd; false
 // asks it to wait until the socket can take more.
 func (b *rawBatch) sendmmsg(fd uintptr) bool {
-	r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.n), 0, 0, 0)
-	if e == unix.EAGAIN {
-		return false
+	var again bool
+	b.sent, b.errno, again = mmsg(unix.SYS_SENDMMSG, fd, &b.hdrs[0], b.n)
+	return !again
+}
+
+// mmsg makes one sendmmsg or recvmmsg call on n headers from hdrs: how
+// many messages it moved, its error, or again when the socket was not
+// ready.
+func mmsg(trap, fd uintptr, hdrs *unix.Mmsghdr, n int) (count int, errno syscall.Errno, again bool) {
+	r, _, e := unix.RawSyscall6(trap, fd, uintptr(unsafe.Pointer(hdrs)), uintptr(n), 0, 0, 0)
+	switch {
+	case e == unix.EAGAIN:
+		return 0, 0, true
+	case e != 0:
+		return 0, e, false
 	}
-	if e != 0 {
-		b.errno = e
-		return true
-	}
-	b.sent = int(r)
-	return true
+	return int(r), 0, false
 }
 
 // readBatch is how many datagrams one recvmmsg may take, and readSlot the
@@ -178,16 +185,9 @@ func (r batchReader) read(c *net.UDPConn, p []byte) (int, netip.AddrPort, error)
 // recvmmsg is the raw call, run by the poller with the socket's fd; false
 // asks it to wait until a datagram comes.
 func (r *rawRecv) recvmmsg(fd uintptr) bool {
-	n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), readBatch, 0, 0, 0)
-	if e == unix.EAGAIN {
-		return false
-	}
-	if e != 0 {
-		r.errno = e
-		return true
-	}
-	r.n = int(n)
-	return true
+	var again bool
+	r.n, r.errno, again = mmsg(unix.SYS_RECVMMSG, fd, &r.hdrs[0], readBatch)
+	return !again
 }
 
 // sockaddrPort reads the sender's address that recvmmsg wrote.
