@@ -41,6 +41,9 @@ func TestKeyCaptureMatchesTheDTLSExporter(t *testing.T) {
 			if got == nil {
 				t.Fatal("no keys captured")
 			}
+			if k.master != nil {
+				t.Error("the master secret is kept after the keys were derived")
+			}
 			profile := srtp.ProtectionProfile(c.profile)
 			kl, _ := profile.KeyLen()
 			sl, _ := profile.SaltLen()

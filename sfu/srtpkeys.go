@@ -95,6 +95,9 @@ func (k *keyCapture) outKeys() *srtpKeys {
 		return nil
 	}
 	k.keys, k.err = exportSRTPKeys(k.master, k.clientRandom, k.serverRandom, k.suite, k.profile)
+	// The master secret is no longer needed: keep no more of it than pion does.
+	clear(k.master)
+	k.master = nil
 	return k.keys
 }
 

@@ -110,11 +110,40 @@ func (l *logger) emit(level slog.Level, format string, args []any, formatted boo
 	if !l.log.Enabled(ctx, level) {
 		return
 	}
+	if m, ok := racyFormats[l.scope][format]; ok {
+		l.log.Log(ctx, level, m, identify(args)...)
+		return
+	}
 	msg := format
 	if formatted {
 		msg = fmt.Sprintf(format, args...)
 	}
 	l.log.Log(ctx, level, msg)
+}
+
+// racyFormats are messages whose argument pion prints whole (%+v) while
+// its other goroutines still write it: formatting reads a new track's
+// fields without its lock (a data race the race detector reports, when
+// debug logging is on and a renegotiation adds the track's simulcast
+// streams meanwhile). They are logged as the message given here, with
+// what the argument tells through its locked getters.
+var racyFormats = map[string]map[string]string{
+	"pc": {"got new track: %+v": "got new track"},
+}
+
+// identify returns the id and RID of arguments that have them (pion's
+// TrackRemote reads both under its lock).
+func identify(args []any) []any {
+	var attrs []any
+	for _, a := range args {
+		if t, ok := a.(interface {
+			ID() string
+			RID() string
+		}); ok {
+			attrs = append(attrs, "track", t.ID(), "rid", t.RID())
+		}
+	}
+	return attrs
 }
 
 func (l *logger) Trace(msg string)                  { l.print(LevelTrace, msg) }

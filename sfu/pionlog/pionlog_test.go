@@ -202,3 +202,26 @@ func TestFormatWithoutArguments(t *testing.T) {
 		t.Errorf("got %v", got)
 	}
 }
+
+// fakeTrack stands for pion's TrackRemote: its getters lock, formatting
+// it whole would not.
+type fakeTrack struct{ formatted int }
+
+func (f *fakeTrack) ID() string     { return "cam" }
+func (f *fakeTrack) RID() string    { return "h" }
+func (f *fakeTrack) String() string { f.formatted++; return "whole" }
+
+// pion's "got new track: %+v" is never formatted whole (a data race with
+// its renegotiation): it is logged with the track's id and RID.
+func TestRacyArgumentsAreNotFormatted(t *testing.T) {
+	h := newCapture(slog.LevelDebug)
+	l := Factory(slog.New(h)).NewLogger("pc")
+	tr := &fakeTrack{}
+	l.Debugf("got new track: %+v", tr)
+	if got := h.got(); len(got) != 1 || got[0].msg != "got new track" || tr.formatted != 0 {
+		t.Fatalf("got %v, the track formatted %d times", got, tr.formatted)
+	}
+	if attrs := identify([]any{tr}); len(attrs) != 4 || attrs[1] != "cam" || attrs[3] != "h" {
+		t.Fatalf("attributes %v", attrs)
+	}
+}
