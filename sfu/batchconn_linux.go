@@ -55,7 +55,8 @@ func newBatchWriter(c *net.UDPConn) batchWriter {
 
 // writeBatch sends ms (at most maxBatch, IPv4 destinations, one buffer
 // each) and returns how many were sent; on an error the first unsent one
-// failed.
+// failed. A message it cannot send ends the batch before it, so that the
+// caller skips that one alone.
 func (w batchWriter) writeBatch(ms []ipv4.Message) (int, error) {
 	b := w.rawBatch
 	if b.rc == nil {
@@ -63,9 +64,16 @@ func (w batchWriter) writeBatch(ms []ipv4.Message) (int, error) {
 	}
 	for i := range ms {
 		ua, ok := ms[i].Addr.(*net.UDPAddr)
-		ip := ua.IP.To4()
-		if !ok || ip == nil || len(ms[i].Buffers) != 1 || len(ms[i].Buffers[0]) == 0 {
-			return i, syscall.EINVAL
+		var ip net.IP
+		if ok {
+			ip = ua.IP.To4()
+		}
+		if ip == nil || len(ms[i].Buffers) != 1 || len(ms[i].Buffers[0]) == 0 {
+			if i == 0 {
+				return 0, syscall.EINVAL
+			}
+			ms = ms[:i]
+			break
 		}
 		sa := &b.names[i]
 		copy(sa.Addr[:], ip)
