@@ -91,6 +91,11 @@ func TestRecordBrowser(t *testing.T) {
 			t.Errorf("%s: audio %+v, video %+v", f.File, a, v)
 		}
 		mediaprobe.Decodes(t, file)
+		// A layer switch must not write one instant twice (a millisecond
+		// apart), nor squeeze a keyframe that came late against its neighbours.
+		if step, at := mediaprobe.SmallestStep(t, file, "video"); step < 0.010 {
+			t.Errorf("%s: two video frames %.0f ms apart at %.3f s", f.File, step*1000, at)
+		}
 		t.Logf("%s (%s): %s %dx%d %.2f s, opus %.2f s, %d bytes", f.File, f.ParticipantID, v.CodecName, v.Width, v.Height, v.Seconds, a.Seconds, f.Bytes)
 	}
 }

@@ -63,16 +63,20 @@ func (c *mediaClock) epoch(ssrc uint32, ext, arrival int64) {
 	c.epochs++
 }
 
+// at is where RTP timestamp ts lies on the recording's clock as the epoch
+// now stands: a packet less delayed than those before moves it earlier.
+func (c *mediaClock) at(ts uint32) int64 { return c.offset + c.ns(c.unwrap(ts)-c.origin) }
+
 // pts returns the time of a frame with RTP timestamp ts; its packets
-// have been observed. pushed says the frame came too close to the one
-// before (at or before it) and was moved to minFrameStep after it.
-func (c *mediaClock) pts(ts uint32) (pts int64, pushed bool) {
-	pts = c.offset + c.ns(c.unwrap(ts)-c.origin)
+// have been observed. A frame at or before the one before it is moved to
+// minFrameStep after it.
+func (c *mediaClock) pts(ts uint32) int64 {
+	pts := c.at(ts)
 	if c.emitted && pts < c.lastPTS+minFrameStep {
-		pts, pushed = c.lastPTS+minFrameStep, true
+		pts = c.lastPTS + minFrameStep
 	}
 	c.lastPTS, c.emitted = pts, true
-	return pts, pushed
+	return pts
 }
 
 // retime moves the current epoch so that the frame with RTP timestamp ts

@@ -79,19 +79,7 @@ func lastFrameSize(t testing.TB, path string) (w, h int) {
 // packetTimes returns the times of a stream's packets (video or audio),
 // in file order.
 func packetTimes(t testing.TB, path, codecType string) []float64 {
-	t.Helper()
-	sel := map[string]string{"video": "v", "audio": "a"}[codecType]
-	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", sel, "-show_entries", "packet=pts_time", "-of", "csv=p=0", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe packets: %v", err)
-	}
-	var times []float64
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if pts, err := strconv.ParseFloat(strings.Trim(line, ","), 64); err == nil {
-			times = append(times, pts)
-		}
-	}
-	return times
+	return mediaprobe.PacketTimes(t, path, codecType)
 }
 
 // largestGap returns the longest stretch without packets in a stream of
@@ -110,15 +98,7 @@ func largestGap(t testing.TB, path, codecType string) (from, to float64) {
 // smallestStep returns the shortest time between two packets in a row
 // of a stream of the type, and when the second one came.
 func smallestStep(t testing.TB, path, codecType string) (step, at float64) {
-	t.Helper()
-	times := packetTimes(t, path, codecType)
-	step = math.Inf(1)
-	for i := 1; i < len(times); i++ {
-		if d := times[i] - times[i-1]; d < step {
-			step, at = d, times[i]
-		}
-	}
-	return step, at
+	return mediaprobe.SmallestStep(t, path, codecType)
 }
 
 // counterValue reads one metric of a collector.

@@ -164,6 +164,8 @@ func TestRecordLayerSwitch(t *testing.T) {
 		{"rewritten stream", true, false, repaired},
 		{"new SSRC after the same instant", false, true, network{steady: true}},
 		{"rewritten stream after the same instant", true, true, network{steady: true}},
+		{"new SSRC, keyframes sent late", false, false, network{steady: true, keyDelay: 60 * time.Millisecond}},
+		{"new SSRC after the same instant, keyframes sent late", false, true, network{steady: true, keyDelay: 60 * time.Millisecond}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, _ := newTestRecording(t, RecordingParams{})

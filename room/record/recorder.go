@@ -137,10 +137,10 @@ func (r *Recorder) enqueue(f *frame) bool {
 }
 
 // framesOutsideQueue are the frames a Recorder uses besides those queued:
-// one being put together and one held back per track, those the writer holds to interleave
+// one being put together and those held back (videoLine) per track, those the writer holds to interleave
 // and the one the muxer is writing. The pool keeps as many frames as were
 // ever in flight at once, up to the queue's size and these.
-const framesOutsideQueue = 64
+const framesOutsideQueue = 64 + maxLineFrames
 
 // keyframeRequestInterval spaces keyframe requests: a keyframe takes a
 // round trip and the encoder's time to come.
@@ -162,9 +162,7 @@ type Track struct {
 	cur         *frame // the frame being put together
 	curTS       uint32
 	curSSRC     uint32
-	held        *frame // video: the newest whole frame, not yet handed to the writer
-	heldEpoch   int    // the clock epoch held belongs to
-	step        int64  // video: ns between the latest two frames of one epoch
+	line        videoLine // video: whole frames not yet handed to the writer (videoline.go)
 	needKey     bool
 	asked       bool
 	lastAsk     int64
@@ -172,7 +170,7 @@ type Track struct {
 }
 
 func newTrack(r *Recorder, k codecKind, c *Codec, num, slots int) *Track {
-	return &Track{r: r, kind: k, video: k != kindOpus, num: num, needKey: k != kindOpus, step: defaultFrameStep,
+	return &Track{r: r, kind: k, video: k != kindOpus, num: num, needKey: k != kindOpus, line: newVideoLine(),
 		jb:    newJitterBuffer(slots, r.rec.p.JitterDelay.Nanoseconds()),
 		dep:   newDepacketizer(k),
 		clock: mediaClock{rate: int64(c.ClockRate)}}
@@ -281,49 +279,13 @@ func (t *Track) complete(now int64) {
 		}
 	}
 	f.track = t.num
-	var pushed bool
-	f.pts, pushed = t.clock.pts(t.curTS)
+	f.pts = t.clock.pts(t.curTS)
 	if !t.video {
 		t.r.enqueue(f)
 		return
 	}
-	t.hold(f, pushed, now)
-}
-
-// defaultFrameStep is the frame interval assumed until one is seen.
-const defaultFrameStep = int64(time.Second / 30)
-
-// hold keeps video frame f back and hands the one held before to the
-// writer, unless f replaces it. An SFU switches layers at the new layer's
-// keyframe, which may be of the very instant whose old-layer frame came
-// just before: two frames of one instant, a millisecond apart, which
-// players and ffmpeg take for timestamps going wrong. So a keyframe that
-// starts a new epoch within half a frame of the held frame, or that the
-// clock had to push past it, is that instant again: it takes the held
-// frame's place and time, and the clock follows.
-func (t *Track) hold(f *frame, pushed bool, now int64) {
-	h := t.held
-	t.held = nil
-	epoch := t.clock.epochs
-	if h != nil {
-		if f.key && (pushed || (epoch != t.heldEpoch && f.pts-h.pts < t.step/2)) {
-			t.clock.retime(t.curTS, h.pts)
-			f.pts = h.pts
-			t.r.pool.put(h)
-		} else {
-			if epoch == t.heldEpoch {
-				t.step = min(max(f.pts-h.pts, int64(5*time.Millisecond)), int64(200*time.Millisecond))
-			}
-			if !t.r.enqueue(h) && !f.key {
-				// The writer lost a frame f refers to.
-				t.r.pool.put(f)
-				t.needKey = true
-				t.askKeyframe(now)
-				return
-			}
-		}
-	}
-	t.held, t.heldEpoch = f, epoch
+	t.line.push(f, t.curTS, t.clock.epochs)
+	t.releaseFrames(now, false)
 }
 
 func (t *Track) askKeyframe(now int64) {
@@ -342,15 +304,13 @@ func (t *Track) close() {
 	t.closed = true // first: no keyframe requests while draining
 	if !t.r.failed.Load() {
 		t.drain(0, true)
-		if t.held != nil {
-			t.r.enqueue(t.held)
-			t.held = nil
-		}
+		t.releaseFrames(0, true)
 	}
 	if t.cur != nil {
 		t.r.pool.put(t.cur)
 		t.cur = nil
 	}
-	t.r.pool.put(t.held)
-	t.held = nil
+	for t.line.n > 0 {
+		t.r.pool.put(t.line.pop().f)
+	}
 }

@@ -93,6 +93,10 @@ type network struct {
 	retransmit float64 // of lost packets sent again
 	reorder    float64 // of packets held back 10-60 ms
 	steady     bool    // every packet takes 20 ms: no jitter, so no reordering
+	// keyDelay is how much later than its instant a keyframe leaves the
+	// sender (a browser's keyframe is slow to encode and paced out); the
+	// frames behind it queue, each leaving 5 ms after the one before.
+	keyDelay time.Duration
 }
 
 // simParams describe a publisher and its uplink, in media time.
@@ -156,6 +160,7 @@ type sim struct {
 	apack   rtp.Packetizer
 	aidx    int
 	packets int
+	busy    time.Duration // with keyDelay: when the sender may send the next frame
 }
 
 func newSim(p simParams, start time.Time) *sim {
@@ -256,6 +261,13 @@ func (s *sim) sendOn(at time.Duration, f clipFrame, step uint32) {
 		if i != pk {
 			p.SkipSamples(step) // the other layers go on being sent
 		}
+	}
+	if d := s.p.net.keyDelay; d > 0 {
+		if f.key {
+			at += d
+		}
+		at = max(at, s.busy)
+		s.busy = at + 5*time.Millisecond
 	}
 	for _, p := range s.vpack[pk].Packetize(f.data, step) {
 		s.send(at, s.rec.Video(), p)
