@@ -25,9 +25,15 @@ const paddingLayer int8 = -2
 // paddingSize is the padding carried by one probe packet (the most RTP allows).
 const paddingSize = 255
 
-// historySize is how many sent packets a DownTrack remembers for NACKs. It
-// holds metadata only; the packets themselves live in the Receiver's cache.
-const historySize = 1024
+// How many sent packets a DownTrack remembers for NACKs: metadata only,
+// the packets themselves live in the Receiver's cache. Powers of two
+// (dividing the 16-bit sequence space). Video: 1024, 4 s at 250 packets
+// a second; audio: 128, 2.5 s of 20 ms packets, in an eighth of the
+// memory (each subscriber holds one history per track it receives).
+const (
+	videoHistory = 1024
+	audioHistory = 128
+)
 
 // sentPacket maps one outgoing sequence number back to its source packet.
 type sentPacket struct {
@@ -82,8 +88,8 @@ type DownTrack struct {
 	rtxBuf   [maxPacketSize]byte
 	direct   *directWriter // the direct send path's state, once used
 	rtxPkt   rtp.Packet
-	history  [historySize]sentPacket
-	out      sendState // transport-wide numbering and sender reports (sendstate.go)
+	history  []sentPacket // by outgoing sequence number modulo its length
+	out      sendState    // transport-wide numbering and sender reports (sendstate.go)
 
 	// Relay layers only (relay_out.go).
 	pinned   bool  // forwards exactly maxLayer, whatever else is live
@@ -123,6 +129,11 @@ func newDownTrack(r *Receiver, p *Peer) *DownTrack {
 		onDecision: p.params.OnDecision,
 		done:       make(chan struct{}),
 	}
+	size := videoHistory
+	if r.kind == webrtc.RTPCodecTypeAudio {
+		size = audioHistory
+	}
+	d.history = make([]sentPacket, size)
 	d.target = d.computeTargetLocked()
 	return d
 }
@@ -248,7 +259,7 @@ func (d *DownTrack) writeRTP(layer int8, p *rtp.Packet, key bool, vd *vp8.Descri
 		}
 		d.vp8.Sent(vd)
 	}
-	h := &d.history[seq%historySize]
+	h := &d.history[int(seq)&(len(d.history)-1)]
 	*h = sentPacket{dstSeq: seq, srcSeq: p.SequenceNumber, layer: layer, valid: true, ts: ts, vp8: d.vp8.Offsets()}
 	d.fillHeader(&p.Header, seq, ts)
 	if d.levelOut != 0 {
@@ -310,7 +321,7 @@ func (d *DownTrack) writePadding(budget int) int {
 		if !ok {
 			break
 		}
-		d.history[seq%historySize] = sentPacket{dstSeq: seq, layer: paddingLayer, valid: true, ts: ts}
+		d.history[int(seq)&(len(d.history)-1)] = sentPacket{dstSeq: seq, layer: paddingLayer, valid: true, ts: ts}
 		h := &d.hdr
 		h.Version, h.Marker, h.PayloadType = 2, false, d.pt
 		h.SequenceNumber, h.Timestamp, h.SSRC = seq, ts, d.ssrc
@@ -359,7 +370,7 @@ func (d *DownTrack) retransmit(seq uint16, now time.Time) bool {
 	if !d.bound || d.closed {
 		return false
 	}
-	sp := &d.history[seq%historySize]
+	sp := &d.history[int(seq)&(len(d.history)-1)]
 	if !sp.valid || sp.dstSeq != seq || sp.layer == paddingLayer {
 		return false
 	}

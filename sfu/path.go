@@ -48,8 +48,10 @@ type sendPath struct {
 }
 
 // feedbackResults is the capacity the per-report results start with: a
-// report covers ~100 ms, a few hundred packets at most.
-const feedbackResults = 512
+// report covers ~100 ms, 25 packets of a 250 packets a second downlink. A
+// busier subscriber's results grow once to what its reports need (every
+// subscriber has one: the memory counts).
+const feedbackResults = 64
 
 func newSendPath() *sendPath {
 	h, err := twcc.NewHistory(twcc.DefaultSize)

@@ -113,8 +113,9 @@ func (p *parser) status(symbol uint16, out []bwe.Packet, c *Counts) ([]bwe.Packe
 		return out, nil
 	}
 	seen := &p.h.seen[seq&p.h.mask]
-	before := int64(0)
-	if *seen>>2 == seq+1 {
+	tag := uint32(seq+1) << 2
+	before := uint32(0)
+	if *seen&^3 == tag {
 		before = *seen & 3
 	}
 	if before == seenReceived || (before == seenLost && !received) {
@@ -124,11 +125,11 @@ func (p *parser) status(symbol uint16, out []bwe.Packet, c *Counts) ([]bwe.Packe
 	r := bwe.Packet{Seq: seq, Sent: sent, Size: size, Padding: padding}
 	if received {
 		r.Arrival, r.Late = p.arrival*1000, before == seenLost
-		*seen = (seq+1)<<2 | seenReceived
+		*seen = tag | seenReceived
 		c.Received++
 	} else {
 		r.Lost = true
-		*seen = (seq+1)<<2 | seenLost
+		*seen = tag | seenLost
 		c.Lost++
 	}
 	return append(out, r), nil

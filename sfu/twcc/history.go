@@ -22,7 +22,7 @@ import (
 
 // DefaultSize is the ring size for one subscriber: feedback comes every
 // ~100 ms, so 2048 packets cover two seconds even at 1000 packets a second
-// (a 10 Mbit/s downlink), in 32 KiB.
+// (a 10 Mbit/s downlink), in 40 KiB.
 const DefaultSize = 2048
 
 // Bounds on the ring size. Feedback numbers are unwrapped as at most half
@@ -49,8 +49,10 @@ type History struct {
 	slots []slot // the departures, indexed by sequence number & mask
 
 	// Owned by the reader only.
-	seen    []int64 // per slot: (seq+1)<<2 | what feedback said about it
-	ref     int64   // the newest feedback reference time, unwrapped (64 ms units)
+	// per slot: the low 30 bits of seq+1, shifted left 2, | what feedback
+	// said about it (a stale entry matches only 2^30 packets later).
+	seen    []uint32
+	ref     int64 // the newest feedback reference time, unwrapped (64 ms units)
 	haveRef bool
 }
 
@@ -71,7 +73,7 @@ func NewHistory(size int) (*History, error) {
 	if size < MinSize || size > MaxSize || size&(size-1) != 0 {
 		return nil, fmt.Errorf("new history of %d packets: %w", size, ErrSize)
 	}
-	return &History{slots: make([]slot, size), seen: make([]int64, size), mask: int64(size - 1)}, nil
+	return &History{slots: make([]slot, size), seen: make([]uint32, size), mask: int64(size - 1)}, nil
 }
 
 // Stamp assigns the next transport-wide sequence number to a packet of size
