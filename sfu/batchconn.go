@@ -55,6 +55,9 @@ type batchConn struct {
 	once    sync.Once
 
 	batches, packets atomic.Uint64 // for tests and metrics
+
+	routeMu sync.RWMutex
+	routes  map[netip.AddrPort]rtcpTaker // who reads whose RTCP on the spot (direct_rtcp.go)
 }
 
 func newBatchConn(c *net.UDPConn) *batchConn {
@@ -126,9 +129,15 @@ func (b *batchConn) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
 
 // ReadFromAddrPort reads one datagram; on Linux from batches that one
 // recvmmsg takes off the socket (batchconn_linux.go). pion's UDP mux reads
-// through it.
+// through it. RTCP that a peer's direct path takes (direct_rtcp.go) is
+// handled here and not returned.
 func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
-	return b.in.read(b.UDPConn, p)
+	for {
+		n, addr, err := b.in.read(b.UDPConn, p)
+		if err != nil || !isRTCP(p[:n]) || !b.takes(p[:n], addr) {
+			return n, addr, err
+		}
+	}
 }
 
 func (b *batchConn) flusher() {

@@ -41,8 +41,33 @@ const srtpOverhead = 32
 // keys known. It runs when the connection comes up and whenever ICE
 // selects another pair; without a route pion's writer is used.
 func (p *Peer) updateDirectRoute() {
-	route := p.findDirectRoute()
-	if old := p.direct.Swap(route); (old == nil) != (route == nil) {
+	p.routeMu.Lock()
+	defer p.routeMu.Unlock()
+	var route *directRoute
+	if !p.isClosed() {
+		route = p.findDirectRoute()
+	}
+	p.setRouteLocked(route)
+}
+
+// dropDirectRoute stops the direct paths as the peer closes.
+func (p *Peer) dropDirectRoute() {
+	p.routeMu.Lock()
+	defer p.routeMu.Unlock()
+	p.setRouteLocked(nil)
+}
+
+// setRouteLocked switches to route (nil: none), moving where the peer's
+// RTCP is read on the spot with it (direct_rtcp.go). Called with routeMu.
+func (p *Peer) setRouteLocked(route *directRoute) {
+	old := p.direct.Swap(route)
+	if old != nil && (route == nil || *old != *route) {
+		old.conn.unrouteRTCP(old.addr, p)
+	}
+	if route != nil {
+		route.conn.routeRTCP(route.addr, p)
+	}
+	if (old == nil) != (route == nil) {
 		p.log.Debug("direct send", "on", route != nil)
 	}
 }

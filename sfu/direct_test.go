@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
+	"github.com/pion/rtcp"
 	"github.com/pion/srtp/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -57,6 +58,9 @@ func TestKeyCaptureMatchesTheDTLSExporter(t *testing.T) {
 			}
 			if got.profile != profile || !bytes.Equal(got.key, m[kl:2*kl]) || !bytes.Equal(got.salt, m[2*kl+sl:]) {
 				t.Fatalf("derived %v %x %x, exporter gives server key %x salt %x", got.profile, got.key, got.salt, m[kl:2*kl], m[2*kl+sl:])
+			}
+			if !bytes.Equal(got.inKey, m[:kl]) || !bytes.Equal(got.inSalt, m[2*kl:2*kl+sl]) {
+				t.Fatalf("derived the peer's key %x salt %x, exporter gives client key %x salt %x", got.inKey, got.inSalt, m[:kl], m[2*kl:2*kl+sl])
 			}
 		})
 	}
@@ -110,7 +114,7 @@ func TestDirectSendDeliversMedia(t *testing.T) {
 			t.Fatal("a subscriber on the shared port has no direct route")
 		}
 	}
-	before := testutil.ToFloat64(metricDirectPackets)
+	before, rtcpBefore := testutil.ToFloat64(metricDirectPackets), testutil.ToFloat64(metricDirectRTCP)
 	var got [2]int
 	for i, w := range rp.watches {
 		got[i] = w.count()
@@ -118,6 +122,32 @@ func TestDirectSendDeliversMedia(t *testing.T) {
 	fwd, _ := rp.measure(t, 200)
 	if direct := testutil.ToFloat64(metricDirectPackets) - before; direct < float64(fwd) {
 		t.Fatalf("%v of %d forwarded packets went the direct way", direct, fwd)
+	}
+	// The subscribers' feedback is read on the spot too: a report (in a
+	// compound with a source description, as browsers send it) and a
+	// receiver estimate from each reach their DownTrack and send path.
+	for i, d := range rp.downs {
+		d.mu.Lock()
+		ssrc := d.ssrc
+		d.mu.Unlock()
+		err := rp.subs[i].pc.WriteRTCP([]rtcp.Packet{
+			&rtcp.ReceiverReport{SSRC: 1, Reports: []rtcp.ReceptionReport{{SSRC: ssrc, TotalLost: uint32(7 + i)}}},
+			&rtcp.SourceDescription{Chunks: []rtcp.SourceDescriptionChunk{{Source: 1, Items: []rtcp.SourceDescriptionItem{{Type: rtcp.SDESCNAME, Text: "sub"}}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rp.subs[i].pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{SenderSSRC: 1, Bitrate: float32(500_000 + 1000*i), SSRCs: []uint32{ssrc}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, d := range rp.downs {
+		wait.Until(t, patience, fmt.Sprintf("subscriber %d's report and estimate", i), func() (bool, string) {
+			lost, remb := d.lost.Load(), d.peer.send.remb.Load()
+			return lost == uint32(7+i) && remb == int64(500_000+1000*i), fmt.Sprintf("lost %d, estimate %d", lost, remb)
+		})
+	}
+	if taken := testutil.ToFloat64(metricDirectRTCP) - rtcpBefore; taken < float64(2*len(rp.downs)) {
+		t.Fatalf("%v RTCP datagrams taken directly, want the %d sent", taken, 2*len(rp.downs))
 	}
 	for i, w := range rp.watches {
 		d := rp.downs[i]

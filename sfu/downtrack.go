@@ -177,6 +177,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		d.levelOut = audioLevelID(ctx.HeaderExtensions())
 	}
 	d.out.twccID = transportCCID(ctx.HeaderExtensions())
+	d.peer.indexSSRC(d.ssrc, d, nil)
 	if d.peer.send != nil {
 		d.peer.send.streamBound(d.out.twccID != 0)
 	}
@@ -428,41 +429,49 @@ func (d *DownTrack) readRTCP(s *webrtc.RTPSender) {
 		if err != nil {
 			continue
 		}
+		now := time.Now()
 		for _, pkt := range pkts {
-			switch p := pkt.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				d.plis.Add(1)
-				metricPLIsReceived.Inc()
-				d.mu.Lock()
-				l := d.current
-				if l == noLayer {
-					l = d.target
-				}
-				d.mu.Unlock()
-				if l >= 0 {
-					d.recv.requestKeyframe(l)
-				}
-			case *rtcp.TransportLayerCC:
-				if d.alloc != nil {
-					d.alloc.path.transportFeedback(p, time.Now())
-				}
-			case *rtcp.ReceiverEstimatedMaximumBitrate:
-				if d.alloc != nil {
-					d.alloc.path.receiverEstimate(int64(p.Bitrate))
-				}
-			case *rtcp.ReceiverReport:
-				d.noteReport(p)
-			case *rtcp.TransportLayerNack:
-				now := time.Now()
-				for _, pair := range p.Nacks {
-					for _, seq := range pair.PacketList() {
-						d.nacks.Add(1)
-						metricNACKsReceived.Inc()
-						if d.retransmit(seq, now) {
-							d.resent.Add(1)
-							metricNACKsAnswered.Inc()
-						}
-					}
+			d.feedback(pkt, now)
+		}
+	}
+}
+
+// feedback handles one packet of the subscriber's feedback: keyframe
+// requests go upstream (throttled), NACKs are answered from the cache,
+// transport feedback goes to the bandwidth estimate. From readRTCP, or
+// from the shared socket's reader (direct_rtcp.go).
+func (d *DownTrack) feedback(pkt rtcp.Packet, now time.Time) {
+	switch p := pkt.(type) {
+	case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+		d.plis.Add(1)
+		metricPLIsReceived.Inc()
+		d.mu.Lock()
+		l := d.current
+		if l == noLayer {
+			l = d.target
+		}
+		d.mu.Unlock()
+		if l >= 0 {
+			d.recv.requestKeyframe(l)
+		}
+	case *rtcp.TransportLayerCC:
+		if d.alloc != nil {
+			d.alloc.path.transportFeedback(p, now)
+		}
+	case *rtcp.ReceiverEstimatedMaximumBitrate:
+		if d.alloc != nil {
+			d.alloc.path.receiverEstimate(int64(p.Bitrate))
+		}
+	case *rtcp.ReceiverReport:
+		d.noteReport(p)
+	case *rtcp.TransportLayerNack:
+		for _, pair := range p.Nacks {
+			for _, seq := range pair.PacketList() {
+				d.nacks.Add(1)
+				metricNACKsReceived.Inc()
+				if d.retransmit(seq, now) {
+					d.resent.Add(1)
+					metricNACKsAnswered.Inc()
 				}
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/confab-sfu/confab/internal/wait"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
@@ -71,6 +73,7 @@ func testNACKAnswered(t *testing.T, e *Engine, direct bool) {
 			t.Fatal(err)
 		}
 	}
+	directBefore := testutil.ToFloat64(metricDirectRTCP)
 	nack(newest + 5000) // never sent: nothing to resend
 	nack(seq)
 	wait.For(t, patience, "the resent packet", func() bool {
@@ -88,6 +91,15 @@ func testNACKAnswered(t *testing.T, e *Engine, direct bool) {
 	// NACKs are handled in order: the first one was done before the second.
 	if st := d.Stats(); st.NACKs != 2 || st.Resent != 1 {
 		t.Fatalf("stats %+v, want 2 NACKs and 1 resent", st)
+	}
+	// A keyframe request takes the same way.
+	if err := sub.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{SenderSSRC: 1, MediaSSRC: uint32(tr.SSRC())}}); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, patience, "the keyframe request at the server", func() bool { return d.Stats().PLIs == 1 })
+	// Over the shared port the feedback was read on the spot, not by pion.
+	if taken := testutil.ToFloat64(metricDirectRTCP) - directBefore; direct && taken < 3 {
+		t.Fatalf("%v RTCP datagrams taken directly, want the two NACKs and the PLI", taken)
 	}
 }
 

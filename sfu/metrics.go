@@ -41,6 +41,8 @@ var (
 		Name: "confab_udp_batched_packets_total", Help: "Packets sent by those sendmmsg calls."})
 	metricDirectPackets = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "confab_direct_packets_total", Help: "Forwarded packets the server encrypted and queued itself, past pion's send path."})
+	metricDirectRTCP = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "confab_direct_rtcp_total", Help: "Subscribers' RTCP datagrams the shared port's reader decrypted and handled itself, past pion's receive path."})
 	metricPeers = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "confab_peer_connections", Help: "Open PeerConnections."})
 )
@@ -49,5 +51,5 @@ func init() {
 	prometheus.MustRegister(metricPacketsIn, metricBytesIn, metricPacketsOut, metricBytesOut,
 		metricNACKsReceived, metricNACKsAnswered, metricPLIsReceived, metricPLIsSent,
 		metricLayerSwitches, metricBandwidthPauses, metricBandwidthResumes, metricPublishedTracks, metricForwardedTracks, metricPeers,
-		metricFanOutHandoffs, metricUDPBatches, metricUDPBatchedPackets, metricDirectPackets)
+		metricFanOutHandoffs, metricUDPBatches, metricUDPBatchedPackets, metricDirectPackets, metricDirectRTCP)
 }

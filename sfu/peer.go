@@ -75,7 +75,11 @@ type Peer struct {
 	send          *sendPath                   // transport-wide numbering and feedback (nil on relay links)
 	keys          *keyCapture                 // the DTLS handshake's keys (nil: pion's writer only)
 	direct        atomic.Pointer[directRoute] // where DownTracks send themselves (nil: through pion)
-	wg            sync.WaitGroup              // goroutines the peer owns
+	routeMu       sync.Mutex                  // serializes route changes (direct.go)
+	in            rtcpIn                      // the peer's feedback read on the spot (direct_rtcp.go)
+	ssrcMu        sync.Mutex
+	bySSRC        atomic.Pointer[map[uint32]*DownTrack] // DownTracks by the SSRC they send
+	wg            sync.WaitGroup                        // goroutines the peer owns
 }
 
 // ID is the participant id.
@@ -244,6 +248,10 @@ func (p *Peer) Unsubscribe(id TrackID) {
 // removeDownLocked stops a DownTrack; RemoveTrack stops its sender, which
 // ends its RTCP reader, and marks the media section inactive.
 func (p *Peer) removeDownLocked(d *DownTrack, s *webrtc.RTPSender) {
+	d.mu.Lock()
+	ssrc := d.ssrc
+	d.mu.Unlock()
+	p.indexSSRC(ssrc, nil, d)
 	d.close()
 	d.recv.removeDownTrack(d)
 	delete(p.downs, d)
@@ -331,6 +339,7 @@ func (p *Peer) stop() ([]*DownTrack, []*Receiver) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	close(p.closed)
+	p.dropDirectRoute()
 	for _, t := range []*time.Timer{p.negTimer, p.offerTimer, p.connectTimer} {
 		if t != nil {
 			t.Stop()

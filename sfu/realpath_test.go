@@ -112,6 +112,7 @@ func countAllocs(t testing.TB) allocCounts {
 // publisher and n subscribers, all real pion PeerConnections over
 // loopback in this process.
 type realPath struct {
+	subs    []*client
 	downs   []*DownTrack
 	watches []*mediaWatch
 	recv    *Receiver
@@ -142,6 +143,7 @@ func newRealPath(t testing.TB, n int) *realPath {
 	for range n {
 		sub := newClient(t, e, clientOpts{})
 		d, _, w := subscribeAndWatch(t, sub, recvs[0], false)
+		rp.subs = append(rp.subs, sub)
 		rp.downs = append(rp.downs, d)
 		rp.watches = append(rp.watches, w)
 		wait.For(t, patience, "media at a subscriber", func() bool { return w.count() > 0 })

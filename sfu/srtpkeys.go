@@ -18,11 +18,13 @@ import (
 	"github.com/pion/srtp/v3"
 )
 
-// srtpKeys are the keys the server encrypts its SRTP with on one
-// PeerConnection (its DTLS role is server: the server_write keys).
+// srtpKeys are the keys of one PeerConnection's SRTP, the server's DTLS
+// role being server: it encrypts with the server_write key and salt and
+// the peer with the client_write ones (inKey, inSalt).
 type srtpKeys struct {
-	profile   srtp.ProtectionProfile
-	key, salt []byte
+	profile       srtp.ProtectionProfile
+	key, salt     []byte
+	inKey, inSalt []byte
 }
 
 // keyCapture learns one PeerConnection's SRTP keys from its DTLS
@@ -101,9 +103,9 @@ func (k *keyCapture) outKeys() *srtpKeys {
 	return k.keys
 }
 
-// exportSRTPKeys derives the server's write key and salt (RFC 5764 4.2:
-// client key, server key, client salt, server salt, from the exporter
-// labelled EXTRACTOR-dtls_srtp over the two randoms).
+// exportSRTPKeys derives the write keys and salts of both sides (RFC 5764
+// 4.2: client key, server key, client salt, server salt, from the
+// exporter labelled EXTRACTOR-dtls_srtp over the two randoms).
 func exportSRTPKeys(master, clientRandom, serverRandom []byte, suite dtls.CipherSuiteID, profile srtp.ProtectionProfile) (*srtpKeys, error) {
 	keyLen, err := profile.KeyLen()
 	if err != nil {
@@ -120,8 +122,8 @@ func exportSRTPKeys(master, clientRandom, serverRandom []byte, suite dtls.Cipher
 		return nil, err
 	}
 	return &srtpKeys{profile: profile,
-		key:  m[keyLen : 2*keyLen],
-		salt: m[2*keyLen+saltLen:]}, nil
+		key: m[keyLen : 2*keyLen], salt: m[2*keyLen+saltLen:],
+		inKey: m[:keyLen], inSalt: m[2*keyLen : 2*keyLen+saltLen]}, nil
 }
 
 // prfHash is the TLS 1.2 PRF hash of a cipher suite: SHA-384 for the
