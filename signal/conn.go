@@ -85,7 +85,7 @@ type Conn struct {
 
 	limiter readLimiter // used by Read only
 
-	queue     chan []byte
+	queue     *outQueue
 	closeOnce sync.Once
 	req       closeRequest  // written once, before closing is closed
 	closing   chan struct{} // closed when the connection starts to close
@@ -112,7 +112,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts ConnOptions) (*Conn, er
 		ws: ws, opts: opts, remote: r.RemoteAddr,
 		log:     opts.Logger.With("remote", r.RemoteAddr),
 		limiter: newReadLimiter(opts.MessageRate, opts.MessageBurst, time.Now()),
-		queue:   make(chan []byte, opts.QueueSize),
+		queue:   newOutQueue(opts.QueueSize),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -185,12 +185,10 @@ func (c *Conn) Send(m *Message) error {
 		return ErrClosed
 	default:
 	}
-	select {
-	case c.queue <- b:
+	if c.queue.push(b) {
 		return nil
-	default:
 	}
-	c.log.Warn("signaling client too slow, disconnecting", "queued", len(c.queue), "type", m.Type)
+	c.log.Warn("signaling client too slow, disconnecting", "queued", c.queue.len(), "type", m.Type)
 	c.shut(closeRequest{code: websocket.StatusPolicyViolation, reason: "slow consumer"})
 	return ErrSlowConsumer
 }
@@ -221,17 +219,29 @@ func (c *Conn) writeLoop() {
 	defer c.wg.Done()
 	for {
 		select {
-		case b := <-c.queue:
-			ctx, cancel := context.WithTimeout(c.kill, c.opts.WriteTimeout)
-			err := c.ws.Write(ctx, websocket.MessageText, b)
-			cancel()
-			if err != nil {
-				// nhooyr has already dropped the connection (a write that
-				// times out closes it), so there is no one to say goodbye to.
-				c.log.Info("signaling write failed, disconnecting", "err", err)
-				c.shut(closeRequest{code: websocket.StatusPolicyViolation, reason: "write failed", abort: true})
-				c.finish()
-				return
+		case <-c.queue.ready:
+			for {
+				b, ok := c.queue.pop()
+				if !ok {
+					break
+				}
+				ctx, cancel := context.WithTimeout(c.kill, c.opts.WriteTimeout)
+				err := c.ws.Write(ctx, websocket.MessageText, b)
+				cancel()
+				if err != nil {
+					// nhooyr has already dropped the connection (a write that
+					// times out closes it), so there is no one to say goodbye to.
+					c.log.Info("signaling write failed, disconnecting", "err", err)
+					c.shut(closeRequest{code: websocket.StatusPolicyViolation, reason: "write failed", abort: true})
+					c.finish()
+					return
+				}
+				select {
+				case <-c.closing: // what is left is flushed, or not, as Close asked
+					c.finish()
+					return
+				default:
+				}
 			}
 		case <-c.closing:
 			c.finish()
@@ -266,12 +276,8 @@ func (c *Conn) finish() {
 // drain writes what is queued until the queue is empty or a write fails.
 func (c *Conn) drain(ctx context.Context) {
 	for {
-		select {
-		case b := <-c.queue:
-			if c.ws.Write(ctx, websocket.MessageText, b) != nil {
-				return
-			}
-		default:
+		b, ok := c.queue.pop()
+		if !ok || c.ws.Write(ctx, websocket.MessageText, b) != nil {
 			return
 		}
 	}
