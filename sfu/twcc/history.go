@@ -21,9 +21,10 @@ import (
 )
 
 // DefaultSize is the ring size for one subscriber: feedback comes every
-// ~100 ms, so 2048 packets cover two seconds even at 1000 packets a second
-// (a 10 Mbit/s downlink), in 40 KiB.
-const DefaultSize = 2048
+// ~100 ms, so 1024 packets cover a second even at 1000 packets a second
+// (a 10 Mbit/s downlink; four seconds of a 720p lecture), in 20 KiB. A
+// report about packets older than that comes too late to steer anything.
+const DefaultSize = 1024
 
 // Bounds on the ring size. Feedback numbers are unwrapped as at most half
 // the 16-bit space behind the newest packet sent, so a larger ring would
