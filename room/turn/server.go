@@ -56,17 +56,9 @@ func Start(c ServerConfig) (*Server, error) {
 		c.Logger = slog.Default()
 	}
 	permit := permitPeers(c.AllowedPeers, relay, c.Logger)
-	udp, err := net.ListenPacket("udp4", c.Listen)
+	udp, tcp, err := listenBoth(c.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("start TURN server: %w", err)
-	}
-	// TCP on the same port number, for networks that only let TCP out.
-	_, port, _ := net.SplitHostPort(udp.LocalAddr().String())
-	host, _, _ := net.SplitHostPort(c.Listen)
-	tcp, err := net.Listen("tcp4", net.JoinHostPort(host, port))
-	if err != nil {
-		_ = udp.Close()
-		return nil, fmt.Errorf("start TURN server on tcp: %w", err)
+		return nil, err
 	}
 	bind := "0.0.0.0"
 	if relay.IsLoopback() {
@@ -126,3 +118,33 @@ func (t *Server) URLs(host string) []string {
 
 // Close stops the server and its allocations.
 func (t *Server) Close() error { return t.srv.Close() }
+
+// portAttempts bounds the tries for a port free for both UDP and TCP when
+// the port is left to the system.
+const portAttempts = 8
+
+// listenBoth listens on UDP and, for networks that only let TCP out, TCP
+// on the same port number. With port 0 the system picks the UDP port,
+// and its number may be taken for TCP (by any outgoing connection's
+// local port): then another is tried.
+func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+	host, wantPort, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start TURN server: %w", err)
+	}
+	for attempt := 1; ; attempt++ {
+		udp, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("start TURN server: %w", err)
+		}
+		_, port, _ := net.SplitHostPort(udp.LocalAddr().String())
+		tcp, err := net.Listen("tcp4", net.JoinHostPort(host, port))
+		if err == nil {
+			return udp, tcp, nil
+		}
+		_ = udp.Close()
+		if wantPort != "0" || attempt == portAttempts {
+			return nil, nil, fmt.Errorf("start TURN server on tcp: %w", err)
+		}
+	}
+}
