@@ -118,43 +118,46 @@ func (in *rtcpIn) open(keys *srtpKeys, b []byte) ([]rtcp.Packet, bool) {
 // takesFeedback says whether pkt is feedback the direct path handles: about
 // the transport, or about a stream of downs.
 func takesFeedback(pkt rtcp.Packet, downs *map[uint32]*DownTrack) bool {
-	switch p := pkt.(type) {
+	if ssrc, ok := mediaSSRC(pkt); ok {
+		return downOf(downs, ssrc) != nil
+	}
+	switch pkt.(type) {
 	case *rtcp.ReceiverReport, *rtcp.SourceDescription, *rtcp.TransportLayerCC, *rtcp.ReceiverEstimatedMaximumBitrate:
 		return true
-	case *rtcp.PictureLossIndication:
-		return downOf(downs, p.MediaSSRC) != nil
-	case *rtcp.FullIntraRequest:
-		return downOf(downs, p.MediaSSRC) != nil
-	case *rtcp.TransportLayerNack:
-		return downOf(downs, p.MediaSSRC) != nil
 	}
 	return false
+}
+
+// mediaSSRC is the stream a keyframe request or NACK is about.
+func mediaSSRC(pkt rtcp.Packet) (uint32, bool) {
+	switch p := pkt.(type) {
+	case *rtcp.PictureLossIndication:
+		return p.MediaSSRC, true
+	case *rtcp.FullIntraRequest:
+		return p.MediaSSRC, true
+	case *rtcp.TransportLayerNack:
+		return p.MediaSSRC, true
+	}
+	return 0, false
 }
 
 // feedback hands one packet to the DownTracks it is about, or to the
 // peer's send path.
 func (p *Peer) feedback(pkt rtcp.Packet, downs *map[uint32]*DownTrack, now time.Time) {
-	switch f := pkt.(type) {
-	case *rtcp.PictureLossIndication:
-		downOf(downs, f.MediaSSRC).feedback(pkt, now)
-	case *rtcp.FullIntraRequest:
-		downOf(downs, f.MediaSSRC).feedback(pkt, now)
-	case *rtcp.TransportLayerNack:
-		downOf(downs, f.MediaSSRC).feedback(pkt, now)
-	case *rtcp.ReceiverReport:
-		for _, r := range f.Reports {
+	if ssrc, ok := mediaSSRC(pkt); ok {
+		downOf(downs, ssrc).feedback(pkt, now)
+		return
+	}
+	if rr, ok := pkt.(*rtcp.ReceiverReport); ok {
+		for _, r := range rr.Reports {
 			if d := downOf(downs, r.SSRC); d != nil {
 				d.feedback(pkt, now)
 			}
 		}
-	case *rtcp.TransportLayerCC:
-		if p.alloc != nil {
-			p.alloc.path.transportFeedback(f, now)
-		}
-	case *rtcp.ReceiverEstimatedMaximumBitrate:
-		if p.alloc != nil {
-			p.alloc.path.receiverEstimate(int64(f.Bitrate))
-		}
+		return
+	}
+	if p.alloc != nil {
+		pathFeedback(p.alloc.path, pkt, now)
 	}
 }
 

@@ -52,13 +52,9 @@ func (d *DownTrack) feedback(pkt rtcp.Packet, now time.Time) {
 		if l >= 0 {
 			d.recv.requestKeyframe(l)
 		}
-	case *rtcp.TransportLayerCC:
+	case *rtcp.TransportLayerCC, *rtcp.ReceiverEstimatedMaximumBitrate:
 		if d.alloc != nil {
-			d.alloc.path.transportFeedback(p, now)
-		}
-	case *rtcp.ReceiverEstimatedMaximumBitrate:
-		if d.alloc != nil {
-			d.alloc.path.receiverEstimate(int64(p.Bitrate))
+			pathFeedback(d.alloc.path, pkt, now)
 		}
 	case *rtcp.ReceiverReport:
 		d.noteReport(p)
@@ -73,5 +69,16 @@ func (d *DownTrack) feedback(pkt rtcp.Packet, now time.Time) {
 				}
 			}
 		}
+	}
+}
+
+// pathFeedback hands the subscriber's feedback about its whole path, TWCC
+// reports and REMB, to its estimator (other packets are not the path's).
+func pathFeedback(path pathEstimator, pkt rtcp.Packet, now time.Time) {
+	switch p := pkt.(type) {
+	case *rtcp.TransportLayerCC:
+		path.transportFeedback(p, now)
+	case *rtcp.ReceiverEstimatedMaximumBitrate:
+		path.receiverEstimate(int64(p.Bitrate))
 	}
 }

@@ -102,7 +102,7 @@ func (t *Track) releaseFrames(now int64, all bool) {
 	for l.n > 0 && (all || l.due()) {
 		x := l.pop()
 		x.f.pts = t.timeOf(x)
-		if l.n > 0 && t.sameInstant(x, l.at(0)) {
+		if l.n > 0 && t.replacedBy(x, l.at(0)) {
 			t.r.pool.put(x.f)
 			continue
 		}
@@ -137,12 +137,12 @@ func (t *Track) timeOf(x lineFrame) int64 {
 	return pts
 }
 
-// sameInstant says whether keyframe y, next in the line, shows the
-// instant of x, which is leaving: then y takes x's time (and the clock,
-// y's epoch) and x goes. Within one epoch (a rewriting SFU's switch) that
-// is a frame less than a millisecond after x; across epochs (a new SSRC),
-// one within half a frame of x.
-func (t *Track) sameInstant(x lineFrame, y *lineFrame) bool {
+// replacedBy says whether keyframe y, next in the line, shows the instant
+// of x, which is leaving, and if so gives y x's time (and the clock, y's
+// epoch): x then goes. Within one epoch (a rewriting SFU's switch) that is
+// a frame less than a millisecond after x; across epochs (a new SSRC), one
+// within half a frame of x.
+func (t *Track) replacedBy(x lineFrame, y *lineFrame) bool {
 	if !y.f.key {
 		return false
 	}
